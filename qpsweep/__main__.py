@@ -1,0 +1,7 @@
+"""``python -m qpsweep`` runs the same CLI as the ``qpsweep`` command."""
+
+import sys
+
+from qpsweep.cli import main
+
+sys.exit(main())

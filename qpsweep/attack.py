@@ -1,0 +1,85 @@
+"""One level of open-loop load.
+
+``LevelAttack.schedule(t0)`` walks the precomputed offsets: it sleeps until ``t0 + offset``
+(absolute times, so lateness never accumulates) and starts the request as a task without
+awaiting it.  A slow or stuck server therefore never delays the next send; the only thing
+that can is the generator itself, which ``send_lag`` in each record exposes.
+
+``drain(timeout_s)`` waits for the requests in flight; ``cancel_rest()`` cancels what is
+left, and each cancelled request is still recorded (``error_kind="interrupted"``), so every
+request that was sent ends up in exactly one record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from time import perf_counter
+
+from qpsweep.client import Sender, Trace
+from qpsweep.dataset import Prompt
+from qpsweep.record import RequestRecord
+
+Sink = Callable[[RequestRecord], None]
+
+
+class LevelAttack:
+    """The requests of one level: ``offsets_s[k]`` sends ``prompts[k]``."""
+
+    def __init__(
+        self,
+        index: int,
+        qps: float,
+        offsets_s: Sequence[float],
+        prompts: Sequence[Prompt],
+        sender: Sender,
+        sink: Sink,
+        on_send: Callable[[], None] | None = None,
+    ) -> None:
+        self.index, self.qps = index, qps
+        self._offsets_s, self._prompts = offsets_s, prompts
+        self._sender, self._sink, self._on_send = sender, sink, on_send
+        self.in_flight: set[asyncio.Task[None]] = set()
+        self.n_sent = 0
+        self.t0 = 0.0
+
+    async def schedule(self, t0: float) -> None:
+        """Start every request at ``t0 + offset`` (``perf_counter`` clock); never awaits one."""
+        self.t0 = t0
+        loop = asyncio.get_running_loop()
+        for seq, offset in enumerate(self._offsets_s):
+            delay = t0 + offset - perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            task = loop.create_task(self._one(seq, offset, self._prompts[seq]))
+            self.in_flight.add(task)
+            task.add_done_callback(self.in_flight.discard)
+
+    async def _one(self, seq: int, offset: float, prompt: Prompt) -> None:
+        trace = Trace(self.index, self.qps, seq, prompt.id, offset)
+        self.n_sent += 1
+        if self._on_send is not None:
+            self._on_send()
+        try:
+            record = await self._sender.fetch(trace, prompt, self.t0)
+        except asyncio.CancelledError:
+            done_s = perf_counter() - self.t0
+            self._sink(trace.finish(done_s, "interrupted", "cancelled: the run was interrupted"))
+            raise
+        except Exception as err:  # a bug must not lose the request: record it, keep going
+            message = f"internal error: {type(err).__name__}: {err}"[:200]
+            record = trace.finish(perf_counter() - self.t0, "protocol", message)
+        self._sink(record)
+
+    async def drain(self, timeout_s: float) -> None:
+        """Wait up to ``timeout_s`` for the requests in flight to finish."""
+        if self.in_flight:
+            await asyncio.wait(set(self.in_flight), timeout=timeout_s)
+
+    async def cancel_rest(self) -> None:
+        """Cancel the requests still in flight and wait until each has been recorded."""
+        pending = set(self.in_flight)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending)

@@ -1,0 +1,280 @@
+"""Command line: ``qpsweep [sweep flags]`` and ``qpsweep report DIR``.
+
+``main(argv) -> int`` parses, makes one library call per command, and maps operator
+errors to one line on stderr with exit code 2.  Exit codes: 0 success, 2 bad input or an
+unusable results directory, 130 interrupted by Ctrl-C/SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import NoReturn
+
+from qpsweep import __version__
+from qpsweep.client import ClientSettings
+from qpsweep.config import (
+    ARRIVALS,
+    Scenario,
+    Target,
+    check_scenario,
+    normalize_endpoint,
+    parse_header,
+    parse_percentiles,
+    parse_qps,
+)
+from qpsweep.dataset import file_sha256, load_prompts
+from qpsweep.errors import ConfigError, QpsweepError
+from qpsweep.redact import is_secret_header
+from qpsweep.rundir import (
+    DEFAULT_PLOT_FILE,
+    DEFAULT_RESULTS_FILE,
+    RunFiles,
+    create_run_dir,
+    new_metadata,
+    rebuild,
+)
+from qpsweep.sweep import run_sweep
+
+EXAMPLE = """\
+example:
+  qpsweep --endpoint http://127.0.0.1:8000/v1/chat/completions --model my-model \\
+          --dataset datasets/conversations.json --qps 1,5,10,20 --duration 60
+
+other commands:
+  qpsweep report DIR     rebuild the results JSON and report.txt of a result directory
+
+The API key is read from $OPENAI_API_KEY (see --api-key-env) and is never written anywhere.
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error as one ``ConfigError`` line (exit 2 via main)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise ConfigError(f"{message} (see {self.prog} --help)")
+
+
+def _sweep_parser() -> _Parser:
+    p = _Parser(
+        prog="qpsweep",
+        description="Open-loop QPS sweep of an OpenAI-compatible chat endpoint: Poisson arrivals "
+        "at each level, TTFT/ITL/TPOT/E2E/tokens-per-second and errors per request.",
+        epilog=EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--version", action="version", version=f"qpsweep {__version__}")
+    target = p.add_argument_group("endpoint")
+    target.add_argument(
+        "--endpoint",
+        required=True,
+        help="chat completions URL, or a base URL (http://host:8000[/v1])",
+    )
+    target.add_argument("--model", required=True, help="model name sent in each request")
+    target.add_argument("--api-key", help="API key (prefer --api-key-env; never written out)")
+    target.add_argument(
+        "--api-key-env",
+        default="OPENAI_API_KEY",
+        metavar="NAME",
+        help="environment variable holding the API key (default: %(default)s)",
+    )
+    target.add_argument(
+        "-H",
+        "--header",
+        action="append",
+        default=[],
+        metavar="K:V",
+        help="extra HTTP header, repeatable",
+    )
+    target.add_argument(
+        "--no-verify-tls", action="store_true", help="do not verify the server's TLS certificate"
+    )
+    load = p.add_argument_group("load")
+    load.add_argument(
+        "--dataset",
+        required=True,
+        help="conversations: JSON array or JSONL (see datasets/README.md)",
+    )
+    load.add_argument("--qps", default="1,5,10,20", help="QPS levels (default: %(default)s)")
+    load.add_argument(
+        "--duration",
+        type=float,
+        default=60.0,
+        help="seconds of arrivals per level (default: %(default)g)",
+    )
+    load.add_argument(
+        "--arrival",
+        choices=ARRIVALS,
+        default="poisson",
+        help="arrival process (default: %(default)s)",
+    )
+    load.add_argument(
+        "--burstiness",
+        type=float,
+        default=1.0,
+        help="gamma shape for --arrival gamma; <1 burstier (default: %(default)g)",
+    )
+    load.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the schedule and prompt order (default: %(default)s)",
+    )
+    load.add_argument(
+        "--warmup",
+        type=int,
+        default=0,
+        metavar="N",
+        help="requests sent before the first level, not counted (default: 0)",
+    )
+    load.add_argument("--max-tokens", type=int, default=512, help="default: %(default)s")
+    load.add_argument("--temperature", type=float, default=0.7, help="default: %(default)g")
+    load.add_argument(
+        "--timeout",
+        type=float,
+        default=300.0,
+        help="per-request deadline in seconds (default: %(default)g)",
+    )
+    load.add_argument(
+        "--connect-timeout",
+        type=float,
+        default=30.0,
+        help="TCP connect deadline in seconds (default: %(default)g)",
+    )
+    out = p.add_argument_group("output")
+    out.add_argument(
+        "--percentiles", default="50,95,99", help="any of 50,90,95,99,99.9 (default: %(default)s)"
+    )
+    out.add_argument(
+        "--results-dir",
+        default="results",
+        help="parent of the timestamped run directory (default: %(default)s)",
+    )
+    out.add_argument(
+        "--output",
+        default=DEFAULT_RESULTS_FILE,
+        help="results JSON file name inside the run directory",
+    )
+    out.add_argument("--plot", action="store_true", help="write the plot too")
+    out.add_argument(
+        "--plot-output", default=DEFAULT_PLOT_FILE, help="plot file name inside the run directory"
+    )
+    out.add_argument(
+        "--show-tokens", action="store_true", help="deprecated: tokens/s is always shown"
+    )
+    return p
+
+
+def _file_name(flag: str, value: str) -> str:
+    name = Path(value).name
+    if not name or name in (".", ".."):
+        raise ConfigError(f"{flag}: {value!r} is not a file name")
+    return name
+
+
+def _target(ns: argparse.Namespace) -> Target:
+    headers = tuple(parse_header(h) for h in ns.header)
+    key = ns.api_key or os.environ.get(ns.api_key_env) or None
+    return Target(
+        url=normalize_endpoint(ns.endpoint),
+        model=ns.model,
+        headers=headers,
+        api_key=key,
+        verify_tls=not ns.no_verify_tls,
+    )
+
+
+def _scenario(ns: argparse.Namespace) -> Scenario:
+    return check_scenario(
+        Scenario(
+            qps=parse_qps(ns.qps),
+            duration_s=ns.duration,
+            max_tokens=ns.max_tokens,
+            temperature=ns.temperature,
+            timeout_s=ns.timeout,
+            connect_timeout_s=ns.connect_timeout,
+            seed=ns.seed,
+            arrival=ns.arrival,
+            burstiness=ns.burstiness,
+            warmup=ns.warmup,
+            percentiles=parse_percentiles(ns.percentiles),
+        )
+    )
+
+
+def client_settings(target: Target, scenario: Scenario) -> ClientSettings:
+    """HTTP settings for a target: its headers plus ``Authorization: Bearer`` for the key."""
+    headers = dict(target.headers)
+    if target.api_key and not any(k.lower() == "authorization" for k in headers):
+        headers["Authorization"] = f"Bearer {target.api_key}"
+    secrets = tuple(v for k, v in headers.items() if is_secret_header(k) and v)
+    if target.api_key:
+        secrets += (target.api_key,)
+    return ClientSettings(
+        url=target.url,
+        model=target.model,
+        headers=headers,
+        timeout_s=scenario.timeout_s,
+        connect_timeout_s=min(scenario.connect_timeout_s, scenario.timeout_s),
+        verify_tls=target.verify_tls,
+        max_tokens=scenario.max_tokens,
+        temperature=scenario.temperature,
+        secrets=secrets,
+    )
+
+
+def _cmd_sweep(argv: list[str]) -> int:
+    ns = _sweep_parser().parse_args(argv)
+    if ns.show_tokens:
+        print("note: --show-tokens is deprecated; tokens/s is always shown", file=sys.stderr)
+    target, scenario = _target(ns), _scenario(ns)
+    files = RunFiles(_file_name("--output", ns.output), _file_name("--plot-output", ns.plot_output))
+    dataset = Path(ns.dataset)
+    prompts = load_prompts(dataset)
+    run_dir = create_run_dir(Path(ns.results_dir))
+    metadata = new_metadata(
+        target, scenario, dataset, file_sha256(dataset), len(prompts), ["qpsweep", *argv], files
+    )
+    print(
+        f"qpsweep {__version__}: {len(scenario.qps)} levels x {scenario.duration_s:g} s "
+        f"against {target.url} (model {target.model}); writing {run_dir}",
+        file=sys.stderr,
+    )
+    result = run_sweep(client_settings(target, scenario), scenario, prompts, run_dir, metadata)
+    print(result.table)
+    print(f"Results: {run_dir}")
+    return 130 if result.interrupted else 0
+
+
+def _cmd_report(argv: list[str]) -> int:
+    p = _Parser(
+        prog="qpsweep report",
+        description="Rebuild the results JSON and report.txt of a result directory "
+        "from its metadata.json and requests.jsonl alone.",
+    )
+    p.add_argument("run_dir", metavar="DIR", help="a result directory, e.g. results/2026-...")
+    ns = p.parse_args(argv)
+    _, table = rebuild(Path(ns.run_dir))
+    print(table)
+    return 0
+
+
+COMMANDS: dict[str, Callable[[list[str]], int]] = {"report": _cmd_report}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code (never raises for operator errors)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    command = COMMANDS.get(args[0], _cmd_sweep) if args else _cmd_sweep
+    if command is not _cmd_sweep:
+        args = args[1:]
+    try:
+        return command(args)
+    except QpsweepError as err:
+        print(f"qpsweep: error: {err}", file=sys.stderr)
+        return 2
+    except SystemExit as done:  # --help and --version
+        return done.code if isinstance(done.code, int) else 0

@@ -1,0 +1,309 @@
+"""One streamed chat completion -> one ``RequestRecord``.
+
+Request shape: ``{"model", "messages", "max_tokens", "temperature", "stream": true,
+"stream_options": {"include_usage": true}}``.  A server that rejects ``stream_options``
+with 400/422 gets the same request once more without it; when that retry is accepted the
+run stops sending ``stream_options`` (``RequestShape.include_usage`` becomes False).
+
+Measured per request (seconds since the level start, see ``record``): the send time, the
+arrival of every chunk that carries generated text (``delta.content``,
+``delta.reasoning_content``/``reasoning``, or ``text`` for completions), and the end.
+Output tokens come from the server's ``usage.completion_tokens`` when it sends usage,
+otherwise one token per content chunk; ``token_counted_by`` says which.
+
+Outcome classification (``error_kind``; ``None`` is success):
+
+* HTTP status: 503 -> ``http_503``, 429 -> ``http_429``, other 5xx -> ``http_5xx``,
+  other 4xx -> ``http_4xx``; a 3xx (redirects are not followed) -> ``protocol``;
+* socket connect timeout -> ``timeout_connect``; the ``--timeout`` deadline before the first
+  content chunk -> ``timeout_ttft``, after it -> ``timeout_total``;
+* refused, reset or broken connections -> ``connection``;
+* invalid JSON in a chunk, an ``error`` object in the stream, a 200 body that is not SSE, or
+  a stream that ends with neither ``[DONE]`` nor a ``finish_reason`` -> ``protocol``;
+* a complete stream without any content -> ``empty``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from time import perf_counter
+from typing import Any
+
+import aiohttp
+
+from qpsweep import __version__
+from qpsweep.dataset import Prompt
+from qpsweep.record import RequestRecord
+from qpsweep.redact import scrub
+from qpsweep.sse import SseParser
+
+_CONTENT_KEYS = ("content", "reasoning_content", "reasoning")
+_ERROR_BODY_BYTES = 8192
+_MESSAGE_CHARS = 200
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    """Everything the HTTP client needs; ``secrets`` are scrubbed from every message."""
+
+    url: str
+    model: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+    timeout_s: float = 300.0
+    connect_timeout_s: float = 30.0
+    verify_tls: bool = True
+    max_tokens: int = 512
+    temperature: float = 0.7
+    secrets: tuple[str, ...] = field(default=(), repr=False)
+
+
+class RequestShape:
+    """Run-wide facts learned from the server (mutable, shared by all requests)."""
+
+    def __init__(self) -> None:
+        self.include_usage = True
+
+
+@dataclass(slots=True)
+class Trace:
+    """A request in progress; ``finish`` turns it into the immutable record."""
+
+    level: int
+    level_qps: float
+    seq: int
+    prompt_id: int
+    scheduled_s: float
+    sent_s: float = 0.0
+    status: int | None = None
+    chunk_s: list[float] = field(default_factory=list)
+    usage_prompt: int | None = None
+    usage_completion: int | None = None
+
+    def restart(self, sent_s: float) -> None:
+        """Forget the first attempt (used by the one retry without ``stream_options``)."""
+        self.sent_s, self.status, self.chunk_s = sent_s, None, []
+        self.usage_prompt = self.usage_completion = None
+
+    def finish(self, done_s: float, error_kind: str | None, error: str | None) -> RequestRecord:
+        """The record of this request, ending at ``done_s`` with the given outcome."""
+        by_usage = self.usage_completion is not None
+        n_tokens = self.usage_completion if self.usage_completion is not None else len(self.chunk_s)
+        return RequestRecord(
+            level=self.level,
+            level_qps=self.level_qps,
+            seq=self.seq,
+            prompt_id=self.prompt_id,
+            scheduled_s=self.scheduled_s,
+            sent_s=self.sent_s,
+            done_s=done_s,
+            first_token_s=self.chunk_s[0] if self.chunk_s else None,
+            status=self.status,
+            error_kind=error_kind,
+            error=error,
+            input_tokens=self.usage_prompt,
+            output_tokens=n_tokens,
+            token_counted_by=("usage" if by_usage else "chunks") if self.chunk_s else None,
+            chunk_s=tuple(self.chunk_s),
+        )
+
+
+Outcome = tuple[str | None, str | None]
+
+
+def open_session(settings: ClientSettings) -> aiohttp.ClientSession:
+    """A session whose pool never queues requests (open loop: no connection limit)."""
+    connector = aiohttp.TCPConnector(limit=0, ssl=settings.verify_tls)
+    timeout = aiohttp.ClientTimeout(
+        total=settings.timeout_s, sock_connect=settings.connect_timeout_s
+    )
+    return aiohttp.ClientSession(connector=connector, timeout=timeout, trust_env=False)
+
+
+class Sender:
+    """Sends prompts to one endpoint and measures them; bodies are encoded once per prompt."""
+
+    def __init__(self, session: aiohttp.ClientSession, settings: ClientSettings) -> None:
+        self._session = session
+        self._settings = settings
+        self.shape = RequestShape()
+        self._headers = {
+            "Content-Type": "application/json",
+            "Accept": "text/event-stream",
+            "User-Agent": f"qpsweep/{__version__}",
+            **settings.headers,
+        }
+        self._bodies: dict[tuple[int, bool], bytes] = {}
+
+    def body(self, prompt: Prompt, include_usage: bool) -> bytes:
+        """The JSON request body for ``prompt`` (cached)."""
+        key = (prompt.id, include_usage)
+        cached = self._bodies.get(key)
+        if cached is None:
+            payload: dict[str, Any] = {
+                "model": self._settings.model,
+                "messages": prompt.as_messages(),
+                "max_tokens": prompt.max_tokens or self._settings.max_tokens,
+                "temperature": self._settings.temperature,
+                "stream": True,
+            }
+            if include_usage:
+                payload["stream_options"] = {"include_usage": True}
+            cached = self._bodies[key] = json.dumps(payload).encode()
+        return cached
+
+    async def fetch(self, trace: Trace, prompt: Prompt, t0: float) -> RequestRecord:
+        """Send ``prompt`` now and return its record; times are relative to ``t0``."""
+        include_usage = self.shape.include_usage
+        trace.sent_s = perf_counter() - t0
+        kind, message = await self._attempt(trace, prompt, t0, include_usage)
+        if include_usage and trace.status in (400, 422):
+            trace.restart(perf_counter() - t0)
+            kind, message = await self._attempt(trace, prompt, t0, False)
+            if trace.status not in (400, 422):
+                self.shape.include_usage = False
+        if message is not None:
+            message = scrub(message, self._settings.secrets)[:_MESSAGE_CHARS]
+        return trace.finish(perf_counter() - t0, kind, message)
+
+    async def _attempt(self, trace: Trace, prompt: Prompt, t0: float, usage: bool) -> Outcome:
+        try:
+            async with self._session.post(
+                self._settings.url,
+                data=self.body(prompt, usage),
+                headers=self._headers,
+                allow_redirects=False,
+            ) as resp:
+                trace.status = resp.status
+                if resp.status >= 300:
+                    return _http_failure(resp.status, await _read_bounded(resp))
+                if "json" in resp.headers.get("Content-Type", ""):
+                    return _read_json(trace, await resp.read(), perf_counter() - t0)
+                return await _read_sse(resp, trace, t0)
+        except aiohttp.ConnectionTimeoutError:
+            return "timeout_connect", f"no connection within {self._settings.connect_timeout_s:g} s"
+        except asyncio.TimeoutError:
+            limit = self._settings.timeout_s
+            if trace.chunk_s:
+                return "timeout_total", f"not finished within {limit:g} s"
+            return "timeout_ttft", f"no first token within {limit:g} s"
+        except (aiohttp.ClientError, OSError) as err:
+            return "connection", _describe(err, len(trace.chunk_s))
+
+
+def _describe(err: BaseException, n_chunks: int) -> str:
+    text = str(err) or type(err).__name__
+    return f"{text} (after {n_chunks} content chunks)" if n_chunks else text
+
+
+async def _read_bounded(resp: aiohttp.ClientResponse) -> bytes:
+    body = b""
+    async for piece in resp.content.iter_any():
+        body += piece
+        if len(body) >= _ERROR_BODY_BYTES:
+            break
+    return body
+
+
+def _error_text(body: bytes) -> str:
+    """The most useful short message of an error body (OpenAI ``error.message`` if any)."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        data = None
+    if isinstance(data, dict):
+        inner = data.get("error", data)
+        if isinstance(inner, dict):
+            inner = inner.get("message") or inner.get("detail") or inner
+        return str(inner)
+    return " ".join(body.decode("utf-8", "replace").split())
+
+
+def _http_failure(status: int, body: bytes) -> Outcome:
+    text = _error_text(body)
+    message = f"HTTP {status}: {text}" if text else f"HTTP {status}"
+    if status == 503:
+        return "http_503", message
+    if status == 429:
+        return "http_429", message
+    if status >= 500:
+        return "http_5xx", message
+    if status >= 400:
+        return "http_4xx", message
+    return "protocol", f"redirect not followed: {message}"
+
+
+def _read_json(trace: Trace, body: bytes, now_s: float) -> Outcome:
+    """A non-streamed completion: first token and end coincide."""
+    try:
+        data = json.loads(body)
+        choice = data["choices"][0]
+        text = (choice.get("message") or {}).get("content") or choice.get("text")
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+        return "protocol", "200 response is neither SSE nor a completion: " + _error_text(body)
+    _take_usage(trace, data)
+    if not text:
+        return "empty", "completion has no content"
+    trace.chunk_s.append(now_s)
+    return None, None
+
+
+def _take_usage(trace: Trace, data: dict[str, Any]) -> None:
+    usage = data.get("usage")
+    if isinstance(usage, dict):
+        if isinstance(usage.get("completion_tokens"), int):
+            trace.usage_completion = usage["completion_tokens"]
+        if isinstance(usage.get("prompt_tokens"), int):
+            trace.usage_prompt = usage["prompt_tokens"]
+
+
+def _has_content(choice: Any) -> bool:
+    if not isinstance(choice, dict):
+        return False
+    delta = choice.get("delta")
+    if isinstance(delta, dict) and any(delta.get(key) for key in _CONTENT_KEYS):
+        return True
+    return bool(choice.get("text"))
+
+
+async def _read_sse(resp: aiohttp.ClientResponse, trace: Trace, t0: float) -> Outcome:
+    parser = SseParser()
+    finished = False
+    async for piece in resp.content.iter_any():
+        now_s = perf_counter() - t0
+        for payload in parser.feed(piece):
+            if payload == b"[DONE]":
+                return _end(trace, parser, done=True)
+            try:
+                data = json.loads(payload)
+            except ValueError:
+                return "protocol", f"invalid JSON in stream: {payload[:80]!r}"
+            if not isinstance(data, dict):
+                return "protocol", f"stream chunk is not an object: {payload[:80]!r}"
+            if "error" in data:
+                return "protocol", "error in stream: " + _error_text(payload)
+            for choice in data.get("choices") or ():
+                if _has_content(choice):
+                    trace.chunk_s.append(now_s)
+                if isinstance(choice, dict) and choice.get("finish_reason"):
+                    finished = True
+            if "usage" in data:
+                _take_usage(trace, data)
+    for payload in parser.close():
+        if payload == b"[DONE]":
+            return _end(trace, parser, done=True)
+    return _end(trace, parser, done=finished)
+
+
+def _end(trace: Trace, parser: SseParser, done: bool) -> Outcome:
+    if parser.bytes_seen and not trace.chunk_s and parser.other_lines and not done:
+        return "protocol", "200 response is not an SSE stream"
+    if not done:
+        if trace.chunk_s:
+            return "protocol", f"stream ended without [DONE] after {len(trace.chunk_s)} chunks"
+        return "empty", "stream ended without content or [DONE]"
+    if not trace.chunk_s:
+        return "empty", "stream finished without any content"
+    return None, None

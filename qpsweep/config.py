@@ -1,0 +1,135 @@
+"""Validated run settings: the endpoint (``Target``) and the load (``Scenario``).
+
+Everything a user types is checked here, once, and turned into frozen dataclasses; the
+rest of qpsweep never sees raw strings.  Each parser raises ``ConfigError`` with one line
+that names the flag and the bad value.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit, urlunsplit
+
+from qpsweep.errors import ConfigError
+
+ARRIVALS = ("poisson", "constant", "gamma")
+ALLOWED_PERCENTILES = (50.0, 90.0, 95.0, 99.0, 99.9)
+CHAT_PATH = "/chat/completions"
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where requests go.  ``api_key`` is excluded from ``repr`` and never written anywhere."""
+
+    url: str
+    model: str
+    headers: tuple[tuple[str, str], ...] = ()
+    api_key: str | None = field(default=None, repr=False)
+    verify_tls: bool = True
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """What load to offer: one level per entry of ``qps``, each ``duration_s`` of arrivals."""
+
+    qps: tuple[float, ...] = (1.0, 5.0, 10.0, 20.0)
+    duration_s: float = 60.0
+    max_tokens: int = 512
+    temperature: float = 0.7
+    timeout_s: float = 300.0
+    connect_timeout_s: float = 30.0
+    seed: int = 0
+    arrival: str = "poisson"
+    burstiness: float = 1.0
+    warmup: int = 0
+    percentiles: tuple[float, ...] = (50.0, 95.0, 99.0)
+
+
+def normalize_endpoint(raw: str) -> str:
+    """Full chat-completions URL from a full URL or a base URL.
+
+    ``http://h:8000`` and ``http://h:8000/v1`` become ``http://h:8000/v1/chat/completions``;
+    a URL already ending in ``/chat/completions`` is kept; any other path is taken as a base
+    (``http://h/openai`` -> ``http://h/openai/v1/chat/completions``).
+    """
+    parts = urlsplit(raw.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(f"--endpoint: {raw!r} needs an http:// or https:// scheme and a host")
+    path = parts.path.rstrip("/")
+    if not path.endswith(CHAT_PATH):
+        path = path + CHAT_PATH if path.endswith("/v1") else path + "/v1" + CHAT_PATH
+    return urlunsplit((parts.scheme, parts.netloc, path, parts.query, ""))
+
+
+def _positive_float(flag: str, text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ConfigError(f"{flag}: {text!r} is not a number") from None
+    if not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"{flag}: {text!r} must be a positive number")
+    return value
+
+
+def parse_qps(text: str) -> tuple[float, ...]:
+    """``"1,5,10"`` -> ``(1.0, 5.0, 10.0)``; every level must be a positive finite number."""
+    items = [item.strip() for item in text.split(",")]
+    if not text.strip() or any(not item for item in items):
+        raise ConfigError(f"--qps: {text!r} must be a comma-separated list such as 1,5,10,20")
+    return tuple(_positive_float("--qps", item) for item in items)
+
+
+def parse_percentiles(text: str) -> tuple[float, ...]:
+    """``"50,95,99"`` -> ``(50.0, 95.0, 99.0)``; each must be one of 50, 90, 95, 99, 99.9."""
+    out: list[float] = []
+    for item in text.split(","):
+        try:
+            value = float(item)
+        except ValueError:
+            value = math.nan
+        if value not in ALLOWED_PERCENTILES:
+            allowed = ", ".join(f"{p:g}" for p in ALLOWED_PERCENTILES)
+            raise ConfigError(f"--percentiles: {item.strip()!r} is not one of {allowed}")
+        if value not in out:
+            out.append(value)
+    return tuple(sorted(out))
+
+
+def parse_header(text: str) -> tuple[str, str]:
+    """``"X-Team: infra"`` -> ``("X-Team", "infra")``; the name must be a non-empty token."""
+    name, sep, value = text.partition(":")
+    name = name.strip()
+    if not sep or not name or any(ch.isspace() for ch in name):
+        raise ConfigError(f"--header: {text!r} must look like 'Name: value'")
+    return name, value.strip()
+
+
+def positive(flag: str, value: float) -> float:
+    """``value`` if it is finite and > 0, else ``ConfigError`` naming ``flag``."""
+    if not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"{flag}: {value:g} must be greater than 0")
+    return value
+
+
+def non_negative_int(flag: str, value: int) -> int:
+    """``value`` if it is >= 0, else ``ConfigError`` naming ``flag``."""
+    if value < 0:
+        raise ConfigError(f"{flag}: {value} must be 0 or more")
+    return value
+
+
+def check_scenario(scenario: Scenario) -> Scenario:
+    """Validate the numeric fields that argparse cannot; returns ``scenario`` unchanged."""
+    positive("--duration", scenario.duration_s)
+    positive("--timeout", scenario.timeout_s)
+    positive("--connect-timeout", scenario.connect_timeout_s)
+    positive("--burstiness", scenario.burstiness)
+    if scenario.max_tokens < 1:
+        raise ConfigError(f"--max-tokens: {scenario.max_tokens} must be at least 1")
+    if not 0.0 <= scenario.temperature <= 2.0:
+        raise ConfigError(f"--temperature: {scenario.temperature:g} must be between 0 and 2")
+    if scenario.arrival not in ARRIVALS:
+        raise ConfigError(f"--arrival: {scenario.arrival!r} is not one of {', '.join(ARRIVALS)}")
+    non_negative_int("--warmup", scenario.warmup)
+    return scenario

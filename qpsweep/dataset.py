@@ -1,0 +1,154 @@
+"""Conversation datasets -> ``Prompt`` tuples, and the seeded order they are sent in.
+
+Accepted files (format detected per sample, so files may mix them):
+
+* seed format: ``{"prompt_content": str, "cut_chat_history": [{"role", "content"}, ...]}``;
+  ``prompt_content`` becomes the system message (skipped when empty), ``system`` turns
+  inside the history are skipped, unknown fields are ignored;
+* OpenAI style: ``{"messages": [{"role", "content"}, ...]}``;
+* either as a JSON array, or as JSON Lines (one object per line, blank lines ignored).
+
+Any sample may carry ``max_tokens`` (a positive integer) overriding ``--max-tokens``.
+A bad file raises ``DatasetError`` with one line: ``FILE: sample N: FIELD problem``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from qpsweep.errors import DatasetError
+
+ROLES = ("user", "assistant", "system")
+MAX_DATASET_BYTES = 512 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """One request's conversation; ``id`` is the sample's 0-based index in its file."""
+
+    id: int
+    messages: tuple[tuple[str, str], ...]
+    max_tokens: int | None = None
+
+    def as_messages(self) -> list[dict[str, str]]:
+        """The OpenAI ``messages`` list for this prompt."""
+        return [{"role": role, "content": content} for role, content in self.messages]
+
+
+class _SampleError(Exception):
+    """A problem in one sample; ``load_prompts`` adds the file and index."""
+
+
+def _turns(value: Any, field: str) -> list[tuple[str, str]]:
+    if not isinstance(value, list) or not value:
+        raise _SampleError(f"{field} must be a non-empty list of {{role, content}} turns")
+    turns = []
+    for i, turn in enumerate(value):
+        where = f"{field}[{i}]"
+        if not isinstance(turn, dict):
+            raise _SampleError(f"{where} must be an object with role and content")
+        role, content = turn.get("role"), turn.get("content")
+        if role not in ROLES:
+            raise _SampleError(f"{where}.role must be user/assistant/system")
+        if not isinstance(content, str):
+            raise _SampleError(f"{where}.content must be a string")
+        turns.append((role, content))
+    return turns
+
+
+def _max_tokens(sample: dict[str, Any]) -> int | None:
+    value = sample.get("max_tokens")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise _SampleError("max_tokens must be a positive integer")
+    return value
+
+
+def parse_sample(sample: Any, index: int) -> Prompt:
+    """One decoded JSON value -> ``Prompt``; raises ``_SampleError`` naming the field."""
+    if not isinstance(sample, dict):
+        raise _SampleError("must be a JSON object")
+    if "messages" in sample:
+        messages = _turns(sample["messages"], "messages")
+    elif "cut_chat_history" in sample:
+        system = sample.get("prompt_content")
+        if not isinstance(system, str):
+            raise _SampleError("prompt_content must be a string")
+        history = _turns(sample["cut_chat_history"], "cut_chat_history")
+        messages = [("system", system)] if system else []
+        messages += [turn for turn in history if turn[0] != "system"]
+    else:
+        raise _SampleError("needs cut_chat_history (seed format) or messages (OpenAI format)")
+    if not any(role != "system" for role, _ in messages):
+        raise _SampleError("has no user or assistant turn")
+    return Prompt(id=index, messages=tuple(messages), max_tokens=_max_tokens(sample))
+
+
+def _decode(path: Path, text: str) -> list[Any]:
+    stripped = text.lstrip()
+    if stripped.startswith("["):
+        try:
+            samples = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise DatasetError(f"{path}: invalid JSON at line {err.lineno}: {err.msg}") from None
+        if not isinstance(samples, list):
+            raise DatasetError(f"{path}: must hold a JSON array of samples")
+        return samples
+    samples = []
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if line.strip():
+            try:
+                samples.append(json.loads(line))
+            except json.JSONDecodeError as err:
+                raise DatasetError(f"{path}: line {lineno}: invalid JSON: {err.msg}") from None
+    return samples
+
+
+def load_prompts(path: Path) -> tuple[Prompt, ...]:
+    """Read and validate every sample of ``path``; at least one sample is required."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_DATASET_BYTES:
+            limit_mib = MAX_DATASET_BYTES // 2**20
+            raise DatasetError(f"{path}: {size / 2**20:.0f} MiB is over the {limit_mib} MiB limit")
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise DatasetError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise DatasetError(f"{path}: is a directory, not a dataset file") from None
+    except OSError as err:
+        raise DatasetError(f"{path}: cannot be read ({err.strerror})") from None
+    if b"\0" in raw:
+        raise DatasetError(f"{path}: is a binary file, not JSON or JSON Lines")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise DatasetError(f"{path}: is not UTF-8 text (byte {err.start})") from None
+    samples = _decode(path, text)
+    if not samples:
+        raise DatasetError(f"{path}: contains no samples")
+    prompts = []
+    for index, sample in enumerate(samples):
+        try:
+            prompts.append(parse_sample(sample, index))
+        except _SampleError as err:
+            raise DatasetError(f"{path}: sample {index}: {err}") from None
+    return tuple(prompts)
+
+
+def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of the file's bytes (recorded in metadata for reproducibility)."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def prompt_order(n_prompts: int, seed: int) -> np.ndarray:
+    """Permutation of ``range(n_prompts)`` fixed by ``seed``; request k of a level uses
+    ``order[k % n_prompts]``, so samples are cycled in the same shuffled order every level."""
+    return np.random.default_rng(np.random.SeedSequence([seed, 1])).permutation(n_prompts)

@@ -1,0 +1,29 @@
+"""Operator errors: things the person running qpsweep can fix.
+
+Request failures are never exceptions; they are data in ``RequestRecord.error_kind``.
+These exceptions cover bad input and an unusable environment, and ``cli.main`` alone
+turns them into one line on stderr and exit code 2::
+
+    QpsweepError
+     ├── ConfigError    a flag or config value is invalid
+     ├── DatasetError   a dataset file is missing, unreadable or malformed
+     └── RunDirError    a results directory cannot be written, or is not a run directory
+"""
+
+from __future__ import annotations
+
+
+class QpsweepError(Exception):
+    """Base of every operator error; ``str(err)`` is the one line shown to the user."""
+
+
+class ConfigError(QpsweepError):
+    """A command-line flag or configuration value is invalid."""
+
+
+class DatasetError(QpsweepError):
+    """A dataset file cannot be used; the message names the file, sample and field."""
+
+
+class RunDirError(QpsweepError):
+    """A results directory cannot be created or written, or is not a qpsweep run."""

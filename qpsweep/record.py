@@ -1,0 +1,145 @@
+"""``RequestRecord``: what happened to one request, and its JSON Lines file.
+
+All times are seconds since the start of the request's level (monotonic clock):
+``scheduled_s`` is when the schedule said to send, ``sent_s`` when the request was actually
+handed to the HTTP client (``sent_s - scheduled_s`` is the generator's own lag),
+``first_token_s`` when the first content-bearing chunk arrived, ``done_s`` when the request
+ended (success or failure), and ``chunk_s`` lists the arrival time of every content chunk.
+
+A request succeeded when ``error_kind`` is ``None``; otherwise ``error_kind`` is exactly one of
+``ERROR_KINDS`` and ``error`` is a short message.  ``RecordWriter`` appends one line per
+record and flushes it at once, so a killed run keeps every finished request.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+ERROR_KINDS = (
+    "http_503",
+    "http_429",
+    "http_5xx",
+    "http_4xx",
+    "timeout_connect",
+    "timeout_ttft",
+    "timeout_total",
+    "connection",
+    "protocol",
+    "empty",
+    "interrupted",
+)
+TOKEN_SOURCES = ("usage", "chunks")
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRecord:
+    """One request's outcome; see the module docstring for the time fields."""
+
+    level: int
+    level_qps: float
+    seq: int
+    prompt_id: int
+    scheduled_s: float
+    sent_s: float
+    done_s: float
+    first_token_s: float | None = None
+    status: int | None = None
+    error_kind: str | None = None
+    error: str | None = None
+    input_tokens: int | None = None
+    output_tokens: int = 0
+    token_counted_by: str | None = None
+    chunk_s: tuple[float, ...] = field(default=())
+
+    @property
+    def ok(self) -> bool:
+        """True when the request succeeded."""
+        return self.error_kind is None
+
+    def to_json(self) -> str:
+        """One JSON line (no newline); times rounded to the microsecond."""
+        return json.dumps(
+            {
+                "level": self.level,
+                "level_qps": self.level_qps,
+                "seq": self.seq,
+                "prompt_id": self.prompt_id,
+                "scheduled_s": round(self.scheduled_s, 6),
+                "sent_s": round(self.sent_s, 6),
+                "first_token_s": _round(self.first_token_s),
+                "done_s": round(self.done_s, 6),
+                "status": self.status,
+                "error_kind": self.error_kind,
+                "error": self.error,
+                "input_tokens": self.input_tokens,
+                "output_tokens": self.output_tokens,
+                "token_counted_by": self.token_counted_by,
+                "chunk_s": [round(t, 6) for t in self.chunk_s],
+            },
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RequestRecord:
+        """Inverse of ``to_json`` after ``json.loads``; unknown keys are ignored."""
+        return cls(
+            level=int(data["level"]),
+            level_qps=float(data["level_qps"]),
+            seq=int(data["seq"]),
+            prompt_id=int(data["prompt_id"]),
+            scheduled_s=float(data["scheduled_s"]),
+            sent_s=float(data["sent_s"]),
+            done_s=float(data["done_s"]),
+            first_token_s=data.get("first_token_s"),
+            status=data.get("status"),
+            error_kind=data.get("error_kind"),
+            error=data.get("error"),
+            input_tokens=data.get("input_tokens"),
+            output_tokens=int(data.get("output_tokens") or 0),
+            token_counted_by=data.get("token_counted_by"),
+            chunk_s=tuple(data.get("chunk_s") or ()),
+        )
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 6)
+
+
+class RecordWriter:
+    """Appends records to a JSON Lines file, one flushed line per record."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._file: IO[str] = path.open("a", encoding="utf-8")
+
+    def write(self, record: RequestRecord) -> None:
+        """Append ``record`` and flush it to the operating system."""
+        self._file.write(record.to_json() + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        """Close the file; further writes raise ``ValueError``."""
+        self._file.close()
+
+
+def read_records(path: Path) -> Iterator[RequestRecord]:
+    """Records of a JSON Lines file in file order.
+
+    A last line cut short by a killed process is skipped; any other bad line raises
+    ``ValueError`` naming its line number.
+    """
+    with path.open(encoding="utf-8") as file:
+        lines = file.read().split("\n")
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            yield RequestRecord.from_dict(json.loads(line))
+        except (ValueError, KeyError, TypeError) as err:
+            if number == len(lines):  # unterminated last line: a write cut short
+                return
+            raise ValueError(f"{path}: line {number}: not a request record ({err})") from None

@@ -1,0 +1,203 @@
+"""The result directory contract: ``results/YYYY-MM-DD_HH-MM-SS[_N]/``.
+
+Files: ``metadata.json`` (settings, environment, per-level windows, ``interrupted``),
+``requests.jsonl`` (one ``RequestRecord`` per line, appended as requests finish),
+``benchmark_qps_results.json`` (or ``--output``) and ``report.txt``.  Everything but
+``requests.jsonl`` can be rebuilt from ``metadata.json`` + ``requests.jsonl`` alone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from qpsweep import __version__
+from qpsweep.analyze import LevelInfo, LevelSummary, summarize_levels
+from qpsweep.config import Scenario, Target
+from qpsweep.errors import RunDirError
+from qpsweep.record import RequestRecord, read_records
+from qpsweep.redact import MASK, is_secret_header, redact_argv
+from qpsweep.report import format_table, results_json
+
+METADATA_FILE = "metadata.json"
+REQUESTS_FILE = "requests.jsonl"
+REPORT_FILE = "report.txt"
+DEFAULT_RESULTS_FILE = "benchmark_qps_results.json"
+DEFAULT_PLOT_FILE = "benchmark_qps.png"
+
+METRIC_FORMULAS = {
+    "ttft_s": "first content chunk arrival - actual send",
+    "e2e_s": "end of response - actual send",
+    "itl_ms": "gap between consecutive content chunks",
+    "tpot_ms": "(e2e - ttft) / (output_tokens - 1)",
+    "tokens_per_sec": "output_tokens / e2e, per request",
+    "send_lag_ms": "actual send - scheduled send",
+    "actual_qps": "requests sent / arrival window",
+    "achieved_qps": "successful requests / (level start to last response)",
+    "output_tokens": "usage.completion_tokens when the server sends usage, else content chunks",
+}
+
+
+@dataclass(frozen=True)
+class RunFiles:
+    """Names of the files inside one run directory."""
+
+    results: str = DEFAULT_RESULTS_FILE
+    plot: str = DEFAULT_PLOT_FILE
+
+
+def create_run_dir(results_dir: Path) -> Path:
+    """Make a new, empty, timestamped directory under ``results_dir`` (a suffix if taken)."""
+    stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+    try:
+        results_dir.mkdir(parents=True, exist_ok=True)
+        for n in range(1, 1000):
+            path = results_dir / (stamp if n == 1 else f"{stamp}_{n}")
+            try:
+                path.mkdir()
+            except FileExistsError:
+                continue
+            return path
+    except OSError as err:
+        message = f"--results-dir: cannot write to {results_dir} ({err.strerror})"
+        raise RunDirError(message) from None
+    raise RunDirError(f"--results-dir: too many runs named {stamp} in {results_dir}")
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write ``data`` as indented JSON atomically (temporary file, then rename)."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _public_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username}:{MASK}@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def new_metadata(
+    target: Target,
+    scenario: Scenario,
+    dataset: Path,
+    dataset_sha256: str,
+    n_samples: int,
+    argv: list[str],
+    files: RunFiles,
+) -> dict[str, Any]:
+    """The initial ``metadata.json``: the seed's fields first, then qpsweep's."""
+    return {
+        "timestamp": datetime.now().isoformat(),
+        "endpoint": _public_url(target.url),
+        "model": target.model,
+        "dataset": str(dataset),
+        "qps_levels": list(scenario.qps),
+        "duration": scenario.duration_s,
+        "max_tokens": scenario.max_tokens,
+        "temperature": scenario.temperature,
+        "percentiles": list(scenario.percentiles),
+        "show_tokens": True,
+        "qpsweep_version": __version__,
+        "argv": redact_argv(argv),
+        "dataset_sha256": dataset_sha256,
+        "dataset_samples": n_samples,
+        "seed": scenario.seed,
+        "arrival": scenario.arrival,
+        "burstiness": scenario.burstiness,
+        "timeout_s": scenario.timeout_s,
+        "connect_timeout_s": scenario.connect_timeout_s,
+        "warmup_requests": scenario.warmup,
+        "headers": {k: (MASK if is_secret_header(k) else v) for k, v in target.headers},
+        "api_key_used": target.api_key is not None,
+        "verify_tls": target.verify_tls,
+        "results_file": files.results,
+        "plot_file": files.plot,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "metric_formulas": METRIC_FORMULAS,
+        "status": "running",
+        "interrupted": False,
+        "levels": [],
+    }
+
+
+def read_metadata(run_dir: Path) -> dict[str, Any]:
+    """``metadata.json`` of ``run_dir``; ``RunDirError`` when it is not a qpsweep run."""
+    path = run_dir / METADATA_FILE
+    if not run_dir.is_dir():
+        raise RunDirError(f"{run_dir}: no such directory")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        message = f"{run_dir}: not a qpsweep result directory (no {METADATA_FILE})"
+        raise RunDirError(message) from None
+    except (OSError, ValueError) as err:
+        raise RunDirError(f"{path}: unreadable ({err})") from None
+    if not isinstance(data, dict) or "qps_levels" not in data:
+        raise RunDirError(f"{path}: not qpsweep metadata (no qps_levels)")
+    return data
+
+
+def load_records(run_dir: Path) -> list[RequestRecord]:
+    """Every record of the run (an empty list when no request finished)."""
+    path = run_dir / REQUESTS_FILE
+    if not path.exists():
+        return []
+    try:
+        return list(read_records(path))
+    except ValueError as err:
+        raise RunDirError(str(err)) from None
+
+
+def level_infos(metadata: dict[str, Any], records: list[RequestRecord]) -> list[LevelInfo]:
+    """Levels from metadata, plus any level that only the records mention (a killed run)."""
+    infos = {
+        int(lv["index"]): LevelInfo(
+            index=int(lv["index"]),
+            qps_target=float(lv["qps_target"]),
+            arrival_window_s=float(lv.get("arrival_window_s") or 0.0),
+            n_scheduled=int(lv.get("n_scheduled") or 0),
+        )
+        for lv in metadata.get("levels", [])
+    }
+    for record in records:
+        if record.level not in infos:
+            infos[record.level] = LevelInfo(record.level, record.level_qps, 0.0, 0)
+    return [infos[i] for i in sorted(infos)]
+
+
+def _status_note(metadata: dict[str, Any]) -> str:
+    if metadata.get("interrupted"):
+        return "NOTE: this run was interrupted; its last level may be cut short.\n"
+    if metadata.get("status") == "running":
+        return "NOTE: this run did not finish (killed?); results cover what was recorded.\n"
+    return ""
+
+
+def rebuild(run_dir: Path) -> tuple[list[LevelSummary], str]:
+    """Recompute the results JSON and ``report.txt`` from ``metadata.json`` + ``requests.jsonl``.
+
+    Returns the summaries and the console table; writes both output files into ``run_dir``.
+    """
+    metadata = read_metadata(run_dir)
+    records = load_records(run_dir)
+    percentiles = tuple(float(p) for p in metadata.get("percentiles") or (50, 95, 99))
+    summaries = summarize_levels(level_infos(metadata, records), records, percentiles)
+    table = _status_note(metadata) + format_table(summaries, percentiles)
+    results_name = Path(str(metadata.get("results_file") or DEFAULT_RESULTS_FILE)).name
+    try:
+        write_json(run_dir / results_name, results_json(summaries))
+        (run_dir / REPORT_FILE).write_text(table, encoding="utf-8")
+    except OSError as err:
+        raise RunDirError(f"{run_dir}: cannot write results ({err.strerror})") from None
+    return summaries, table
