@@ -1,0 +1,84 @@
+"""Shared fixtures: a real scripted server on 127.0.0.1 and a CLI runner."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from qpsweep.cli import main
+
+from servers import ServerThread, make_app
+
+REPO = Path(__file__).resolve().parent.parent
+DATASET = REPO / "datasets" / "conversations.json"
+
+
+@pytest.fixture(scope="session")
+def server() -> Iterator[ServerThread]:
+    with ServerThread(make_app()) as srv:
+        yield srv
+
+
+@dataclass
+class Run:
+    """What a user sees of one ``qpsweep`` invocation."""
+
+    code: int
+    out: str
+    err: str
+    run_dir: Path | None
+
+    def records(self) -> list[dict[str, Any]]:
+        assert self.run_dir is not None
+        lines = (self.run_dir / "requests.jsonl").read_text().splitlines()
+        return [json.loads(line) for line in lines]
+
+    def json(self, name: str) -> Any:
+        assert self.run_dir is not None
+        return json.loads((self.run_dir / name).read_text())
+
+
+@pytest.fixture
+def qpsweep(tmp_path: Path, capsys: pytest.CaptureFixture[str]):  # type: ignore[no-untyped-def]
+    """Call ``main([...])`` with a private results dir; returns a ``Run``."""
+
+    def run(*args: str, dataset: Path | None = DATASET, results: bool = True) -> Run:
+        argv = list(args)
+        if dataset is not None and "--dataset" not in argv and argv[:1] != ["report"]:
+            argv += ["--dataset", str(dataset)]
+        if results and argv[:1] != ["report"]:
+            argv += ["--results-dir", str(tmp_path / "results")]
+        before = set((tmp_path / "results").glob("*")) if (tmp_path / "results").exists() else set()
+        code = main(argv)
+        captured = capsys.readouterr()
+        after = set((tmp_path / "results").glob("*")) if (tmp_path / "results").exists() else set()
+        new = sorted(after - before)
+        return Run(code, captured.out, captured.err, new[-1] if new else None)
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def server_process() -> Iterator[str]:
+    """The scripted server in its own process (no GIL sharing): yields its base URL."""
+    import subprocess
+
+    proc = subprocess.Popen(
+        [sys.executable, str(Path(__file__).parent / "servers.py")],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    port = int(proc.stdout.readline())
+    yield f"http://127.0.0.1:{port}"
+    proc.terminate()
+    proc.wait(10)
+    proc.stdout.close()

@@ -1,0 +1,223 @@
+"""Real HTTP servers on 127.0.0.1 for the tests: a scripted OpenAI-style endpoint.
+
+The first path segment picks the behaviour and query parameters tune it, so one server
+serves every case: ``http://127.0.0.1:PORT/<behaviour>/v1/chat/completions?ttft_ms=100``.
+
+Behaviours: ``ok`` (``ttft_ms``, ``itl_ms``, ``tokens``, ``usage=0`` to ignore
+stream_options), ``status`` (``code``), ``strict`` (400 when ``stream_options`` is sent),
+``hang`` (headers, then nothing), ``stall`` (two tokens, then nothing), ``reset`` (two tokens,
+then the connection is dropped), ``badjson``, ``errorobj``, ``html``, ``empty``, ``nodone``,
+``echo_auth`` (a 401 whose message repeats the Authorization header).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+BODIES = web.AppKey("bodies", list)
+
+
+def _chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+    body = {
+        "object": "chat.completion.chunk",
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    }
+    return b"data: " + json.dumps(body).encode() + b"\n\n"
+
+
+async def _start_stream(request: web.Request) -> web.StreamResponse:
+    resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+    await resp.prepare(request)
+    return resp
+
+
+async def ok(request: web.Request) -> web.StreamResponse:
+    q = request.query
+    ttft_s = float(q.get("ttft_ms", 0)) / 1000
+    itl_s = float(q.get("itl_ms", 0)) / 1000
+    tokens = int(q.get("tokens", 5))
+    body = await request.json()
+    usage = q.get("usage", "1") == "1" and body.get("stream_options", {}).get("include_usage")
+    request.app[BODIES].append(body)
+    loop = asyncio.get_running_loop()
+    start = loop.time()  # token i is due at start + ttft + i * itl (absolute: no drift)
+    resp = await _start_stream(request)
+    await resp.write(_chunk({"role": "assistant"}))
+    for i in range(tokens):
+        await asyncio.sleep(max(0.0, start + ttft_s + i * itl_s - loop.time()))
+        await resp.write(_chunk({"content": f"w{i} "}))
+    await resp.write(_chunk({}, finish="length"))
+    if usage:
+        u = {"prompt_tokens": 7, "completion_tokens": tokens, "total_tokens": 7 + tokens}
+        await resp.write(b"data: " + json.dumps({"choices": [], "usage": u}).encode() + b"\n\n")
+    await resp.write(b"data: [DONE]\n\n")
+    return resp
+
+
+async def status(request: web.Request) -> web.StreamResponse:
+    code = int(request.query.get("code", 503))
+    headers = {"Retry-After": "1"} if code == 429 else {}
+    return web.json_response(
+        {"error": {"message": f"scripted {code}"}}, status=code, headers=headers
+    )
+
+
+async def strict(request: web.Request) -> web.StreamResponse:
+    body = await request.json()
+    if "stream_options" in body:
+        return web.json_response({"error": {"message": "unknown field stream_options"}}, status=400)
+    return await ok(request)
+
+
+async def hang(request: web.Request) -> web.StreamResponse:
+    resp = await _start_stream(request)
+    await asyncio.sleep(3600)
+    return resp
+
+
+async def stall(request: web.Request) -> web.StreamResponse:
+    resp = await _start_stream(request)
+    await resp.write(_chunk({"content": "a "}) + _chunk({"content": "b "}))
+    await asyncio.sleep(3600)
+    return resp
+
+
+async def reset(request: web.Request) -> web.StreamResponse:
+    resp = await _start_stream(request)
+    await resp.write(_chunk({"content": "a "}) + _chunk({"content": "b "}))
+    await asyncio.sleep(0.05)
+    assert request.transport is not None
+    request.transport.abort()
+    return resp
+
+
+async def _raw(
+    request: web.Request, payload: bytes, ctype: str = "text/event-stream"
+) -> web.StreamResponse:
+    resp = web.StreamResponse(headers={"Content-Type": ctype})
+    await resp.prepare(request)
+    await resp.write(payload)
+    return resp
+
+
+async def badjson(request: web.Request) -> web.StreamResponse:
+    return await _raw(
+        request, _chunk({"content": "a "}) + b"data: {not json\n\n" + b"data: [DONE]\n\n"
+    )
+
+
+async def errorobj(request: web.Request) -> web.StreamResponse:
+    err = json.dumps({"error": {"message": "engine died", "code": 500}}).encode()
+    return await _raw(request, _chunk({"content": "a "}) + b"data: " + err + b"\n\n")
+
+
+async def html(request: web.Request) -> web.StreamResponse:
+    return await _raw(request, b"<html><body>Welcome to nginx!</body></html>\n", "text/html")
+
+
+async def empty(request: web.Request) -> web.StreamResponse:
+    return await _raw(request, _chunk({"role": "assistant"}) + b"data: [DONE]\n\n")
+
+
+async def nodone(request: web.Request) -> web.StreamResponse:
+    return await _raw(request, _chunk({"content": "a "}) + _chunk({"content": "b "}))
+
+
+async def echo_auth(request: web.Request) -> web.StreamResponse:
+    auth = request.headers.get("Authorization", "")
+    return web.json_response({"error": {"message": f"invalid credentials: {auth}"}}, status=401)
+
+
+BEHAVIOURS: dict[str, Handler] = {
+    f.__name__: f
+    for f in (
+        ok,
+        status,
+        strict,
+        hang,
+        stall,
+        reset,
+        badjson,
+        errorobj,
+        html,
+        empty,
+        nodone,
+        echo_auth,
+    )
+}
+
+
+def make_app() -> web.Application:
+    app = web.Application()
+    app[BODIES] = []
+    for name, handler in BEHAVIOURS.items():
+        app.router.add_post(f"/{name}/v1/chat/completions", handler)
+    return app
+
+
+class ServerThread:
+    """Runs an aiohttp app on 127.0.0.1 (free port) in a background thread."""
+
+    def __init__(self, app: web.Application) -> None:
+        self.app = app
+        self.port = 0
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._runner: web.AppRunner | None = None
+
+    def _serve(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._runner = web.AppRunner(self.app, handler_cancellation=True)
+        self._loop.run_until_complete(self._runner.setup())
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        self._loop.run_until_complete(site.start())
+        server = site._server
+        assert server is not None and server.sockets
+        self.port = server.sockets[0].getsockname()[1]
+        self._ready.set()
+        self._loop.run_forever()
+        self._loop.run_until_complete(self._runner.cleanup())
+        self._loop.close()
+
+    def url(self, behaviour: str, **query: Any) -> str:
+        qs = "&".join(f"{k}={v}" for k, v in query.items())
+        return f"http://127.0.0.1:{self.port}/{behaviour}/v1/chat/completions" + (
+            f"?{qs}" if qs else ""
+        )
+
+    def __enter__(self) -> ServerThread:
+        self._thread.start()
+        self._ready.wait(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+
+
+def main() -> None:
+    """``python tests/servers.py``: serve in this process, print the port, run until killed."""
+    from aiohttp import web as _web
+
+    async def _start() -> None:
+        runner = _web.AppRunner(make_app())
+        await runner.setup()
+        site = _web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        assert site._server is not None
+        print(site._server.sockets[0].getsockname()[1], flush=True)
+        await asyncio.Event().wait()
+
+    asyncio.run(_start())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,101 @@
+"""Level summaries from hand-made records with known answers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from qpsweep.analyze import LevelInfo, summarize_level, summarize_levels
+from qpsweep.record import RecordWriter, RequestRecord, read_records
+from qpsweep.report import format_table, results_json
+
+
+def ok(seq: int, sent: float, ttft: float, gaps: list[float], lag: float = 0.0) -> RequestRecord:
+    chunks = [sent + ttft]
+    for gap in gaps:
+        chunks.append(round(chunks[-1] + gap, 6))  # records keep microseconds
+    return RequestRecord(
+        level=0,
+        level_qps=2.0,
+        seq=seq,
+        prompt_id=0,
+        scheduled_s=sent - lag,
+        sent_s=sent,
+        done_s=chunks[-1],
+        first_token_s=chunks[0],
+        status=200,
+        output_tokens=len(chunks),
+        token_counted_by="chunks",
+        chunk_s=tuple(chunks),
+    )
+
+
+def failed(seq: int, sent: float, kind: str, status: int | None) -> RequestRecord:
+    return RequestRecord(
+        level=0,
+        level_qps=2.0,
+        seq=seq,
+        prompt_id=0,
+        scheduled_s=sent,
+        sent_s=sent,
+        done_s=sent + 0.01,
+        status=status,
+        error_kind=kind,
+        error="x",
+    )
+
+
+RECORDS = [
+    ok(0, 0.0, 0.1, [0.02, 0.02, 0.02]),  # e2e 0.16, 4 tokens
+    ok(1, 0.5, 0.3, [0.04, 0.04], lag=0.002),  # e2e 0.38, 3 tokens
+    failed(2, 1.0, "http_503", 503),
+    failed(3, 1.5, "timeout_ttft", None),
+]
+
+
+def test_definitions() -> None:
+    s = summarize_level(LevelInfo(0, 2.0, 2.0, 4), RECORDS, (50.0,))
+    assert (s.n_sent, s.n_ok, s.n_failed, s.success_pct) == (4, 2, 2, 50.0)
+    assert s.offered_qps == pytest.approx(4 / 2.0)
+    assert s.achieved_qps == pytest.approx(2 / 1.51)  # ok / last done_s
+    assert s.ttft_s.get(50.0) == pytest.approx(0.2)
+    assert s.e2e_s.max == pytest.approx(0.38)
+    assert s.tpot_ms.n == 2 and s.tpot_ms.max == pytest.approx(40.0)  # (0.38-0.3)/(3-1)
+    assert s.itl_ms.n == 5 and s.itl_ms.get(50.0) == pytest.approx(20.0)
+    assert s.tokens_per_sec.max == pytest.approx(4 / 0.16)
+    assert s.send_lag_ms.max == pytest.approx(2.0)
+    assert dict(s.errors) == {"HTTP 503": 1, "Timeout (TTFT)": 1}
+    assert dict(s.errors_by_kind) == {"http_503": 1, "timeout_ttft": 1}
+    assert s.output_tok_per_s == pytest.approx(7 / 1.51)
+    assert not s.generator_behind
+
+
+def test_late_generator_is_flagged_and_said_loudly() -> None:
+    late = [ok(i, i * 0.1, 0.05, [0.01], lag=0.05) for i in range(20)]
+    (s,) = summarize_levels([LevelInfo(0, 10.0, 2.0, 20)], late, (50.0, 99.0))
+    assert s.generator_behind
+    assert "WARNING: at QPS 10 the load generator fell behind" in format_table([s], (50.0, 99.0))
+    assert results_json([s])[0]["generator_behind"] is True
+
+
+def test_empty_level_has_no_numbers_but_a_row() -> None:
+    (s,) = summarize_levels([LevelInfo(0, 5.0, 10.0, 0)], [], (50.0,))
+    assert s.n_sent == 0 and s.ttft_s.n == 0 and s.ttft_s.get(50.0) is None
+    table = format_table([s], (50.0,))
+    assert "\n5            0.00         0.0          -" in table
+
+
+def test_records_roundtrip_and_a_cut_last_line_is_skipped(tmp_path: Path) -> None:
+    path = tmp_path / "requests.jsonl"
+    writer = RecordWriter(path)
+    for record in RECORDS:
+        writer.write(record)
+    writer.close()
+    assert list(read_records(path)) == RECORDS
+    with path.open("a") as f:
+        f.write('{"level": 0, "seq": 9, "sen')  # a write cut short by a kill
+    assert list(read_records(path)) == RECORDS
+    path.write_text(path.read_text().replace('"seq":1,', '"seq":"x",', 1))
+    with pytest.raises(ValueError, match="line 2: not a request record"):
+        list(read_records(path))

@@ -1,0 +1,290 @@
+"""What a user sees: help, exit codes, one-line errors, files written, secrets kept out."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from qpsweep.cli import main
+from qpsweep.rundir import create_run_dir
+
+from conftest import DATASET, REPO
+
+QUICK = ("--model", "m", "--qps", "10", "--duration", "0.3", "--arrival", "constant")
+
+
+def test_help_shows_an_example(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert "example:" in out and "--qps 1,5,10,20 --duration 60" in out
+    for flag in (
+        "--api-key-env",
+        "--arrival",
+        "--burstiness",
+        "--warmup",
+        "--no-verify-tls",
+        "--percentiles",
+        "--plot-output",
+        "--show-tokens",
+        "--results-dir",
+    ):
+        assert flag in out
+
+
+def test_python_dash_m_works() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "qpsweep", "--version"], capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0 and proc.stdout.startswith("qpsweep ")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--qps", "0"), "--qps: '0' must be a positive number"),
+        (("--qps", "-5"), "--qps: '-5' must be a positive number"),
+        (("--duration", "0"), "--duration: 0 must be greater than 0"),
+        (("--percentiles", "50,97"), "--percentiles: '97' is not one of"),
+        (("-H", "no-colon"), "--header: 'no-colon' must look like 'Name: value'"),
+        (("--endpoint", "localhost:8000"), "--endpoint: 'localhost:8000' needs an http://"),
+        (("--max-tokens", "0"), "--max-tokens: 0 must be at least 1"),
+        (("--arrival", "uniform"), "argument --arrival: invalid choice"),
+        (("--dataset", "missing.json"), "missing.json: no such file"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(args: tuple[str, ...], message: str, tmp_path: Path) -> None:
+    argv = [
+        "--endpoint",
+        "http://127.0.0.1:9/v1",
+        "--model",
+        "m",
+        "--dataset",
+        str(DATASET),
+        "--results-dir",
+        str(tmp_path),
+        *args,
+    ]
+    proc = subprocess.run(
+        [sys.executable, "-m", "qpsweep", *argv],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("qpsweep: error: ") and message in proc.stderr
+    assert not list(tmp_path.glob("20*")), "no run directory before input is valid"
+
+
+def test_dataset_error_names_file_sample_and_field(qpsweep, tmp_path: Path) -> None:
+    bad = tmp_path / "datasets.json"
+    bad.write_text(
+        json.dumps(
+            [
+                {
+                    "prompt_content": "s",
+                    "cut_chat_history": [
+                        {"role": "user", "content": "a"},
+                        {"role": "bot", "content": "b"},
+                    ],
+                }
+            ]
+        )
+    )
+    run = qpsweep("--endpoint", "http://127.0.0.1:9", *QUICK, dataset=bad)
+    assert run.code == 2 and run.run_dir is None
+    field = "cut_chat_history[1].role must be user/assistant/system"
+    assert run.err == f"qpsweep: error: {bad}: sample 0: {field}\n"
+
+
+def test_result_directory_contract(qpsweep, server) -> None:
+    run = qpsweep(
+        "--endpoint",
+        server.url("ok"),
+        *QUICK,
+        "--output",
+        "res.json",
+        "--percentiles",
+        "50,99.9",
+        "--show-tokens",
+    )
+    assert run.code == 0 and run.run_dir is not None
+    assert "deprecated" in run.err
+    assert sorted(p.name for p in run.run_dir.iterdir()) == [
+        "metadata.json",
+        "report.txt",
+        "requests.jsonl",
+        "res.json",
+    ]
+    meta = run.json("metadata.json")
+    for key in (
+        "timestamp",
+        "endpoint",
+        "model",
+        "dataset",
+        "qps_levels",
+        "duration",
+        "max_tokens",
+        "temperature",
+        "percentiles",
+        "qpsweep_version",
+        "argv",
+        "dataset_sha256",
+        "seed",
+        "arrival",
+        "python",
+        "platform",
+        "metric_formulas",
+    ):
+        assert key in meta
+    assert meta["status"] == "complete" and meta["interrupted"] is False
+    (level,) = run.json("res.json")
+    assert level["ttft"].keys() >= {"p50", "p90", "p95", "p99", "p99.9"}
+    assert level["n_sent"] == len(run.records()) == 3
+    assert (run.run_dir / "report.txt").read_text() in run.out
+    assert f"Results: {run.run_dir}" in run.out
+
+
+def test_two_runs_in_one_second_get_distinct_directories(tmp_path: Path) -> None:
+    first, second = create_run_dir(tmp_path), create_run_dir(tmp_path)
+    assert first != second and second.name.startswith(first.name)
+
+
+def test_api_key_never_reaches_any_file_or_output(qpsweep, server, monkeypatch) -> None:
+    flag_key, env_key = "sk-qpsweepFLAGSECRET0123456789", "sk-qpsweepENVSECRET0123456789"
+    monkeypatch.setenv("MY_KEY", env_key)
+    runs = [
+        qpsweep("--endpoint", server.url("echo_auth"), *QUICK, "--api-key", flag_key),
+        qpsweep("--endpoint", server.url("echo_auth"), *QUICK, "--api-key-env", "MY_KEY"),
+        qpsweep(
+            "--endpoint", server.url("echo_auth"), *QUICK, "-H", f"Authorization: Bearer {flag_key}"
+        ),
+    ]
+    for run in runs:
+        assert run.run_dir is not None
+        errors = {r["error"] for r in run.records()}
+        assert len(errors) == 1 and errors.pop().startswith("HTTP 401: invalid credentials: ")
+        assert all("***" in r["error"] for r in run.records())  # the server echoed the key
+        blobs = [p.read_text() for p in run.run_dir.iterdir()] + [run.out, run.err]
+        assert not any(flag_key in b or env_key in b for b in blobs)
+
+
+def test_report_rebuilds_from_metadata_and_records(qpsweep, server) -> None:
+    run = qpsweep("--endpoint", server.url("ok"), *QUICK)
+    assert run.run_dir is not None
+    results = run.run_dir / "benchmark_qps_results.json"
+    original = results.read_text()
+    results.unlink()
+    (run.run_dir / "report.txt").unlink()
+    again = qpsweep("report", str(run.run_dir))
+    assert again.code == 0
+    assert results.read_text() == original
+    assert "QPS BENCHMARK RESULTS" in again.out
+
+
+def test_report_on_a_directory_that_is_not_a_run(qpsweep, tmp_path: Path) -> None:
+    run = qpsweep("report", str(tmp_path))
+    assert run.code == 2
+    assert (
+        run.err
+        == f"qpsweep: error: {tmp_path}: not a qpsweep result directory (no metadata.json)\n"
+    )
+
+
+def _start(args: list[str], results: Path) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    cmd = [
+        sys.executable,
+        "-m",
+        "qpsweep",
+        *args,
+        "--dataset",
+        str(DATASET),
+        "--results-dir",
+        str(results),
+        "--model",
+        "m",
+    ]
+    return subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO
+    )
+
+
+def _wait_for_records(results: Path, n: int, timeout_s: float = 20.0) -> Path:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for path in results.glob("*/requests.jsonl"):
+            if len(path.read_text().splitlines()) >= n:
+                return path.parent
+        time.sleep(0.05)
+    raise AssertionError("the run did not record requests in time")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_first_signal_drains_and_leaves_a_readable_run(server_process, tmp_path: Path, sig) -> None:
+    url = f"{server_process}/ok/v1/chat/completions?ttft_ms=50&itl_ms=20&tokens=10"
+    proc = _start(["--endpoint", url, "--qps", "20", "--duration", "30"], tmp_path)
+    run_dir = _wait_for_records(tmp_path, 5)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert "Interrupted" in err and "Traceback" not in err
+    meta = json.loads((run_dir / "metadata.json").read_text())
+    assert meta["interrupted"] is True and meta["status"] == "interrupted"
+    records = [json.loads(x) for x in (run_dir / "requests.jsonl").read_text().splitlines()]
+    assert len(records) == meta["levels"][0]["n_sent"]  # every sent request has a record
+    assert all(r["error_kind"] is None for r in records)  # drained, not cut
+    assert main(["report", str(run_dir)]) == 0
+    (level,) = json.loads((run_dir / "benchmark_qps_results.json").read_text())
+    assert level["n_sent"] == len(records) and level["arrival_window_s"] < 30
+
+
+def test_second_signal_aborts_and_records_in_flight_as_interrupted(
+    server_process, tmp_path
+) -> None:
+    proc = _start(
+        [
+            "--endpoint",
+            f"{server_process}/hang",
+            "--qps",
+            "20",
+            "--duration",
+            "30",
+            "--timeout",
+            "60",
+        ],
+        tmp_path,
+    )
+    time.sleep(1.5)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert "Aborting" in err and "Traceback" not in err
+    (run_dir,) = tmp_path.iterdir()
+    meta = json.loads((run_dir / "metadata.json").read_text())
+    records = [json.loads(x) for x in (run_dir / "requests.jsonl").read_text().splitlines()]
+    assert meta["interrupted"] is True
+    assert len(records) == meta["levels"][0]["n_sent"] > 10
+    assert {r["error_kind"] for r in records} == {"interrupted"}
+
+
+def test_killed_run_is_still_readable(server_process, tmp_path: Path) -> None:
+    url = f"{server_process}/ok/v1/chat/completions?tokens=3"
+    proc = _start(["--endpoint", url, "--qps", "20", "--duration", "30"], tmp_path)
+    run_dir = _wait_for_records(tmp_path, 5)
+    proc.kill()
+    proc.communicate(timeout=10)
+    assert main(["report", str(run_dir)]) == 0
+    (level,) = json.loads((run_dir / "benchmark_qps_results.json").read_text())
+    assert level["n_ok"] >= 5
+    assert "did not finish" in (run_dir / "report.txt").read_text()

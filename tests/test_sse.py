@@ -1,0 +1,42 @@
+import itertools
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from qpsweep.sse import SseParser
+
+STREAM = (
+    b": keep-alive comment\n\n"
+    b'data: {"a": 1}\n\n'
+    b"event: message\r\ndata: line one\r\ndata: line two\r\n\r\n"
+    b"id: 7\ndata:no-space\n\n"
+    b"data: [DONE]\n\n"
+)
+EVENTS = [b'{"a": 1}', b"line one\nline two", b"no-space", b"[DONE]"]
+
+
+def parse(pieces: list[bytes]) -> list[bytes]:
+    parser = SseParser()
+    events = [e for piece in pieces for e in parser.feed(piece)]
+    return events + parser.close()
+
+
+def test_whole_stream() -> None:
+    assert parse([STREAM]) == EVENTS
+
+
+def test_last_event_without_blank_line_is_kept_at_close() -> None:
+    assert parse([b"data: x\n\ndata: tail"]) == [b"x", b"tail"]
+
+
+def test_non_sse_lines_are_counted() -> None:
+    parser = SseParser()
+    assert parser.feed(b"<html>\n</html>\n") == []
+    assert parser.other_lines == 2
+
+
+@given(st.lists(st.integers(0, len(STREAM)), max_size=40))
+def test_any_split_yields_the_same_events(cuts: list[int]) -> None:
+    points = [0, *sorted(cuts), len(STREAM)]
+    pieces = [STREAM[a:b] for a, b in itertools.pairwise(points)]
+    assert parse(pieces) == EVENTS
