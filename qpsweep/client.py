@@ -26,6 +26,7 @@ Outcome classification (``error_kind``; ``None`` is success):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -81,11 +82,12 @@ class Trace:
     chunk_s: list[float] = field(default_factory=list)
     usage_prompt: int | None = None
     usage_completion: int | None = None
+    end_s: float | None = None  # arrival of [DONE]; None: the end is when fetch returns
 
     def restart(self, sent_s: float) -> None:
         """Forget the first attempt (used by the one retry without ``stream_options``)."""
         self.sent_s, self.status, self.chunk_s = sent_s, None, []
-        self.usage_prompt = self.usage_completion = None
+        self.usage_prompt = self.usage_completion = self.end_s = None
 
     def finish(self, done_s: float, error_kind: str | None, error: str | None) -> RequestRecord:
         """The record of this request, ending at ``done_s`` with the given outcome."""
@@ -98,7 +100,7 @@ class Trace:
             prompt_id=self.prompt_id,
             scheduled_s=self.scheduled_s,
             sent_s=self.sent_s,
-            done_s=done_s,
+            done_s=done_s if self.end_s is None else self.end_s,
             first_token_s=self.chunk_s[0] if self.chunk_s else None,
             status=self.status,
             error_kind=error_kind,
@@ -275,6 +277,8 @@ async def _read_sse(resp: aiohttp.ClientResponse, trace: Trace, t0: float) -> Ou
         now_s = perf_counter() - t0
         for payload in parser.feed(piece):
             if payload == b"[DONE]":
+                trace.end_s = now_s
+                await _read_rest(resp)
                 return _end(trace, parser, done=True)
             try:
                 data = json.loads(payload)
@@ -295,6 +299,13 @@ async def _read_sse(resp: aiohttp.ClientResponse, trace: Trace, t0: float) -> Ou
         if payload == b"[DONE]":
             return _end(trace, parser, done=True)
     return _end(trace, parser, done=finished)
+
+
+async def _read_rest(resp: aiohttp.ClientResponse) -> None:
+    """Read what follows ``[DONE]`` (normally only the end of the chunked body) so that the
+    connection goes back to the pool instead of being closed; gives up after 50 ms."""
+    with contextlib.suppress(asyncio.TimeoutError, aiohttp.ClientError):
+        await asyncio.wait_for(resp.content.read(), 0.05)
 
 
 def _end(trace: Trace, parser: SseParser, done: bool) -> Outcome:

@@ -22,6 +22,7 @@ from aiohttp import web
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 BODIES = web.AppKey("bodies", list)
+PEERS = web.AppKey("peers", set)  # client (host, port) pairs seen by ``ok``: one per connection
 
 
 def _chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
@@ -46,6 +47,8 @@ async def ok(request: web.Request) -> web.StreamResponse:
     body = await request.json()
     usage = q.get("usage", "1") == "1" and body.get("stream_options", {}).get("include_usage")
     request.app[BODIES].append(body)
+    assert request.transport is not None
+    request.app[PEERS].add(request.transport.get_extra_info("peername"))
     loop = asyncio.get_running_loop()
     start = loop.time()  # token i is due at start + ttft + i * itl (absolute: no drift)
     resp = await _start_stream(request)
@@ -58,6 +61,7 @@ async def ok(request: web.Request) -> web.StreamResponse:
         u = {"prompt_tokens": 7, "completion_tokens": tokens, "total_tokens": 7 + tokens}
         await resp.write(b"data: " + json.dumps({"choices": [], "usage": u}).encode() + b"\n\n")
     await resp.write(b"data: [DONE]\n\n")
+    await asyncio.sleep(float(q.get("tail_ms", 0)) / 1000)  # work after [DONE], before the end
     return resp
 
 
@@ -157,6 +161,7 @@ BEHAVIOURS: dict[str, Handler] = {
 def make_app() -> web.Application:
     app = web.Application()
     app[BODIES] = []
+    app[PEERS] = set()
     for name, handler in BEHAVIOURS.items():
         app.router.add_post(f"/{name}/v1/chat/completions", handler)
     return app

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from servers import BODIES, ServerThread
+from servers import BODIES, PEERS, ServerThread
 
 # 4 requests at constant 10 QPS: quick, and enough to see that every one is classified.
 LOAD = ("--model", "m", "--qps", "10", "--duration", "0.4", "--arrival", "constant")
@@ -120,3 +120,22 @@ def test_server_rejecting_stream_options_is_retried_once_and_remembered(qpsweep,
     assert run.json("metadata.json")["include_usage"] is False
     # the first request learned it; later ones were sent without stream_options at once
     assert all("stream_options" not in body for body in server.app[BODIES])
+
+
+def test_connections_are_reused_after_done(qpsweep, server: ServerThread) -> None:
+    """Reading past [DONE] lets the pool keep the connection: no TCP handshake per request."""
+    server.app[PEERS].clear()
+    run = qpsweep(
+        "--endpoint",
+        server.url("ok", tokens=2, tail_ms=5),
+        "--model",
+        "m",
+        "--qps",
+        "20",
+        "--duration",
+        "1",
+        "--arrival",
+        "constant",
+    )
+    assert len(run.records()) == 20
+    assert len(server.app[PEERS]) <= 3
