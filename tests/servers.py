@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
+
+from qpsweep.sim import AppServer
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 BODIES = web.AppKey("bodies", list)
@@ -167,45 +168,12 @@ def make_app() -> web.Application:
     return app
 
 
-class ServerThread:
-    """Runs an aiohttp app on 127.0.0.1 (free port) in a background thread."""
-
-    def __init__(self, app: web.Application) -> None:
-        self.app = app
-        self.port = 0
-        self._loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._runner: web.AppRunner | None = None
-
-    def _serve(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        self._runner = web.AppRunner(self.app, handler_cancellation=True)
-        self._loop.run_until_complete(self._runner.setup())
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        self._loop.run_until_complete(site.start())
-        server = site._server
-        assert server is not None and server.sockets
-        self.port = server.sockets[0].getsockname()[1]
-        self._ready.set()
-        self._loop.run_forever()
-        self._loop.run_until_complete(self._runner.cleanup())
-        self._loop.close()
+class ServerThread(AppServer):
+    """The scripted app on 127.0.0.1 (free port), served from a background thread."""
 
     def url(self, behaviour: str, **query: Any) -> str:
         qs = "&".join(f"{k}={v}" for k, v in query.items())
-        return f"http://127.0.0.1:{self.port}/{behaviour}/v1/chat/completions" + (
-            f"?{qs}" if qs else ""
-        )
-
-    def __enter__(self) -> ServerThread:
-        self._thread.start()
-        self._ready.wait(10)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
+        return f"{self.base_url}/{behaviour}/v1/chat/completions" + (f"?{qs}" if qs else "")
 
 
 def main() -> None:
