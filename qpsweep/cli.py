@@ -1,4 +1,4 @@
-"""Command line: ``qpsweep [sweep flags]`` and ``qpsweep report DIR``.
+"""Command line: ``qpsweep [sweep flags]`` and the ``demo``, ``sim`` and ``report`` commands.
 
 ``main(argv) -> int`` parses, makes one library call per command, and maps operator
 errors to one line on stderr with exit code 2.  Exit codes: 0 success, 2 bad input or an
@@ -11,11 +11,11 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import fields
 from pathlib import Path
 from typing import NoReturn
 
 from qpsweep import __version__
-from qpsweep.client import ClientSettings
 from qpsweep.config import (
     ARRIVALS,
     Scenario,
@@ -25,18 +25,18 @@ from qpsweep.config import (
     parse_header,
     parse_percentiles,
     parse_qps,
+    positive,
 )
 from qpsweep.dataset import file_sha256, load_prompts
+from qpsweep.demo import run_demo
 from qpsweep.errors import ConfigError, QpsweepError
-from qpsweep.redact import is_secret_header
 from qpsweep.rundir import (
     DEFAULT_PLOT_FILE,
     DEFAULT_RESULTS_FILE,
     RunFiles,
-    create_run_dir,
-    new_metadata,
     rebuild,
 )
+from qpsweep.sim import SimConfig, serve
 from qpsweep.sweep import run_sweep
 
 EXAMPLE = """\
@@ -45,6 +45,8 @@ example:
           --dataset datasets/conversations.json --qps 1,5,10,20 --duration 60
 
 other commands:
+  qpsweep demo           sweep the built-in simulator for a minute: see qpsweep at work
+  qpsweep sim            serve the built-in LLM server simulator on 127.0.0.1
   qpsweep report DIR     rebuild the results JSON and report.txt of a result directory
 
 The API key is read from $OPENAI_API_KEY (see --api-key-env) and is never written anywhere.
@@ -205,27 +207,6 @@ def _scenario(ns: argparse.Namespace) -> Scenario:
     )
 
 
-def client_settings(target: Target, scenario: Scenario) -> ClientSettings:
-    """HTTP settings for a target: its headers plus ``Authorization: Bearer`` for the key."""
-    headers = dict(target.headers)
-    if target.api_key and not any(k.lower() == "authorization" for k in headers):
-        headers["Authorization"] = f"Bearer {target.api_key}"
-    secrets = tuple(v for k, v in headers.items() if is_secret_header(k) and v)
-    if target.api_key:
-        secrets += (target.api_key,)
-    return ClientSettings(
-        url=target.url,
-        model=target.model,
-        headers=headers,
-        timeout_s=scenario.timeout_s,
-        connect_timeout_s=min(scenario.connect_timeout_s, scenario.timeout_s),
-        verify_tls=target.verify_tls,
-        max_tokens=scenario.max_tokens,
-        temperature=scenario.temperature,
-        secrets=secrets,
-    )
-
-
 def _cmd_sweep(argv: list[str]) -> int:
     ns = _sweep_parser().parse_args(argv)
     if ns.show_tokens:
@@ -234,18 +215,18 @@ def _cmd_sweep(argv: list[str]) -> int:
     files = RunFiles(_file_name("--output", ns.output), _file_name("--plot-output", ns.plot_output))
     dataset = Path(ns.dataset)
     prompts = load_prompts(dataset)
-    run_dir = create_run_dir(Path(ns.results_dir))
-    metadata = new_metadata(
-        target, scenario, dataset, file_sha256(dataset), len(prompts), ["qpsweep", *argv], files
+    result = run_sweep(
+        target,
+        scenario,
+        prompts,
+        dataset=str(dataset),
+        dataset_sha256=file_sha256(dataset),
+        argv=["qpsweep", *argv],
+        results_dir=Path(ns.results_dir),
+        files=files,
     )
-    print(
-        f"qpsweep {__version__}: {len(scenario.qps)} levels x {scenario.duration_s:g} s "
-        f"against {target.url} (model {target.model}); writing {run_dir}",
-        file=sys.stderr,
-    )
-    result = run_sweep(client_settings(target, scenario), scenario, prompts, run_dir, metadata)
     print(result.table)
-    print(f"Results: {run_dir}")
+    print(f"Results: {result.run_dir}")
     return 130 if result.interrupted else 0
 
 
@@ -262,7 +243,56 @@ def _cmd_report(argv: list[str]) -> int:
     return 0
 
 
-COMMANDS: dict[str, Callable[[list[str]], int]] = {"report": _cmd_report}
+def _cmd_demo(argv: list[str]) -> int:
+    p = _Parser(
+        prog="qpsweep demo",
+        description="Start the built-in LLM server simulator on a free 127.0.0.1 port, sweep it "
+        "across its capacity (about a minute), write a normal result directory, print the table.",
+    )
+    p.add_argument("--duration", type=float, default=10.0, help="seconds per level (default: 10)")
+    p.add_argument("--qps", help="levels (default: 0.3x to 1.5x the simulator's capacity)")
+    p.add_argument("--seed", type=int, default=0, help="schedule and prompt seed (default: 0)")
+    p.add_argument("--results-dir", default="results", help="default: %(default)s")
+    ns = p.parse_args(argv)
+    duration_s = positive("--duration", ns.duration)
+    qps = parse_qps(ns.qps) if ns.qps else None
+    result = run_demo(Path(ns.results_dir), duration_s, qps, ns.seed)
+    print(result.table)
+    print(f"Results: {result.run_dir}")
+    return 130 if result.interrupted else 0
+
+
+def _cmd_sim(argv: list[str]) -> int:
+    p = _Parser(
+        prog="qpsweep sim",
+        description="Serve the built-in OpenAI-compatible LLM simulator on 127.0.0.1 until Ctrl-C: "
+        "a continuous-batching engine whose capacity follows from these options.",
+    )
+    p.add_argument("--port", type=int, default=8000, help="default: %(default)s (0: any free)")
+    p.add_argument("--host", default="127.0.0.1", help="a loopback address (default: %(default)s)")
+    for f in fields(SimConfig):
+        flag = "--" + f.name.replace("_", "-")
+        kind = type(f.default)
+        p.add_argument(
+            flag, type=kind, default=f.default, help=f"{f.metadata['help']}; default: %(default)s"
+        )
+    ns = vars(p.parse_args(argv))
+    host, port = ns.pop("host"), ns.pop("port")
+    try:
+        config = SimConfig(**ns)
+        serve(config, host, port)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    except OSError as err:
+        raise ConfigError(f"--port: cannot listen on {host}:{port} ({err.strerror})") from None
+    return 0
+
+
+COMMANDS: dict[str, Callable[[list[str]], int]] = {
+    "demo": _cmd_demo,
+    "report": _cmd_report,
+    "sim": _cmd_sim,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

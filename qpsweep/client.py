@@ -36,9 +36,10 @@ from typing import Any
 import aiohttp
 
 from qpsweep import __version__
+from qpsweep.config import Scenario, Target
 from qpsweep.dataset import Prompt
 from qpsweep.record import RequestRecord
-from qpsweep.redact import scrub
+from qpsweep.redact import is_secret_header, scrub
 from qpsweep.sse import SseParser
 
 _CONTENT_KEYS = ("content", "reasoning_content", "reasoning")
@@ -113,6 +114,28 @@ class Trace:
 
 
 Outcome = tuple[str | None, str | None]
+
+
+def settings_for(target: Target, scenario: Scenario) -> ClientSettings:
+    """HTTP settings for a target: its headers plus ``Authorization: Bearer`` for the key;
+    the key and secret-looking header values become ``secrets`` to scrub from messages."""
+    headers = dict(target.headers)
+    if target.api_key and not any(k.lower() == "authorization" for k in headers):
+        headers["Authorization"] = f"Bearer {target.api_key}"
+    secrets = tuple(v for k, v in headers.items() if is_secret_header(k) and v)
+    if target.api_key:
+        secrets += (target.api_key,)
+    return ClientSettings(
+        url=target.url,
+        model=target.model,
+        headers=headers,
+        timeout_s=scenario.timeout_s,
+        connect_timeout_s=min(scenario.connect_timeout_s, scenario.timeout_s),
+        verify_tls=target.verify_tls,
+        max_tokens=scenario.max_tokens,
+        temperature=scenario.temperature,
+        secrets=secrets,
+    )
 
 
 def open_session(settings: ClientSettings) -> aiohttp.ClientSession:

@@ -148,6 +148,63 @@ def file_sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+_VOCABULARY = (
+    "plan",
+    "capacity",
+    "latency",
+    "queue",
+    "token",
+    "batch",
+    "model",
+    "server",
+    "request",
+    "stream",
+    "budget",
+    "cache",
+    "sweep",
+    "level",
+    "rate",
+    "burst",
+    "median",
+    "tail",
+    "window",
+    "engine",
+    "prompt",
+    "answer",
+    "summary",
+    "detail",
+    "explain",
+    "compare",
+    "measure",
+    "limit",
+    "steady",
+    "growth",
+    "signal",
+    "report",
+    "table",
+    "figure",
+)
+
+
+def synthetic_prompts(count: int, words_mean: int, seed: int = 0) -> tuple[Prompt, ...]:
+    """``count`` single-turn prompts of ``words_mean`` +- 50% whitespace words (uniform),
+    drawn from a small fixed vocabulary with a seeded generator; no files involved."""
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 2]))
+    low, high = max(1, words_mean // 2), max(1, words_mean + words_mean // 2)
+    prompts = []
+    for index in range(count):
+        words = rng.choice(_VOCABULARY, size=int(rng.integers(low, high + 1)))
+        text = "Please answer briefly: " + " ".join(words.tolist())
+        prompts.append(Prompt(index, (("user", text),)))
+    return tuple(prompts)
+
+
+def prompts_sha256(prompts: tuple[Prompt, ...]) -> str:
+    """Hex SHA-256 of the prompts' messages (identifies a dataset that has no file)."""
+    data = json.dumps([[list(m) for m in p.messages] for p in prompts]).encode()
+    return hashlib.sha256(data).hexdigest()
+
+
 def prompt_order(n_prompts: int, seed: int) -> np.ndarray:
     """Permutation of ``range(n_prompts)`` fixed by ``seed``; request k of a level uses
     ``order[k % n_prompts]``, so samples are cycled in the same shuffled order every level."""

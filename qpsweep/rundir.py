@@ -89,7 +89,7 @@ def _public_url(url: str) -> str:
 def new_metadata(
     target: Target,
     scenario: Scenario,
-    dataset: Path,
+    dataset: str,
     dataset_sha256: str,
     n_samples: int,
     argv: list[str],
@@ -100,7 +100,7 @@ def new_metadata(
         "timestamp": datetime.now().isoformat(),
         "endpoint": _public_url(target.url),
         "model": target.model,
-        "dataset": str(dataset),
+        "dataset": dataset,
         "qps_levels": list(scenario.qps),
         "duration": scenario.duration_s,
         "max_tokens": scenario.max_tokens,

@@ -25,16 +25,26 @@ from typing import Any, TextIO
 
 from tqdm import tqdm
 
+from qpsweep import __version__
 from qpsweep.analyze import LevelSummary
 from qpsweep.attack import LevelAttack
-from qpsweep.client import ClientSettings, Sender, open_session
-from qpsweep.config import Scenario
+from qpsweep.client import ClientSettings, Sender, open_session, settings_for
+from qpsweep.config import Scenario, Target
 from qpsweep.dataset import Prompt, prompt_order
 from qpsweep.record import RecordWriter, RequestRecord
-from qpsweep.rundir import METADATA_FILE, REQUESTS_FILE, rebuild, write_json
+from qpsweep.rundir import (
+    METADATA_FILE,
+    REQUESTS_FILE,
+    RunFiles,
+    create_run_dir,
+    new_metadata,
+    rebuild,
+    write_json,
+)
 from qpsweep.schedule import arrival_offsets_s
 
 INTERRUPT_DRAIN_S = 10.0
+DEFAULT_FILES = RunFiles()
 DRAIN_GRACE_S = 5.0
 
 
@@ -247,16 +257,34 @@ def _run(coro: Coroutine[Any, Any, bool]) -> bool:
 
 
 def run_sweep(
-    settings: ClientSettings,
+    target: Target,
     scenario: Scenario,
     prompts: tuple[Prompt, ...],
-    run_dir: Path,
-    metadata: dict[str, Any],
-    console: TextIO = sys.stderr,
+    *,
+    dataset: str,
+    dataset_sha256: str,
+    argv: list[str],
+    results_dir: Path,
+    files: RunFiles = DEFAULT_FILES,
+    console: TextIO | None = None,
+    notes: dict[str, Any] | None = None,
 ) -> SweepResult:
-    """Run every level against ``settings.url``, writing into ``run_dir``; never raises for
-    request failures.  The outputs are rebuilt from the run directory at the end."""
-    sweep = _Sweep(settings, scenario, prompts, run_dir, metadata, console)
+    """Run every level against ``target`` into a new directory under ``results_dir``.
+
+    Never raises for request failures; raises ``RunDirError`` before any traffic when the
+    directory cannot be written.  ``notes`` are added to ``metadata.json`` as they are.  The
+    outputs are rebuilt from the run directory at the end.
+    """
+    console = console or sys.stderr
+    run_dir = create_run_dir(results_dir)
+    metadata = new_metadata(target, scenario, dataset, dataset_sha256, len(prompts), argv, files)
+    metadata.update(notes or {})
+    print(
+        f"qpsweep {__version__}: {len(scenario.qps)} levels x {scenario.duration_s:g} s against "
+        f"{metadata['endpoint']} (model {target.model}); writing {run_dir}",
+        file=console,
+    )
+    sweep = _Sweep(settings_for(target, scenario), scenario, prompts, run_dir, metadata, console)
     write_json(run_dir / METADATA_FILE, metadata)
     writer = RecordWriter(run_dir / REQUESTS_FILE)
     aborted = False

@@ -1,0 +1,118 @@
+"""``qpsweep demo`` and ``qpsweep sim`` as a user runs them, and an end-to-end sweep of the
+simulator whose capacity is known in advance."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from qpsweep.cli import main
+from qpsweep.demo import demo_capacity_rps, demo_levels
+from qpsweep.sim import SimConfig, SimServer, capacity_rps
+
+
+def test_demo_help_says_what_it_does(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--help"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "simulator" in out and "result directory" in out
+
+
+def test_default_demo_levels_cross_the_capacity() -> None:
+    capacity = demo_capacity_rps()
+    levels = demo_levels(capacity)
+    assert 5 < capacity < 40
+    assert min(levels) < 0.5 * capacity and max(levels) > 1.3 * capacity
+
+
+def test_demo_writes_a_normal_result_directory(qpsweep) -> None:
+    run = qpsweep("demo", "--duration", "1.5", "--qps", "3,6", dataset=None)
+    assert run.code == 0 and run.run_dir is not None
+    assert "qpsweep demo: simulator at http://127.0.0.1:" in run.err
+    assert "QPS BENCHMARK RESULTS" in run.out and f"Results: {run.run_dir}" in run.out
+    meta = run.json("metadata.json")
+    assert meta["model"] == "qpsweep-sim" and meta["simulator_capacity_rps"] > 5
+    levels = run.json("benchmark_qps_results.json")
+    assert [lv["qps_target"] for lv in levels] == [3.0, 6.0]
+    assert all(lv["success_rate"] == 100.0 for lv in levels)
+
+
+def test_sweep_of_the_simulator_finds_its_capacity(qpsweep) -> None:
+    """Offered at 2x capacity, completions per second settle at the formula's value (15%)."""
+    config = SimConfig(max_num_seqs=4, decode_ms=5.0, decode_ms_per_seq=0.0, prefill_ms_per_token=0)
+    capacity = capacity_rps(config, 20)  # 40 req/s: 4 slots, 20 steps of 5 ms each
+    with SimServer(config) as sim:
+        run = qpsweep(
+            "--endpoint",
+            sim.base_url,
+            "--model",
+            "sim",
+            "--max-tokens",
+            "20",
+            "--qps",
+            f"{capacity / 4:g},{capacity * 2:g}",
+            "--duration",
+            "4",
+        )
+    below, above = run.json("benchmark_qps_results.json")
+    assert below["success_rate"] == above["success_rate"] == 100.0
+    assert above["achieved_qps"] == pytest.approx(capacity, rel=0.15)
+    assert above["ttft"]["p50"] > 5 * below["ttft"]["p50"]  # the queue builds past the knee
+    assert {r["token_counted_by"] for r in run.records()} == {"usage"}
+
+
+def test_sim_command_serves_until_ctrl_c() -> None:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "qpsweep", "sim", "--port", "0", "--max-num-seqs", "4"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    url = line.split(" listening on ")[1].split()[0]
+    with urllib.request.urlopen(url + "/health", timeout=5) as resp:
+        assert resp.status == 200
+    body = json.dumps(
+        {
+            "model": "x",
+            "messages": [{"role": "user", "content": "hi"}],
+            "max_tokens": 3,
+            "stream": True,
+        }
+    ).encode()
+    request = urllib.request.Request(
+        url + "/v1/chat/completions", data=body, headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=5) as resp:
+        assert resp.read().decode().endswith("data: [DONE]\n\n")
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(10) == 0
+    proc.stdout.close()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--fail-rate", "2"), "fail_rate: must be within 0..1"),
+        (("--max-num-seqs", "x"), "argument --max-num-seqs: invalid int value"),
+        (("--host", "0.0.0.0"), "the simulator binds loopback only"),
+    ],
+)
+def test_sim_bad_options_are_one_line(args: tuple[str, ...], message: str, tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "qpsweep", "sim", "--port", "0", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=30,
+    )
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+    assert message in proc.stderr and "Traceback" not in proc.stderr
