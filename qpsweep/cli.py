@@ -160,7 +160,7 @@ def _sweep_parser() -> _Parser:
         default=DEFAULT_RESULTS_FILE,
         help="results JSON file name inside the run directory",
     )
-    out.add_argument("--plot", action="store_true", help="write the plot too")
+    out.add_argument("--plot", action="store_true", help="also draw the 3x2 overview PNG")
     out.add_argument(
         "--plot-output", default=DEFAULT_PLOT_FILE, help="plot file name inside the run directory"
     )
@@ -212,7 +212,9 @@ def _cmd_sweep(argv: list[str]) -> int:
     if ns.show_tokens:
         print("note: --show-tokens is deprecated; tokens/s is always shown", file=sys.stderr)
     target, scenario = _target(ns), _scenario(ns)
-    files = RunFiles(_file_name("--output", ns.output), _file_name("--plot-output", ns.plot_output))
+    files = RunFiles(
+        _file_name("--output", ns.output), _file_name("--plot-output", ns.plot_output), ns.plot
+    )
     dataset = Path(ns.dataset)
     prompts = load_prompts(dataset)
     result = run_sweep(
@@ -237,8 +239,9 @@ def _cmd_report(argv: list[str]) -> int:
         "from its metadata.json and requests.jsonl alone.",
     )
     p.add_argument("run_dir", metavar="DIR", help="a result directory, e.g. results/2026-...")
+    p.add_argument("--plot", action="store_true", help="draw the plot even if the run did not")
     ns = p.parse_args(argv)
-    _, table = rebuild(Path(ns.run_dir))
+    _, table = rebuild(Path(ns.run_dir), plot=True if ns.plot else None)
     print(table)
     return 0
 

@@ -47,10 +47,11 @@ METRIC_FORMULAS = {
 
 @dataclass(frozen=True)
 class RunFiles:
-    """Names of the files inside one run directory."""
+    """Names of the files inside one run directory, and whether to draw the plot."""
 
     results: str = DEFAULT_RESULTS_FILE
     plot: str = DEFAULT_PLOT_FILE
+    want_plot: bool = False
 
 
 def create_run_dir(results_dir: Path) -> Path:
@@ -122,6 +123,7 @@ def new_metadata(
         "verify_tls": target.verify_tls,
         "results_file": files.results,
         "plot_file": files.plot,
+        "plot": files.want_plot,
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "metric_formulas": METRIC_FORMULAS,
@@ -184,10 +186,11 @@ def _status_note(metadata: dict[str, Any]) -> str:
     return ""
 
 
-def rebuild(run_dir: Path) -> tuple[list[LevelSummary], str]:
-    """Recompute the results JSON and ``report.txt`` from ``metadata.json`` + ``requests.jsonl``.
+def rebuild(run_dir: Path, plot: bool | None = None) -> tuple[list[LevelSummary], str]:
+    """Recompute the results JSON and ``report.txt`` from ``metadata.json`` + ``requests.jsonl``,
+    and the plot when ``plot`` is true (``None``: when the run asked for one).
 
-    Returns the summaries and the console table; writes both output files into ``run_dir``.
+    Returns the summaries and the console table; writes the output files into ``run_dir``.
     """
     metadata = read_metadata(run_dir)
     records = load_records(run_dir)
@@ -198,6 +201,11 @@ def rebuild(run_dir: Path) -> tuple[list[LevelSummary], str]:
     try:
         write_json(run_dir / results_name, results_json(summaries))
         (run_dir / REPORT_FILE).write_text(table, encoding="utf-8")
+        if metadata.get("plot") if plot is None else plot:
+            from qpsweep.plot import build_figure, save_figure  # matplotlib loads slowly
+
+            plot_name = Path(str(metadata.get("plot_file") or DEFAULT_PLOT_FILE)).name
+            save_figure(build_figure(summaries, metadata), run_dir / plot_name)
     except OSError as err:
         raise RunDirError(f"{run_dir}: cannot write results ({err.strerror})") from None
     return summaries, table

@@ -44,6 +44,7 @@ import ipaddress
 import json
 import math
 import random
+import ssl
 import threading
 import time
 import uuid
@@ -431,16 +432,18 @@ def _check_loopback(host: str) -> None:
         raise ValueError(f"host: the simulator binds loopback only, got {host!r}")
 
 
-def _url(host: str, port: int) -> str:
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+def _url(host: str, port: int, scheme: str = "http") -> str:
+    return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
 
 
-async def _start(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
+async def _start(
+    app: web.Application, host: str, port: int, ssl_context: ssl.SSLContext | None = None
+) -> tuple[web.AppRunner, int]:
     _check_loopback(host)
     runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=0.5, access_log=None)
     await runner.setup()
     try:
-        await web.TCPSite(runner, host, port).start()
+        await web.TCPSite(runner, host, port, ssl_context=ssl_context).start()
     except BaseException:
         await runner.cleanup()
         raise
@@ -468,26 +471,35 @@ def serve(config: SimConfig, host: str = "127.0.0.1", port: int = 8000) -> None:
 
 class AppServer:
     """Context manager serving an aiohttp app on loopback from a background thread with its
-    own event loop; ``port=0`` binds a free port, read back from ``port`` / ``base_url``."""
+    own event loop; ``port=0`` binds a free port, read back from ``port`` / ``base_url``.
+    With ``ssl_context`` it serves HTTPS."""
 
-    def __init__(self, app: web.Application, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        app: web.Application,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         _check_loopback(host)
-        self.app, self.host, self.port = app, host, port
+        self.app, self.host, self.port, self.ssl_context = app, host, port, ssl_context
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
 
     @property
     def base_url(self) -> str:
-        """``http://HOST:PORT`` with the bound port."""
-        return _url(self.host, self.port)
+        """``http://HOST:PORT`` (``https`` with TLS) with the bound port."""
+        return _url(self.host, self.port, "https" if self.ssl_context else "http")
 
     def __enter__(self: _Server) -> _Server:
         self._loop = loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=loop.run_forever, name="qpsweep-sim", daemon=True)
         self._thread.start()
         try:
-            started = asyncio.run_coroutine_threadsafe(_start(self.app, self.host, self.port), loop)
+            started = asyncio.run_coroutine_threadsafe(
+                _start(self.app, self.host, self.port, self.ssl_context), loop
+            )
             self._runner, self.port = started.result()
         except BaseException:
             self.__exit__()

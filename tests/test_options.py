@@ -1,0 +1,117 @@
+"""Options whose effect a user can check: --plot, --warmup, --no-verify-tls, --arrival."""
+
+from __future__ import annotations
+
+import ssl
+import struct
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conftest import Run
+from servers import BODIES, ServerThread, make_app
+
+QUICK = ("--model", "m", "--qps", "10,20", "--duration", "0.5")
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    """Width and height from a PNG's IHDR chunk."""
+    header = path.read_bytes()[:24]
+    assert header[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = struct.unpack(">II", header[16:24])
+    return width, height
+
+
+def test_plot_flag_draws_the_overview(qpsweep, server: ServerThread) -> None:
+    run: Run = qpsweep("--endpoint", server.url("ok"), *QUICK, "--plot", "--plot-output", "o.png")
+    assert run.run_dir is not None
+    assert png_size(run.run_dir / "o.png") == (2000, 1200)
+    plain = qpsweep("--endpoint", server.url("ok"), *QUICK)
+    assert plain.run_dir is not None and not (plain.run_dir / "benchmark_qps.png").exists()
+    again = qpsweep("report", str(plain.run_dir), "--plot")
+    assert again.code == 0 and png_size(plain.run_dir / "benchmark_qps.png") == (2000, 1200)
+
+
+def test_warmup_requests_are_sent_but_not_counted(qpsweep, server: ServerThread) -> None:
+    server.app[BODIES].clear()
+    run = qpsweep(
+        "--endpoint",
+        server.url("ok"),
+        "--model",
+        "m",
+        "--qps",
+        "10",
+        "--duration",
+        "0.5",
+        "--arrival",
+        "constant",
+        "--warmup",
+        "3",
+    )
+    assert len(server.app[BODIES]) == 3 + 5
+    assert len(run.records()) == 5
+    assert run.json("metadata.json")["warmup"] == {"sent": 3, "ok": 3}
+    assert "warmup: 3/3 succeeded" in run.err
+
+
+def test_gamma_arrivals_are_used(qpsweep, server: ServerThread) -> None:
+    run = qpsweep(
+        "--endpoint",
+        server.url("ok"),
+        "--model",
+        "m",
+        "--qps",
+        "50",
+        "--duration",
+        "1",
+        "--arrival",
+        "gamma",
+        "--burstiness",
+        "0.3",
+    )
+    meta = run.json("metadata.json")
+    assert (meta["arrival"], meta["burstiness"]) == ("gamma", 0.3)
+    assert 20 < len(run.records()) < 100
+
+
+@pytest.fixture(scope="module")
+def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
+    """The scripted server over HTTPS with a fresh self-signed certificate."""
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    with ServerThread(make_app(), ssl_context=context) as srv:
+        yield srv
+
+
+def test_tls_is_verified_unless_told_not_to(qpsweep, tls_server: ServerThread) -> None:
+    url = tls_server.url("ok")
+    assert url.startswith("https://127.0.0.1:")
+    strict = qpsweep("--endpoint", url, *QUICK)
+    assert {r["error_kind"] for r in strict.records()} == {"connection"}
+    assert "certificate verify failed" in strict.records()[0]["error"]
+    lax = qpsweep("--endpoint", url, *QUICK, "--no-verify-tls")
+    assert {r["error_kind"] for r in lax.records()} == {None}
