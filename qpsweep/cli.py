@@ -37,7 +37,7 @@ from qpsweep.rundir import (
     rebuild,
 )
 from qpsweep.sim import SimConfig, serve
-from qpsweep.sweep import run_sweep
+from qpsweep.sweep import SweepResult, run_sweep
 
 EXAMPLE = """\
 example:
@@ -227,6 +227,11 @@ def _cmd_sweep(argv: list[str]) -> int:
         results_dir=Path(ns.results_dir),
         files=files,
     )
+    return _show(result)
+
+
+def _show(result: SweepResult) -> int:
+    """Print a finished sweep's table and directory; the exit code (130 if interrupted)."""
     print(result.table)
     print(f"Results: {result.run_dir}")
     return 130 if result.interrupted else 0
@@ -260,9 +265,7 @@ def _cmd_demo(argv: list[str]) -> int:
     duration_s = positive("--duration", ns.duration)
     qps = parse_qps(ns.qps) if ns.qps else None
     result = run_demo(Path(ns.results_dir), duration_s, qps, ns.seed)
-    print(result.table)
-    print(f"Results: {result.run_dir}")
-    return 130 if result.interrupted else 0
+    return _show(result)
 
 
 def _cmd_sim(argv: list[str]) -> int:
