@@ -13,10 +13,17 @@ Definitions (per level; "ok" = requests with no ``error_kind``; times from ``rec
 * ``achieved_qps`` = n_ok / (last done_s), successful completions per second of the level,
   drain included;
 * ``output_tok_per_s`` = sum of ok output tokens / (last done_s);
-* ``success_pct`` = 100 * n_ok / n_sent.
-
-``generator_behind`` is set when send lag p99 exceeds ``LAG_P99_LIMIT_MS``: the client, not
-the server, was the bottleneck, and latencies at that level are not evidence about the server.
+* ``success_pct`` = 100 * n_ok / n_sent; ``error_rate`` = n_failed / n_sent;
+* ``ttft_from_schedule_s`` / ``e2e_from_schedule_s``: the same from ``scheduled_s`` instead of
+  ``sent_s`` (the coordinated-omission-corrected view: the generator's own lag counts);
+* ``scheduled_qps`` = n_scheduled / duration_s: the rate the schedule itself asked for
+  (Poisson counts differ from the target by chance);
+* steady-state signals over the second half of the arrival window ``[w/2, w]``:
+  ``completion_ratio`` = successful completions in it / requests sent in it (about 1 while
+  the server keeps up, below 1 when it cannot), and ``queue_growth`` = slope of the in-flight
+  count over it (least squares, requests/s) / offered_qps (about 0 while the server keeps up,
+  the fraction of arrivals piling up when it cannot); both ``None`` with fewer than
+  ``MIN_STEADY_SENDS`` sends in that half.
 """
 
 from __future__ import annotations
@@ -30,7 +37,8 @@ import numpy as np
 from qpsweep.record import RequestRecord
 
 BASE_PERCENTILES = (50.0, 90.0, 95.0, 99.0)
-LAG_P99_LIMIT_MS = 10.0
+MIN_STEADY_SENDS = 10
+_GRID_POINTS = 50
 
 _KIND_LABELS = {
     "timeout_connect": "Timeout (connect)",
@@ -93,26 +101,32 @@ class LevelSummary:
 
     index: int
     qps_target: float
+    duration_s: float
     arrival_window_s: float
     n_scheduled: int
+    scheduled_qps: float
     n_sent: int
     n_ok: int
     offered_qps: float
     achieved_qps: float
     success_pct: float
+    error_rate: float
     ttft_s: Percentiles
     e2e_s: Percentiles
     itl_ms: Percentiles
     tpot_ms: Percentiles
     tokens_per_sec: Percentiles
     send_lag_ms: Percentiles
+    ttft_from_schedule_s: Percentiles
+    e2e_from_schedule_s: Percentiles
+    completion_ratio: float | None
+    queue_growth: float | None
     output_tok_per_s: float
     errors: tuple[tuple[str, int], ...]
     errors_by_kind: tuple[tuple[str, int], ...]
     token_counted_by: tuple[tuple[str, int], ...]
     input_tokens_mean: float | None
     output_tokens_mean: float | None
-    generator_behind: bool
 
     @property
     def n_failed(self) -> int:
@@ -128,6 +142,7 @@ class LevelInfo:
     qps_target: float
     arrival_window_s: float
     n_scheduled: int
+    duration_s: float = 0.0  # planned; 0 when unknown (then the arrival window is used)
 
 
 def error_label(record: RequestRecord) -> str:
@@ -141,43 +156,65 @@ def _mean(values: list[float]) -> float | None:
     return float(np.mean(values)) if values else None
 
 
+def steady_signals(
+    records: Sequence[RequestRecord], window_s: float, offered_qps: float
+) -> tuple[float | None, float | None]:
+    """``(completion_ratio, queue_growth)`` over ``[window_s / 2, window_s]``; see module doc."""
+    half_s = window_s / 2
+    sent = np.sort(np.array([r.sent_s for r in records]))
+    done = np.sort(np.array([r.done_s for r in records]))
+    n_sent = int(np.count_nonzero((sent >= half_s) & (sent <= window_s)))
+    if n_sent < MIN_STEADY_SENDS or offered_qps <= 0:
+        return None, None
+    n_done = sum(1 for r in records if r.ok and half_s <= r.done_s <= window_s)
+    grid = np.linspace(half_s, window_s, _GRID_POINTS)
+    in_flight = np.searchsorted(sent, grid, "right") - np.searchsorted(done, grid, "right")
+    slope = float(np.polyfit(grid, in_flight, 1)[0])
+    return n_done / n_sent, slope / offered_qps
+
+
 def summarize_level(
     info: LevelInfo, records: Sequence[RequestRecord], percentiles: Iterable[float]
 ) -> LevelSummary:
     """Summary of one level from its records (any order)."""
     ps = sorted(set(BASE_PERCENTILES) | set(percentiles))
     ok = [r for r in records if r.ok]
-    ttft = [r.first_token_s - r.sent_s for r in ok if r.first_token_s is not None]
-    e2e = [r.done_s - r.sent_s for r in ok]
+    first = [(r, r.first_token_s) for r in ok if r.first_token_s is not None]
     tpot = [
-        (r.done_s - r.first_token_s) / (r.output_tokens - 1) * 1000.0
-        for r in ok
-        if r.first_token_s is not None and r.output_tokens > 1
+        (r.done_s - t) / (r.output_tokens - 1) * 1000.0 for r, t in first if r.output_tokens > 1
     ]
     tok_s = [r.output_tokens / (r.done_s - r.sent_s) for r in ok if r.done_s > r.sent_s]
     gaps = [np.diff(r.chunk_s) for r in ok if len(r.chunk_s) > 1]
     itl = np.concatenate(gaps) * 1000.0 if gaps else np.empty(0)
-    lag = [(r.sent_s - r.scheduled_s) * 1000.0 for r in records]
     window_s = max([info.arrival_window_s] + [r.sent_s for r in records])
+    duration_s = info.duration_s or window_s
     end_s = max((r.done_s for r in records), default=0.0)
-    lag_p = Percentiles.of(lag, ps)
-    lag_p99 = lag_p.get(99.0)
+    offered = len(records) / window_s if window_s > 0 else 0.0
+    completion_ratio, queue_growth = steady_signals(records, window_s, offered)
+    n_failed = len(records) - len(ok)
     return LevelSummary(
         index=info.index,
         qps_target=info.qps_target,
+        duration_s=duration_s,
         arrival_window_s=window_s,
         n_scheduled=info.n_scheduled,
+        scheduled_qps=info.n_scheduled / duration_s if duration_s > 0 else 0.0,
         n_sent=len(records),
         n_ok=len(ok),
-        offered_qps=len(records) / window_s if window_s > 0 else 0.0,
+        offered_qps=offered,
         achieved_qps=len(ok) / end_s if end_s > 0 else 0.0,
         success_pct=100.0 * len(ok) / len(records) if records else 0.0,
-        ttft_s=Percentiles.of(ttft, ps),
-        e2e_s=Percentiles.of(e2e, ps),
+        error_rate=n_failed / len(records) if records else 0.0,
+        ttft_s=Percentiles.of([t - r.sent_s for r, t in first], ps),
+        e2e_s=Percentiles.of([r.done_s - r.sent_s for r in ok], ps),
         itl_ms=Percentiles.of(itl, ps),
         tpot_ms=Percentiles.of(tpot, ps),
         tokens_per_sec=Percentiles.of(tok_s, ps),
-        send_lag_ms=lag_p,
+        send_lag_ms=Percentiles.of([(r.sent_s - r.scheduled_s) * 1000.0 for r in records], ps),
+        ttft_from_schedule_s=Percentiles.of([t - r.scheduled_s for r, t in first], ps),
+        e2e_from_schedule_s=Percentiles.of([r.done_s - r.scheduled_s for r in ok], ps),
+        completion_ratio=completion_ratio,
+        queue_growth=queue_growth,
         output_tok_per_s=sum(r.output_tokens for r in ok) / end_s if end_s > 0 else 0.0,
         errors=tuple(Counter(error_label(r) for r in records if not r.ok).most_common()),
         errors_by_kind=tuple(
@@ -186,8 +223,18 @@ def summarize_level(
         token_counted_by=tuple(sorted(Counter(r.token_counted_by or "" for r in ok).items())),
         input_tokens_mean=_mean([r.input_tokens for r in ok if r.input_tokens is not None]),
         output_tokens_mean=_mean([r.output_tokens for r in ok]),
-        generator_behind=lag_p99 is not None and lag_p99 > LAG_P99_LIMIT_MS,
     )
+
+
+def latency_samples(records: Iterable[RequestRecord]) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Per level: the TTFT and E2E (seconds) of each successful request, for resampling."""
+    out: dict[int, tuple[list[float], list[float]]] = {}
+    for r in records:
+        if r.ok and r.first_token_s is not None:
+            ttft, e2e = out.setdefault(r.level, ([], []))
+            ttft.append(r.first_token_s - r.sent_s)
+            e2e.append(r.done_s - r.sent_s)
+    return {level: (np.array(t), np.array(e)) for level, (t, e) in out.items()}
 
 
 def summarize_levels(

@@ -18,6 +18,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from qpsweep.analyze import LevelSummary, Percentiles, percentile_key
+from qpsweep.saturation import Verdict
 
 FIGSIZE_IN = (20.0, 12.0)
 DPI = 100
@@ -87,8 +88,11 @@ def _error_panel(ax: Axes, summaries: Sequence[LevelSummary]) -> None:
         ax.text(0.5, 0.5, "no failures", ha="center", va="center", transform=ax.transAxes)
 
 
-def _text_panel(ax: Axes, summaries: Sequence[LevelSummary], metadata: dict[str, Any]) -> None:
+def _text_panel(
+    ax: Axes, summaries: Sequence[LevelSummary], metadata: dict[str, Any], verdict: Verdict
+) -> None:
     ax.axis("off")
+    states = {st.index: st.state for st in verdict.levels}
     lines = [
         f"model: {metadata.get('model', '?')}",
         f"endpoint: {metadata.get('endpoint', '?')}",
@@ -97,14 +101,14 @@ def _text_panel(ax: Axes, summaries: Sequence[LevelSummary], metadata: dict[str,
         f"seed {metadata.get('seed', '?')}, max_tokens {metadata.get('max_tokens', '?')}",
         f"started: {metadata.get('timestamp', '?')}  status: {metadata.get('status', '?')}",
         "",
-        "target   offered  achieved   sent     ok  lag p99",
+        "target   offered  achieved   sent     ok  lag p99  state",
     ]
     for s in summaries:
         lag = s.send_lag_ms.get(99.0)
         lines.append(
             f"{s.qps_target:>6g}  {s.offered_qps:>7.2f}  {s.achieved_qps:>8.2f}  {s.n_sent:>5}"
             f"  {s.n_ok:>5}  {'-' if lag is None else f'{lag:.1f} ms':>7}"
-            + ("  GENERATOR BEHIND" if s.generator_behind else "")
+            + f"  {states.get(s.index, '')}"
         )
     ax.text(
         0.0,
@@ -119,7 +123,17 @@ def _text_panel(ax: Axes, summaries: Sequence[LevelSummary], metadata: dict[str,
     ax.set_title("run")
 
 
-def build_figure(summaries: Sequence[LevelSummary], metadata: dict[str, Any]) -> Figure:
+def _mark(ax: Axes, verdict: Verdict) -> None:
+    """Vertical lines at the saturation and recommended QPS."""
+    if verdict.saturation_qps is not None:
+        ax.axvline(verdict.saturation_qps, color="#c0392b", linestyle="--", label="saturation")
+    if verdict.recommended_qps is not None:
+        ax.axvline(verdict.recommended_qps, color="#27ae60", linestyle="--", label="recommended")
+
+
+def build_figure(
+    summaries: Sequence[LevelSummary], metadata: dict[str, Any], verdict: Verdict
+) -> Figure:
     """The overview figure (``FIGSIZE_IN`` at ``DPI``); one point per level."""
     with matplotlib.rc_context({"font.size": 13, "axes.titlesize": 16, "axes.titleweight": "bold"}):
         fig = Figure(figsize=FIGSIZE_IN, dpi=DPI, layout="tight")
@@ -134,7 +148,10 @@ def build_figure(summaries: Sequence[LevelSummary], metadata: dict[str, Any]) ->
             axes[1][1], x, [s.tokens_per_sec for s in summaries], "tokens/s per request", "tokens/s"
         )
         _error_panel(axes[2][0], summaries)
-        _text_panel(axes[2][1], summaries, metadata)
+        _text_panel(axes[2][1], summaries, metadata, verdict)
+        for ax in (axes[0][1], axes[1][0]):
+            _mark(ax, verdict)
+            ax.legend(loc="upper left")
         fig.suptitle(f"qpsweep: {metadata.get('model', '')}", fontsize=18, fontweight="bold")
     return fig
 

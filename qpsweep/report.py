@@ -7,10 +7,14 @@ carry their unit in the name (``itl_ms``, ``tpot_ms``, ``send_lag_ms``).
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from typing import Any
 
-from qpsweep.analyze import LAG_P99_LIMIT_MS, LevelSummary, Percentiles, percentile_key
+from qpsweep.analyze import LevelSummary, Percentiles, percentile_key
+from qpsweep.saturation import BOOTSTRAP, Knee, LevelState, Thresholds, Verdict, stalled
+
+DEFAULT_THRESHOLDS = Thresholds()
 
 RULE = "=" * 80
 
@@ -23,8 +27,14 @@ def _row(cells: Sequence[str]) -> str:
     return "".join(f"{cell:<13}" for cell in cells).rstrip()
 
 
-def format_table(summaries: Sequence[LevelSummary], percentiles: Sequence[float]) -> str:
-    """The seed-style results table, a latency-detail table, and per-level error lines."""
+def format_table(
+    summaries: Sequence[LevelSummary],
+    percentiles: Sequence[float],
+    verdict: Verdict,
+    thresholds: Thresholds = DEFAULT_THRESHOLDS,
+) -> str:
+    """The seed-style results table, a detail table with each level's state, the error lines
+    per level, loud warnings for client-limited levels, and the verdict."""
     tags = [percentile_key(p).upper() for p in percentiles]
     head = ["QPS Target", "Actual QPS", "Success%"]
     head += [f"TTFT {t}(s)" for t in tags] + [f"E2E {t}(s)" for t in tags]
@@ -36,22 +46,8 @@ def format_table(summaries: Sequence[LevelSummary], percentiles: Sequence[float]
         cells += [_cell(s.e2e_s.get(p), ".3f") for p in percentiles]
         cells += [_cell(s.tokens_per_sec.get(p), ".1f") for p in percentiles]
         lines.append(_row(cells))
-    lines += [
-        "",
-        _row(
-            [
-                "QPS Target",
-                "Sent",
-                "OK",
-                "Done QPS",
-                "ITL P50(ms)",
-                "TPOT P50(ms)",
-                "Out tok/s",
-                "Lag P50(ms)",
-                "Lag P99(ms)",
-            ]
-        ),
-    ]
+    states = {st.index: st for st in verdict.levels}
+    lines += ["", _row(DETAIL_HEAD)]
     for s in summaries:
         lines.append(
             _row(
@@ -60,11 +56,14 @@ def format_table(summaries: Sequence[LevelSummary], percentiles: Sequence[float]
                     str(s.n_sent),
                     str(s.n_ok),
                     f"{s.achieved_qps:.2f}",
+                    _cell(None if s.completion_ratio is None else 100 * s.completion_ratio, ".0f"),
+                    _cell(None if s.queue_growth is None else 100 * s.queue_growth, "+.0f"),
+                    _cell(s.ttft_from_schedule_s.get(95.0), ".3f"),
                     _cell(s.itl_ms.get(50.0), ".1f"),
                     _cell(s.tpot_ms.get(50.0), ".1f"),
-                    f"{s.output_tok_per_s:.1f}",
                     _cell(s.send_lag_ms.get(50.0), ".2f"),
                     _cell(s.send_lag_ms.get(99.0), ".2f"),
+                    states[s.index].state,
                 ]
             )
         )
@@ -72,28 +71,90 @@ def format_table(summaries: Sequence[LevelSummary], percentiles: Sequence[float]
         if s.errors:
             lines += ["", f"QPS {s.qps_target:g} - Errors ({s.n_failed} total):"]
             lines += [f"  - {label}: {count} occurrences" for label, count in s.errors]
-    lines += [warning for s in summaries if (warning := generator_warning(s))]
-    return "\n".join(lines) + "\n"
+    for s in summaries:
+        if states[s.index].state == "client_limited":
+            lines += ["", client_warning(s)]
+        elif stalled(s, thresholds):
+            lines += ["", stall_note(s)]
+    return "\n".join([*lines, "", *format_verdict(verdict)]) + "\n"
 
 
-def generator_warning(summary: LevelSummary) -> str | None:
-    """A loud line when the load generator, not the server, fell behind at this level."""
-    lag = summary.send_lag_ms.get(99.0)
-    if not summary.generator_behind or lag is None:
-        return None
+DETAIL_HEAD = [
+    "QPS Target",
+    "Sent",
+    "OK",
+    "Done QPS",
+    "Compl%",
+    "Queue%",
+    "TTFT P95*(s)",
+    "ITL P50(ms)",
+    "TPOT P50(ms)",
+    "Lag P50(ms)",
+    "Lag P99(ms)",
+    "State",
+]
+LEGEND = (
+    "Compl% = completions / sends in the level's second half; Queue% = growth of requests in "
+    "flight per second, as % of the offered rate; TTFT P95* = measured from the scheduled send."
+)
+
+
+def stall_note(summary: LevelSummary) -> str:
+    """The note for a brief stall of the generator that delayed only a few sends."""
+    lag95, lag_max = summary.send_lag_ms.get(95.0), summary.send_lag_ms.max
     return (
-        f"\nWARNING: at QPS {summary.qps_target:g} the load generator fell behind its schedule "
-        f"(send lag p99 {lag:.1f} ms > {LAG_P99_LIMIT_MS:g} ms): latencies at this level "
-        "describe the client, not the server. Close other programs, lower the level, or run "
-        "qpsweep on a machine with a free core."
+        f"note: at QPS {summary.qps_target:g} the load generator stalled briefly (send lag "
+        f"max {_cell(lag_max, '.0f')} ms, p95 {_cell(lag95, '.1f')} ms): a few requests went "
+        "out late; their latency is measured from their actual send."
     )
+
+
+def client_warning(summary: LevelSummary) -> str:
+    """The loud line for a level where the load generator, not the server, fell behind."""
+    lag50, lag95 = summary.send_lag_ms.get(50.0), summary.send_lag_ms.get(95.0)
+    return (
+        f"WARNING: at QPS {summary.qps_target:g} the load generator fell behind its schedule "
+        f"(send lag p50 {_cell(lag50, '.1f')} ms, p95 {_cell(lag95, '.1f')} ms; offered "
+        f"{summary.offered_qps:.2f} of {summary.scheduled_qps:.2f} QPS scheduled). Latencies at "
+        "this level describe the client, not the server, and the verdict ignores it. Remedy: "
+        "close other programs, give qpsweep a free core, or lower the level."
+    )
+
+
+def format_verdict(v: Verdict) -> list[str]:
+    """The verdict block: the four numbers, then the reason wrapped at 80 columns."""
+
+    def num(value: float | None) -> str:
+        return "-" if value is None else f"{value:.3g}"
+
+    knee = "-"
+    if v.knee is not None:
+        check = "" if v.knee.kneedle_qps is None else f"; Kneedle {num(v.knee.kneedle_qps)}"
+        knee = (
+            f"{num(v.knee.qps)} [{num(v.knee.low)} - {num(v.knee.high)}] "
+            f"(p95 {v.knee.metric.upper()}, two-segment fit{check})"
+        )
+    signals = f" ({', '.join(v.saturation_signals)})" if v.saturation_signals else ""
+    return [
+        RULE,
+        "SATURATION VERDICT",
+        RULE,
+        f"  saturation QPS:       {num(v.saturation_qps)}{signals}",
+        f"  knee QPS:             {knee}",
+        f"  max sustainable QPS:  {num(v.max_sustainable_qps)}",
+        f"  recommended QPS:      {num(v.recommended_qps)} (headroom {v.headroom:g})",
+        "",
+        *textwrap.wrap(v.reason, 80),
+        "",
+        *textwrap.wrap(LEGEND, 80),
+    ]
 
 
 def _dist(p: Percentiles, digits: int) -> dict[str, float | int | None]:
     return p.to_dict(digits)
 
 
-def level_json(s: LevelSummary) -> dict[str, Any]:
+def level_json(s: LevelSummary, state: LevelState) -> dict[str, Any]:
     """One entry of ``benchmark_qps_results.json`` (the seed's keys first)."""
     return {
         "qps_target": s.qps_target,
@@ -103,24 +164,76 @@ def level_json(s: LevelSummary) -> dict[str, Any]:
         "e2e_latency": _dist(s.e2e_s, 6),
         "tokens_per_sec": _dist(s.tokens_per_sec, 3),
         "errors": dict(s.errors),
+        "state": state.state,
+        "signals": list(state.signals),
         "achieved_qps": round(s.achieved_qps, 4),
+        "scheduled_qps": round(s.scheduled_qps, 4),
         "itl_ms": _dist(s.itl_ms, 3),
         "tpot_ms": _dist(s.tpot_ms, 3),
         "send_lag_ms": _dist(s.send_lag_ms, 3),
+        "ttft_from_schedule": _dist(s.ttft_from_schedule_s, 6),
+        "e2e_from_schedule": _dist(s.e2e_from_schedule_s, 6),
+        "completion_ratio": None if s.completion_ratio is None else round(s.completion_ratio, 4),
+        "queue_growth": None if s.queue_growth is None else round(s.queue_growth, 4),
+        "error_rate": round(s.error_rate, 4),
         "n_scheduled": s.n_scheduled,
         "n_sent": s.n_sent,
         "n_ok": s.n_ok,
         "n_failed": s.n_failed,
         "errors_by_kind": dict(s.errors_by_kind),
+        "duration_s": s.duration_s,
         "arrival_window_s": round(s.arrival_window_s, 3),
         "output_tok_per_s": round(s.output_tok_per_s, 3),
         "input_tokens_mean": s.input_tokens_mean,
         "output_tokens_mean": s.output_tokens_mean,
         "token_counted_by": dict(s.token_counted_by),
-        "generator_behind": s.generator_behind,
     }
 
 
-def results_json(summaries: Sequence[LevelSummary]) -> list[dict[str, Any]]:
+def results_json(summaries: Sequence[LevelSummary], verdict: Verdict) -> list[dict[str, Any]]:
     """The whole ``benchmark_qps_results.json``: a list with one entry per level."""
-    return [level_json(s) for s in summaries]
+    states = {st.index: st for st in verdict.levels}
+    return [level_json(s, states[s.index]) for s in summaries]
+
+
+def verdict_json(v: Verdict) -> dict[str, Any]:
+    """``saturation.json``: the verdict, every knee found, and each level's state."""
+
+    def rnd(value: float | None) -> float | None:
+        return None if value is None else round(value, 4)
+
+    def knee(k: Knee) -> dict[str, Any]:
+        return {
+            "metric": f"p95 {k.metric}",
+            "qps": rnd(k.qps),
+            "low": rnd(k.low),
+            "high": rnd(k.high),
+            "slope_before": rnd(k.slope_before),
+            "slope_after": rnd(k.slope_after),
+            "kneedle_qps": rnd(k.kneedle_qps),
+        }
+
+    return {
+        "saturation_qps": rnd(v.saturation_qps),
+        "saturation_signals": list(v.saturation_signals),
+        "knee_qps": rnd(v.knee.qps) if v.knee else None,
+        "knee_interval": [rnd(v.knee.low), rnd(v.knee.high)] if v.knee else None,
+        "max_sustainable_qps": rnd(v.max_sustainable_qps),
+        "recommended_qps": rnd(v.recommended_qps),
+        "headroom": v.headroom,
+        "reason": v.reason,
+        "suggestion": v.suggestion,
+        "knee_method": "two-segment piecewise-linear least squares on p95 vs offered QPS; "
+        f"interval: 5th-95th percentile of {BOOTSTRAP} bootstrap refits; cross-check: Kneedle",
+        "knees": [knee(k) for k in v.knees],
+        "levels": [
+            {
+                "index": st.index,
+                "qps_target": st.qps_target,
+                "offered_qps": rnd(st.offered_qps),
+                "state": st.state,
+                "signals": list(st.signals),
+            }
+            for st in v.levels
+        ],
+    }

@@ -12,23 +12,25 @@ import json
 import os
 import platform
 import sys
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from qpsweep import __version__
-from qpsweep.analyze import LevelInfo, LevelSummary, summarize_levels
+from qpsweep.analyze import LevelInfo, LevelSummary, latency_samples, summarize_levels
 from qpsweep.config import Scenario, Target
 from qpsweep.errors import RunDirError
 from qpsweep.record import RequestRecord, read_records
 from qpsweep.redact import MASK, is_secret_header, redact_argv
-from qpsweep.report import format_table, results_json
+from qpsweep.report import format_table, results_json, verdict_json
+from qpsweep.saturation import Thresholds, Verdict, assess
 
 METADATA_FILE = "metadata.json"
 REQUESTS_FILE = "requests.jsonl"
 REPORT_FILE = "report.txt"
+SATURATION_FILE = "saturation.json"
 DEFAULT_RESULTS_FILE = "benchmark_qps_results.json"
 DEFAULT_PLOT_FILE = "benchmark_qps.png"
 
@@ -102,7 +104,7 @@ def new_metadata(
         "endpoint": _public_url(target.url),
         "model": target.model,
         "dataset": dataset,
-        "qps_levels": list(scenario.qps),
+        "qps_levels": "auto" if scenario.auto else list(scenario.qps),
         "duration": scenario.duration_s,
         "max_tokens": scenario.max_tokens,
         "temperature": scenario.temperature,
@@ -127,6 +129,8 @@ def new_metadata(
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "metric_formulas": METRIC_FORMULAS,
+        "thresholds": asdict(scenario.thresholds),
+        "adaptive": asdict(scenario.auto) if scenario.auto else None,
         "status": "running",
         "interrupted": False,
         "levels": [],
@@ -169,6 +173,7 @@ def level_infos(metadata: dict[str, Any], records: list[RequestRecord]) -> list[
             qps_target=float(lv["qps_target"]),
             arrival_window_s=float(lv.get("arrival_window_s") or 0.0),
             n_scheduled=int(lv.get("n_scheduled") or 0),
+            duration_s=float(lv.get("duration_s") or 0.0),
         )
         for lv in metadata.get("levels", [])
     }
@@ -186,26 +191,55 @@ def _status_note(metadata: dict[str, Any]) -> str:
     return ""
 
 
-def rebuild(run_dir: Path, plot: bool | None = None) -> tuple[list[LevelSummary], str]:
-    """Recompute the results JSON and ``report.txt`` from ``metadata.json`` + ``requests.jsonl``,
-    and the plot when ``plot`` is true (``None``: when the run asked for one).
+def thresholds_of(metadata: dict[str, Any]) -> Thresholds:
+    """The verdict's thresholds as the run recorded them (defaults for older runs)."""
+    known = {f.name for f in fields(Thresholds)}
+    return Thresholds(**{k: v for k, v in (metadata.get("thresholds") or {}).items() if k in known})
 
-    Returns the summaries and the console table; writes the output files into ``run_dir``.
-    """
+
+@dataclass(frozen=True)
+class Analysis:
+    """A run directory read back and judged: what ``report`` and the sweep's planner use."""
+
+    metadata: dict[str, Any]
+    percentiles: tuple[float, ...]
+    summaries: list[LevelSummary]
+    verdict: Verdict
+
+
+def analyze_run(run_dir: Path) -> Analysis:
+    """Summaries (sorted by target QPS) and the verdict from the run directory alone."""
     metadata = read_metadata(run_dir)
     records = load_records(run_dir)
     percentiles = tuple(float(p) for p in metadata.get("percentiles") or (50, 95, 99))
-    summaries = summarize_levels(level_infos(metadata, records), records, percentiles)
-    table = _status_note(metadata) + format_table(summaries, percentiles)
+    summaries = sorted(
+        summarize_levels(level_infos(metadata, records), records, percentiles),
+        key=lambda s: (s.qps_target, s.index),
+    )
+    verdict = assess(summaries, latency_samples(records), thresholds_of(metadata))
+    return Analysis(metadata, percentiles, summaries, verdict)
+
+
+def rebuild(run_dir: Path, plot: bool | None = None) -> tuple[Analysis, str]:
+    """Recompute the results JSON, ``saturation.json`` and ``report.txt`` from
+    ``metadata.json`` + ``requests.jsonl``, and the plot when ``plot`` is true (``None``: when
+    the run asked for one).  Returns the analysis and the console table."""
+    analysis = analyze_run(run_dir)
+    metadata, summaries, verdict = analysis.metadata, analysis.summaries, analysis.verdict
+    thresholds = thresholds_of(metadata)
+    table = _status_note(metadata) + format_table(
+        summaries, analysis.percentiles, verdict, thresholds
+    )
     results_name = Path(str(metadata.get("results_file") or DEFAULT_RESULTS_FILE)).name
     try:
-        write_json(run_dir / results_name, results_json(summaries))
+        write_json(run_dir / results_name, results_json(summaries, verdict))
+        write_json(run_dir / SATURATION_FILE, verdict_json(verdict))
         (run_dir / REPORT_FILE).write_text(table, encoding="utf-8")
         if metadata.get("plot") if plot is None else plot:
             from qpsweep.plot import build_figure, save_figure  # matplotlib loads slowly
 
             plot_name = Path(str(metadata.get("plot_file") or DEFAULT_PLOT_FILE)).name
-            save_figure(build_figure(summaries, metadata), run_dir / plot_name)
+            save_figure(build_figure(summaries, metadata, verdict), run_dir / plot_name)
     except OSError as err:
         raise RunDirError(f"{run_dir}: cannot write results ({err.strerror})") from None
-    return summaries, table
+    return analysis, table

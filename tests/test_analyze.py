@@ -8,7 +8,8 @@ import pytest
 
 from qpsweep.analyze import LevelInfo, summarize_level, summarize_levels
 from qpsweep.record import RecordWriter, RequestRecord, read_records
-from qpsweep.report import format_table, results_json
+from qpsweep.report import format_table
+from qpsweep.saturation import assess
 
 
 def ok(seq: int, sent: float, ttft: float, gaps: list[float], lag: float = 0.0) -> RequestRecord:
@@ -68,21 +69,12 @@ def test_definitions() -> None:
     assert dict(s.errors) == {"HTTP 503": 1, "Timeout (TTFT)": 1}
     assert dict(s.errors_by_kind) == {"http_503": 1, "timeout_ttft": 1}
     assert s.output_tok_per_s == pytest.approx(7 / 1.51)
-    assert not s.generator_behind
-
-
-def test_late_generator_is_flagged_and_said_loudly() -> None:
-    late = [ok(i, i * 0.1, 0.05, [0.01], lag=0.05) for i in range(20)]
-    (s,) = summarize_levels([LevelInfo(0, 10.0, 2.0, 20)], late, (50.0, 99.0))
-    assert s.generator_behind
-    assert "WARNING: at QPS 10 the load generator fell behind" in format_table([s], (50.0, 99.0))
-    assert results_json([s])[0]["generator_behind"] is True
 
 
 def test_empty_level_has_no_numbers_but_a_row() -> None:
     (s,) = summarize_levels([LevelInfo(0, 5.0, 10.0, 0)], [], (50.0,))
     assert s.n_sent == 0 and s.ttft_s.n == 0 and s.ttft_s.get(50.0) is None
-    table = format_table([s], (50.0,))
+    table = format_table([s], (50.0,), assess([s], {}))
     assert "\n5            0.00         0.0          -" in table
 
 

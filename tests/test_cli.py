@@ -123,6 +123,7 @@ def test_result_directory_contract(qpsweep, server) -> None:
         "report.txt",
         "requests.jsonl",
         "res.json",
+        "saturation.json",
     ]
     meta = run.json("metadata.json")
     for key in (
