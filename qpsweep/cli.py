@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from qpsweep import __version__
+from qpsweep.adaptive import AutoPlan
 from qpsweep.config import (
     ARRIVALS,
     Scenario,
@@ -36,6 +37,7 @@ from qpsweep.rundir import (
     RunFiles,
     rebuild,
 )
+from qpsweep.saturation import Thresholds
 from qpsweep.sim import SimConfig, serve
 from qpsweep.sweep import SweepResult, run_sweep
 
@@ -43,6 +45,8 @@ EXAMPLE = """\
 example:
   qpsweep --endpoint http://127.0.0.1:8000/v1/chat/completions --model my-model \\
           --dataset datasets/conversations.json --qps 1,5,10,20 --duration 60
+  qpsweep --endpoint http://127.0.0.1:8000 --model my-model \\
+          --dataset datasets/conversations.json --qps auto --duration 20 --budget 600
 
 other commands:
   qpsweep demo           sweep the built-in simulator for a minute: see qpsweep at work
@@ -100,7 +104,11 @@ def _sweep_parser() -> _Parser:
         required=True,
         help="conversations: JSON array or JSONL (see datasets/README.md)",
     )
-    load.add_argument("--qps", default="1,5,10,20", help="QPS levels (default: %(default)s)")
+    load.add_argument(
+        "--qps",
+        default="1,5,10,20",
+        help="QPS levels, or 'auto' to search for the saturation point (default: %(default)s)",
+    )
     load.add_argument(
         "--duration",
         type=float,
@@ -146,6 +154,48 @@ def _sweep_parser() -> _Parser:
         default=30.0,
         help="TCP connect deadline in seconds (default: %(default)g)",
     )
+    verdict = p.add_argument_group("verdict and stop rules")
+    verdict.add_argument(
+        "--headroom",
+        type=float,
+        default=0.75,
+        help="recommended QPS = headroom x max sustainable (default: %(default)g)",
+    )
+    verdict.add_argument(
+        "--max-error-rate",
+        type=float,
+        default=0.05,
+        metavar="FRACTION",
+        help="a level above it is saturated, and a fixed sweep stops there (default: %(default)g)",
+    )
+    verdict.add_argument(
+        "--max-p95-latency",
+        type=float,
+        metavar="SECONDS",
+        help="a level whose p95 E2E exceeds it is degraded, and a fixed sweep "
+        "stops there (default: none)",
+    )
+    auto = p.add_argument_group("adaptive sweep (--qps auto)")
+    auto.add_argument("--start-qps", type=float, default=1.0, help="first level (default: 1)")
+    auto.add_argument(
+        "--max-qps",
+        type=float,
+        default=1000.0,
+        help="highest level the ramp may try (default: %(default)g)",
+    )
+    auto.add_argument(
+        "--budget",
+        type=float,
+        default=900.0,
+        metavar="SECONDS",
+        help="time for the whole search (default: %(default)g)",
+    )
+    auto.add_argument(
+        "--precision",
+        type=float,
+        default=0.1,
+        help="stop bisecting when (hi - lo) / lo <= this (default: %(default)g)",
+    )
     out = p.add_argument_group("output")
     out.add_argument(
         "--percentiles", default="50,95,99", help="any of 50,90,95,99,99.9 (default: %(default)s)"
@@ -190,9 +240,16 @@ def _target(ns: argparse.Namespace) -> Target:
 
 
 def _scenario(ns: argparse.Namespace) -> Scenario:
+    auto = ns.qps.strip().lower() == "auto"
+    plan = AutoPlan(ns.start_qps, ns.max_qps, ns.precision, ns.budget) if auto else None
+    thresholds = Thresholds(
+        max_error_rate=ns.max_error_rate,
+        max_p95_latency_s=ns.max_p95_latency,
+        headroom=ns.headroom,
+    )
     return check_scenario(
         Scenario(
-            qps=parse_qps(ns.qps),
+            qps=() if auto else parse_qps(ns.qps),
             duration_s=ns.duration,
             max_tokens=ns.max_tokens,
             temperature=ns.temperature,
@@ -203,6 +260,8 @@ def _scenario(ns: argparse.Namespace) -> Scenario:
             burstiness=ns.burstiness,
             warmup=ns.warmup,
             percentiles=parse_percentiles(ns.percentiles),
+            thresholds=thresholds,
+            auto=plan,
         )
     )
 

@@ -11,7 +11,9 @@ import math
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
+from qpsweep.adaptive import AutoPlan
 from qpsweep.errors import ConfigError
+from qpsweep.saturation import Thresholds
 
 ARRIVALS = ("poisson", "constant", "gamma")
 ALLOWED_PERCENTILES = (50.0, 90.0, 95.0, 99.0, 99.9)
@@ -31,7 +33,8 @@ class Target:
 
 @dataclass(frozen=True)
 class Scenario:
-    """What load to offer: one level per entry of ``qps``, each ``duration_s`` of arrivals."""
+    """What load to offer: one level per entry of ``qps`` (or chosen by ``auto``), each
+    ``duration_s`` of arrivals, and the thresholds of the verdict and the stop rules."""
 
     qps: tuple[float, ...] = (1.0, 5.0, 10.0, 20.0)
     duration_s: float = 60.0
@@ -44,6 +47,8 @@ class Scenario:
     burstiness: float = 1.0
     warmup: int = 0
     percentiles: tuple[float, ...] = (50.0, 95.0, 99.0)
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    auto: AutoPlan | None = None  # --qps auto: levels chosen by the adaptive search
 
 
 def normalize_endpoint(raw: str) -> str:
@@ -132,4 +137,27 @@ def check_scenario(scenario: Scenario) -> Scenario:
     if scenario.arrival not in ARRIVALS:
         raise ConfigError(f"--arrival: {scenario.arrival!r} is not one of {', '.join(ARRIVALS)}")
     non_negative_int("--warmup", scenario.warmup)
+    t = scenario.thresholds
+    if not 0.0 < t.headroom <= 1.0:
+        raise ConfigError(f"--headroom: {t.headroom:g} must be in (0, 1], e.g. 0.75")
+    if not 0.0 <= t.max_error_rate < 1.0:
+        raise ConfigError(f"--max-error-rate: {t.max_error_rate:g} must be in [0, 1), e.g. 0.05")
+    if t.max_p95_latency_s is not None:
+        positive("--max-p95-latency", t.max_p95_latency_s)
+    if scenario.auto is not None:
+        _check_auto(scenario.auto, scenario.duration_s)
     return scenario
+
+
+def _check_auto(plan: AutoPlan, duration_s: float) -> None:
+    positive("--start-qps", plan.start_qps)
+    positive("--precision", plan.precision)
+    if plan.max_qps <= plan.start_qps:
+        raise ConfigError(
+            f"--max-qps: {plan.max_qps:g} must be above --start-qps {plan.start_qps:g}"
+        )
+    if plan.budget_s < 2 * duration_s:
+        raise ConfigError(
+            f"--budget: {plan.budget_s:g} s cannot fit the two levels of --duration "
+            f"{duration_s:g} s that --qps auto needs at the least"
+        )

@@ -45,6 +45,7 @@ import json
 import math
 import random
 import ssl
+import sys
 import threading
 import time
 import uuid
@@ -61,6 +62,7 @@ _DEFAULT_MAX_TOKENS = 128
 _MAX_LAG_S = 0.25  # behind the step schedule by more than this: resync instead of catching up
 _WAITING, _RUNNING, _DONE, _GONE = range(4)
 _Server = TypeVar("_Server", bound="AppServer")
+GIL_SWITCH_S = 0.0005
 
 
 def _opt(default: Any, help_text: str) -> Any:
@@ -486,6 +488,7 @@ class AppServer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
+        self._switch_s = sys.getswitchinterval()
 
     @property
     def base_url(self) -> str:
@@ -493,6 +496,11 @@ class AppServer:
         return _url(self.host, self.port, "https" if self.ssl_context else "http")
 
     def __enter__(self: _Server) -> _Server:
+        # Sharing the process with a load generator: hand the GIL over every 0.5 ms instead of
+        # 5 ms, or a send can wait behind a simulator step (measured: send lag p99 14-18 ms at
+        # 18 QPS in the demo with 5 ms, at most 5 ms with 0.5 ms).  Restored on exit.
+        self._switch_s = sys.getswitchinterval()
+        sys.setswitchinterval(GIL_SWITCH_S)
         self._loop = loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=loop.run_forever, name="qpsweep-sim", daemon=True)
         self._thread.start()
@@ -516,6 +524,7 @@ class AppServer:
         loop.call_soon_threadsafe(loop.stop)
         thread.join()
         loop.close()
+        sys.setswitchinterval(self._switch_s)
 
 
 class SimServer(AppServer):

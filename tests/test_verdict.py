@@ -1,0 +1,60 @@
+"""The verdict end to end against simulators of known capacity, fixed list and --qps auto."""
+
+from __future__ import annotations
+
+import pytest
+
+from qpsweep.sim import SimConfig, SimServer, capacity_rps
+
+from conftest import REPO
+
+SETTINGS = {
+    # 4 slots, 20 steps of 5 ms: 40 req/s
+    "4-slots": (
+        SimConfig(max_num_seqs=4, decode_ms=5.0, decode_ms_per_seq=0.0, prefill_ms_per_token=0.0),
+        20,
+    ),
+    # 8 slots, 16 steps of 4 + 0.5 x 8 ms: 62.5 req/s
+    "8-slots": (
+        SimConfig(max_num_seqs=8, decode_ms=4.0, decode_ms_per_seq=0.5, prefill_ms_per_token=0.0),
+        16,
+    ),
+}
+
+
+@pytest.mark.timeout(400)
+@pytest.mark.parametrize("mode", ["fixed", "auto"])
+@pytest.mark.parametrize("setting", sorted(SETTINGS))
+def test_saturation_found_within_15_percent_of_capacity(qpsweep, setting: str, mode: str) -> None:
+    config, tokens = SETTINGS[setting]
+    capacity = capacity_rps(config, tokens)
+    if mode == "fixed":
+        levels = ["--qps", ",".join(f"{capacity * f:.3g}" for f in (0.4, 0.7, 0.95, 1.1, 1.3))]
+    else:
+        levels = ["--qps", "auto", "--start-qps", f"{capacity / 8:.3g}", "--budget", "300"]
+    with SimServer(config) as sim:
+        run = qpsweep(
+            "--endpoint",
+            sim.base_url,
+            "--model",
+            "sim",
+            "--max-tokens",
+            str(tokens),
+            "--duration",
+            "8",
+            *levels,
+            dataset=REPO / "datasets" / "short_prompts.jsonl",
+        )
+    assert run.code == 0
+    verdict = run.json("saturation.json")
+    states = [level["state"] for level in verdict["levels"]]
+    assert "client_limited" not in states
+    assert verdict["saturation_qps"] == pytest.approx(capacity, rel=0.15)
+    assert set(verdict["saturation_signals"]) & {"throughput_plateau", "queue_growth"}
+    assert 0 < verdict["recommended_qps"] < verdict["saturation_qps"]
+    assert "SATURATION VERDICT" in run.out and "recommended QPS:" in run.out
+    if mode == "auto":
+        meta = run.json("metadata.json")
+        assert meta["adaptive"]["precision"] == 0.1 and len(meta["qps_levels"]) >= 5
+        targets = sorted(meta["qps_levels"])
+        assert targets[0] == pytest.approx(capacity / 8, rel=0.01)
