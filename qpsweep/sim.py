@@ -40,20 +40,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import json
 import math
 import random
-import ssl
-import sys
-import threading
 import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field, fields
-from typing import Any, TypeVar
+from typing import Any
 
 from aiohttp import web
+
+from qpsweep.appserver import AppServer, app_url, start_app
 
 _WORDS = tuple(
     f"{w} ".encode() for w in ("the", "sim", "writes", "one", "plain", "word", "per", "token")
@@ -61,8 +59,6 @@ _WORDS = tuple(
 _DEFAULT_MAX_TOKENS = 128
 _MAX_LAG_S = 0.25  # behind the step schedule by more than this: resync instead of catching up
 _WAITING, _RUNNING, _DONE, _GONE = range(4)
-_Server = TypeVar("_Server", bound="AppServer")
-GIL_SWITCH_S = 0.0005
 
 
 def _opt(default: Any, help_text: str) -> Any:
@@ -425,40 +421,13 @@ def build_app(config: SimConfig) -> web.Application:
     return app
 
 
-def _check_loopback(host: str) -> None:
-    try:
-        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = False
-    if not loopback:
-        raise ValueError(f"host: the simulator binds loopback only, got {host!r}")
-
-
-def _url(host: str, port: int, scheme: str = "http") -> str:
-    return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
-
-
-async def _start(
-    app: web.Application, host: str, port: int, ssl_context: ssl.SSLContext | None = None
-) -> tuple[web.AppRunner, int]:
-    _check_loopback(host)
-    runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=0.5, access_log=None)
-    await runner.setup()
-    try:
-        await web.TCPSite(runner, host, port, ssl_context=ssl_context).start()
-    except BaseException:
-        await runner.cleanup()
-        raise
-    return runner, int(runner.addresses[0][1])
-
-
 def serve(config: SimConfig, host: str = "127.0.0.1", port: int = 8000) -> None:
     """Run the simulator until Ctrl-C (blocking); prints one line with the URL and capacity."""
 
     async def main() -> None:
-        runner, bound = await _start(build_app(config), host, port)
+        runner, bound = await start_app(build_app(config), host, port)
         print(
-            f"qpsweep sim listening on {_url(host, bound)} (model {config.model}, "
+            f"qpsweep sim listening on {app_url(host, bound)} (model {config.model}, "
             f"capacity ≈ {capacity_rps(config, 128):.1f} req/s at 128 output tokens)",
             flush=True,
         )
@@ -469,62 +438,6 @@ def serve(config: SimConfig, host: str = "127.0.0.1", port: int = 8000) -> None:
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(main())
-
-
-class AppServer:
-    """Context manager serving an aiohttp app on loopback from a background thread with its
-    own event loop; ``port=0`` binds a free port, read back from ``port`` / ``base_url``.
-    With ``ssl_context`` it serves HTTPS."""
-
-    def __init__(
-        self,
-        app: web.Application,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        ssl_context: ssl.SSLContext | None = None,
-    ) -> None:
-        _check_loopback(host)
-        self.app, self.host, self.port, self.ssl_context = app, host, port, ssl_context
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._runner: web.AppRunner | None = None
-        self._switch_s = sys.getswitchinterval()
-
-    @property
-    def base_url(self) -> str:
-        """``http://HOST:PORT`` (``https`` with TLS) with the bound port."""
-        return _url(self.host, self.port, "https" if self.ssl_context else "http")
-
-    def __enter__(self: _Server) -> _Server:
-        # Sharing the process with a load generator: hand the GIL over every 0.5 ms instead of
-        # 5 ms, or a send can wait behind a simulator step (measured: send lag p99 14-18 ms at
-        # 18 QPS in the demo with 5 ms, at most 5 ms with 0.5 ms).  Restored on exit.
-        self._switch_s = sys.getswitchinterval()
-        sys.setswitchinterval(GIL_SWITCH_S)
-        self._loop = loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=loop.run_forever, name="qpsweep-sim", daemon=True)
-        self._thread.start()
-        try:
-            started = asyncio.run_coroutine_threadsafe(
-                _start(self.app, self.host, self.port, self.ssl_context), loop
-            )
-            self._runner, self.port = started.result()
-        except BaseException:
-            self.__exit__()
-            raise
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        loop, thread, runner = self._loop, self._thread, self._runner
-        self._loop = self._thread = self._runner = None
-        if loop is None or thread is None:
-            return
-        if runner is not None:
-            asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result()
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join()
-        loop.close()
-        sys.setswitchinterval(self._switch_s)
 
 
 class SimServer(AppServer):

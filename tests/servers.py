@@ -19,7 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
-from qpsweep.sim import AppServer
+from qpsweep.appserver import AppServer, start_app
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 BODIES = web.AppKey("bodies", list)
@@ -178,18 +178,13 @@ class ServerThread(AppServer):
 
 def main() -> None:
     """``python tests/servers.py``: serve in this process, print the port, run until killed."""
-    from aiohttp import web as _web
 
-    async def _start() -> None:
-        runner = _web.AppRunner(make_app())
-        await runner.setup()
-        site = _web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        assert site._server is not None
-        print(site._server.sockets[0].getsockname()[1], flush=True)
+    async def serve() -> None:
+        _, port = await start_app(make_app(), "127.0.0.1", 0)
+        print(port, flush=True)
         await asyncio.Event().wait()
 
-    asyncio.run(_start())
+    asyncio.run(serve())
 
 
 if __name__ == "__main__":
