@@ -15,7 +15,6 @@ import pytest
 
 from qpsweep.cli import main
 from qpsweep.demo import demo_capacity_rps, demo_levels
-from qpsweep.sim import SimConfig, SimServer, capacity_rps
 
 
 def test_demo_help_says_what_it_does(capsys: pytest.CaptureFixture[str]) -> None:
@@ -41,30 +40,6 @@ def test_demo_writes_a_normal_result_directory(qpsweep) -> None:
     levels = run.json("benchmark_qps_results.json")
     assert [lv["qps_target"] for lv in levels] == [3.0, 6.0]
     assert all(lv["success_rate"] == 100.0 for lv in levels)
-
-
-def test_sweep_of_the_simulator_finds_its_capacity(qpsweep) -> None:
-    """Offered at 2x capacity, completions per second settle at the formula's value (15%)."""
-    config = SimConfig(max_num_seqs=4, decode_ms=5.0, decode_ms_per_seq=0.0, prefill_ms_per_token=0)
-    capacity = capacity_rps(config, 20)  # 40 req/s: 4 slots, 20 steps of 5 ms each
-    with SimServer(config) as sim:
-        run = qpsweep(
-            "--endpoint",
-            sim.base_url,
-            "--model",
-            "sim",
-            "--max-tokens",
-            "20",
-            "--qps",
-            f"{capacity / 4:g},{capacity * 2:g}",
-            "--duration",
-            "4",
-        )
-    below, above = run.json("benchmark_qps_results.json")
-    assert below["success_rate"] == above["success_rate"] == 100.0
-    assert above["achieved_qps"] == pytest.approx(capacity, rel=0.15)
-    assert above["ttft"]["p50"] > 5 * below["ttft"]["p50"]  # the queue builds past the knee
-    assert {r["token_counted_by"] for r in run.records()} == {"usage"}
 
 
 def test_sim_command_serves_until_ctrl_c() -> None:

@@ -58,3 +58,27 @@ def test_saturation_found_within_15_percent_of_capacity(qpsweep, setting: str, m
         assert meta["adaptive"]["precision"] == 0.1 and len(meta["qps_levels"]) >= 5
         targets = sorted(meta["qps_levels"])
         assert targets[0] == pytest.approx(capacity / 8, rel=0.01)
+
+
+def test_sweep_of_the_simulator_finds_its_capacity(qpsweep) -> None:
+    """Offered at 2x capacity, completions per second settle at the formula's value (15%)."""
+    config, tokens = SETTINGS["4-slots"]
+    capacity = capacity_rps(config, tokens)
+    with SimServer(config) as sim:
+        run = qpsweep(
+            "--endpoint",
+            sim.base_url,
+            "--model",
+            "sim",
+            "--max-tokens",
+            str(tokens),
+            "--qps",
+            f"{capacity / 4:g},{capacity * 2:g}",
+            "--duration",
+            "4",
+        )
+    below, above = run.json("benchmark_qps_results.json")
+    assert below["success_rate"] == above["success_rate"] == 100.0
+    assert above["achieved_qps"] == pytest.approx(capacity, rel=0.15)
+    assert above["ttft"]["p50"] > 5 * below["ttft"]["p50"]  # the queue builds past the knee
+    assert {r["token_counted_by"] for r in run.records()} == {"usage"}
