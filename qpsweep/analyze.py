@@ -19,11 +19,14 @@ Definitions (per level; "ok" = requests with no ``error_kind``; times from ``rec
 * ``scheduled_qps`` = n_scheduled / duration_s: the rate the schedule itself asked for
   (Poisson counts differ from the target by chance);
 * steady-state signals over the second half of the arrival window ``[w/2, w]``:
-  ``completion_ratio`` = successful completions in it / requests sent in it (about 1 while
-  the server keeps up, below 1 when it cannot), and ``queue_growth`` = slope of the in-flight
-  count over it (least squares, requests/s) / offered_qps (about 0 while the server keeps up,
-  the fraction of arrivals piling up when it cannot); both ``None`` with fewer than
-  ``MIN_STEADY_SENDS`` sends in that half.
+  ``completion_ratio`` = successful completions in it / requests sent in the same-length
+  window shifted back by ``d``, the median E2E of those completions (clamped to ``[0, w/2]``):
+  while the server keeps up both count the same requests, so the ratio is about 1 with little
+  noise; when it cannot, completions run at its capacity while sends run at the offered rate,
+  so the ratio is capacity / offered.  ``queue_growth`` = least-squares slope of the in-flight
+  count over ``[w/2, w]`` (requests/s) / offered_qps: about 0 while the server keeps up, the
+  share of arrivals piling up when it cannot.  Both ``None`` with fewer than
+  ``MIN_STEADY_SENDS`` sends in the compared window.
 """
 
 from __future__ import annotations
@@ -159,18 +162,20 @@ def _mean(values: list[float]) -> float | None:
 def steady_signals(
     records: Sequence[RequestRecord], window_s: float, offered_qps: float
 ) -> tuple[float | None, float | None]:
-    """``(completion_ratio, queue_growth)`` over ``[window_s / 2, window_s]``; see module doc."""
+    """``(completion_ratio, queue_growth)`` of one level; see the module docstring."""
     half_s = window_s / 2
     sent = np.sort(np.array([r.sent_s for r in records]))
     done = np.sort(np.array([r.done_s for r in records]))
-    n_sent = int(np.count_nonzero((sent >= half_s) & (sent <= window_s)))
+    finished = [r.done_s - r.sent_s for r in records if r.ok and half_s <= r.done_s <= window_s]
+    shift_s = min(float(np.median(finished)), half_s) if finished else 0.0
+    lo, hi = np.searchsorted(sent, [half_s - shift_s, window_s - shift_s], "left")
+    n_sent = int(hi - lo)
     if n_sent < MIN_STEADY_SENDS or offered_qps <= 0:
         return None, None
-    n_done = sum(1 for r in records if r.ok and half_s <= r.done_s <= window_s)
     grid = np.linspace(half_s, window_s, _GRID_POINTS)
     in_flight = np.searchsorted(sent, grid, "right") - np.searchsorted(done, grid, "right")
     slope = float(np.polyfit(grid, in_flight, 1)[0])
-    return n_done / n_sent, slope / offered_qps
+    return len(finished) / n_sent, slope / offered_qps
 
 
 def summarize_level(

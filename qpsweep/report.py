@@ -94,7 +94,8 @@ DETAIL_HEAD = [
     "State",
 ]
 LEGEND = (
-    "Compl% = completions / sends in the level's second half; Queue% = growth of requests in "
+    "Compl% = completions in the level's second half / sends one median E2E earlier; Queue% = "
+    "growth of requests in "
     "flight per second, as % of the offered rate; TTFT P95* = measured from the scheduled send."
 )
 

@@ -65,7 +65,7 @@ class Thresholds:
     stall_p99_ms: float = 25.0
     offered_min_ratio: float = 0.95
     plateau_ratio: float = 0.9
-    queue_growth: float = 0.1
+    queue_growth: float = 0.15
     degrade_factor: float = 2.5
     degrade_slack_s: float = 0.1
     knee_factor: float = 4.0

@@ -138,7 +138,7 @@ def test_states_and_verdict_of_a_typical_sweep() -> None:
         level(2, 6, ttft[2], e2e[2]),
         level(3, 8, ttft[3], e2e[3]),
         level(4, 10, ttft[4], e2e[4], growth=0.02),
-        level(5, 12, ttft[5], e2e[5], completion=0.85, growth=0.15),
+        level(5, 12, ttft[5], e2e[5], completion=0.85, growth=0.2),
         level(6, 14, ttft[6], e2e[6], completion=0.7, growth=0.3, errors=0.1),
     ]
     samples = {i: (s, s + 1.0) for i, s in enumerate(samples_for(ttft, rng))}
