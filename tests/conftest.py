@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
+import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -14,6 +17,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from qpsweep.cli import main
+from qpsweep.sim import SimConfig
 
 from servers import ServerThread, make_app
 
@@ -69,8 +73,6 @@ def qpsweep(tmp_path: Path, capsys: pytest.CaptureFixture[str]):  # type: ignore
 @pytest.fixture(scope="session")
 def server_process() -> Iterator[str]:
     """The scripted server in its own process (no GIL sharing): yields its base URL."""
-    import subprocess
-
     proc = subprocess.Popen(
         [sys.executable, str(Path(__file__).parent / "servers.py")],
         stdout=subprocess.PIPE,
@@ -82,3 +84,23 @@ def server_process() -> Iterator[str]:
     proc.terminate()
     proc.wait(10)
     proc.stdout.close()
+
+
+@contextlib.contextmanager
+def sim_process(config: SimConfig) -> Iterator[str]:
+    """``qpsweep sim`` with ``config`` in its own process (as a real server would be, so it
+    never competes with the load generator for the GIL); yields its base URL."""
+    flags = [
+        f"--{f.name.replace('_', '-')}={getattr(config, f.name)}"
+        for f in dataclasses.fields(config)
+        if getattr(config, f.name) != f.default
+    ]
+    cmd = [sys.executable, "-m", "qpsweep", "sim", "--port", "0", *flags]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    try:
+        yield proc.stdout.readline().split(" listening on ")[1].split()[0]
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        proc.stdout.close()

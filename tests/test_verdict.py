@@ -1,12 +1,15 @@
-"""The verdict end to end against simulators of known capacity, fixed list and --qps auto."""
+"""The verdict end to end against simulators of known capacity, fixed list and --qps auto.
+
+The simulator runs as ``qpsweep sim`` in its own process, as a real server would: in-process it
+would share the GIL with the load generator and delay sends (see ``appserver``)."""
 
 from __future__ import annotations
 
 import pytest
 
-from qpsweep.sim import SimConfig, SimServer, capacity_rps
+from qpsweep.sim import SimConfig, capacity_rps
 
-from conftest import REPO
+from conftest import REPO, sim_process
 
 SETTINGS = {
     # 4 slots, 20 steps of 5 ms: 40 req/s
@@ -32,10 +35,10 @@ def test_saturation_found_within_15_percent_of_capacity(qpsweep, setting: str, m
         levels = ["--qps", ",".join(f"{capacity * f:.3g}" for f in (0.4, 0.7, 0.95, 1.1, 1.3))]
     else:
         levels = ["--qps", "auto", "--start-qps", f"{capacity / 8:.3g}", "--budget", "300"]
-    with SimServer(config) as sim:
+    with sim_process(config) as url:
         run = qpsweep(
             "--endpoint",
-            sim.base_url,
+            url,
             "--model",
             "sim",
             "--max-tokens",
@@ -64,10 +67,10 @@ def test_sweep_of_the_simulator_finds_its_capacity(qpsweep) -> None:
     """Offered at 2x capacity, completions per second settle at the formula's value (15%)."""
     config, tokens = SETTINGS["4-slots"]
     capacity = capacity_rps(config, tokens)
-    with SimServer(config) as sim:
+    with sim_process(config) as url:
         run = qpsweep(
             "--endpoint",
-            sim.base_url,
+            url,
             "--model",
             "sim",
             "--max-tokens",
