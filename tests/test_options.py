@@ -116,3 +116,61 @@ def test_tls_is_verified_unless_told_not_to(qpsweep, tls_server: ServerThread) -
     assert "certificate verify failed" in strict.records()[0]["error"]
     lax = qpsweep("--endpoint", url, *QUICK, "--no-verify-tls")
     assert {r["error_kind"] for r in lax.records()} == {None}
+
+
+def test_fixed_sweep_stops_when_a_level_fails_too_often(qpsweep, server: ServerThread) -> None:
+    run = qpsweep(
+        "--endpoint",
+        server.url("status", code=503),
+        "--model",
+        "m",
+        "--qps",
+        "10,20,40",
+        "--duration",
+        "0.5",
+        "--arrival",
+        "constant",
+    )
+    meta = run.json("metadata.json")
+    assert [level["qps_target"] for level in meta["levels"]] == [10.0]
+    assert (
+        meta["stopped_early"] == "100.0% of the requests at 10 QPS failed (--max-error-rate 0.05)"
+    )
+    assert "stopping the sweep: 100.0% of the requests at 10 QPS failed" in run.err
+    verdict = run.json("saturation.json")
+    assert verdict["saturation_signals"] == ["error_rate"]
+    assert "Every level saturated the server" in verdict["suggestion"]
+
+
+def test_fixed_sweep_stops_past_the_p95_latency_limit(qpsweep, server: ServerThread) -> None:
+    run = qpsweep(
+        "--endpoint",
+        server.url("ok", ttft_ms=150),
+        "--model",
+        "m",
+        "--qps",
+        "10,20",
+        "--duration",
+        "0.5",
+        "--max-p95-latency",
+        "0.1",
+    )
+    meta = run.json("metadata.json")
+    assert len(meta["levels"]) == 1 and "--max-p95-latency 0.1 s" in meta["stopped_early"]
+    assert run.json("saturation.json")["levels"][0]["state"] == "degraded"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--budget", "30", "--duration", "20"), "--budget: 30 s cannot fit the two levels"),
+        (("--max-qps", "0.5"), "--max-qps: 0.5 must be above --start-qps 1"),
+        (("--headroom", "1.5"), "--headroom: 1.5 must be in (0, 1]"),
+    ],
+)
+def test_auto_settings_that_cannot_work_are_refused(
+    qpsweep, args: tuple[str, ...], message: str
+) -> None:
+    run = qpsweep("--endpoint", "http://127.0.0.1:9", "--model", "m", "--qps", "auto", *args)
+    assert run.code == 2 and run.run_dir is None
+    assert run.err.startswith("qpsweep: error: ") and message in run.err
