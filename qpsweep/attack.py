@@ -34,11 +34,10 @@ class LevelAttack:
         prompts: Sequence[Prompt],
         sender: Sender,
         sink: Sink,
-        on_send: Callable[[], None] | None = None,
     ) -> None:
         self.index, self.qps = index, qps
         self._offsets_s, self._prompts = offsets_s, prompts
-        self._sender, self._sink, self._on_send = sender, sink, on_send
+        self._sender, self._sink = sender, sink
         self.in_flight: set[asyncio.Task[None]] = set()
         self.n_sent = 0
         self.t0 = 0.0
@@ -58,8 +57,6 @@ class LevelAttack:
     async def _one(self, seq: int, offset: float, prompt: Prompt) -> None:
         trace = Trace(self.index, self.qps, seq, prompt.id, offset)
         self.n_sent += 1
-        if self._on_send is not None:
-            self._on_send()
         try:
             record = await self._sender.fetch(trace, prompt, self.t0)
         except asyncio.CancelledError:

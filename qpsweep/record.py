@@ -32,7 +32,6 @@ ERROR_KINDS = (
     "empty",
     "interrupted",
 )
-TOKEN_SOURCES = ("usage", "chunks")
 
 
 @dataclass(frozen=True, slots=True)
