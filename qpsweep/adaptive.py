@@ -7,7 +7,9 @@ with the states of ``saturation``, and returns the next target or ``None`` to st
 2. bisect: between the highest unsaturated level below the lowest saturated one (``lo``) and
    that saturated level (``hi``), run ``(lo + hi) / 2`` until ``(hi - lo) / lo <= precision``;
 3. if even the first level saturates, halve downwards (at most down to ``start_qps / 16``);
-4. stop as soon as any level is ``client_limited``: higher rates would measure the client.
+4. a ``client_limited`` level (the generator fell behind) is no evidence either way: it is
+   repeated once, since a shared machine can stall for a moment; a second one ends the search,
+   because higher rates would measure the client.
 
 Targets are rounded to 3 significant digits.  The time budget is enforced by the sweep, which
 also makes every level at least ``level_duration_s`` long.
@@ -40,8 +42,12 @@ def next_qps(history: Sequence[tuple[float, str]], plan: AutoPlan) -> float | No
     """The next level's target QPS, or ``None`` when the search is over."""
     if not history:
         return _round(plan.start_qps)
-    if any(state == "client_limited" for _, state in history):
+    limited = [q for q, state in history if state == "client_limited"]
+    if len(limited) > 1:
         return None
+    if limited and history[-1][1] == "client_limited":
+        return history[-1][0]
+    history = [(q, state) for q, state in history if state != "client_limited"]
     done = {q for q, _ in history}
     saturated = [q for q, state in history if state == "saturated"]
     if not saturated:

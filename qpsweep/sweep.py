@@ -176,6 +176,12 @@ class _Sweep:
                 qps = next_qps(history, sc.auto)
             if qps is None:
                 break
+            if history and history[-1] == (qps, "client_limited"):
+                print(
+                    f"the load generator fell behind at {qps:g} QPS (see the WARNING below); "
+                    "running that level once more",
+                    file=self.console,
+                )
             duration_s = sc.duration_s
             if sc.auto:
                 duration_s = level_duration_s(qps, sc.duration_s, probe_e2e_s)

@@ -70,6 +70,23 @@ def qpsweep(tmp_path: Path, capsys: pytest.CaptureFixture[str]):  # type: ignore
     return run
 
 
+@pytest.fixture
+def qpsweep_process(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """Run ``python -m qpsweep ...`` in its own process, as a user would; returns a ``Run``.
+
+    For timing-sensitive sweeps: the test process carries threads and state of earlier tests."""
+
+    def run(*args: str, dataset: Path = DATASET, timeout_s: float = 600) -> Run:
+        results = tmp_path / "results"
+        cmd = [sys.executable, "-m", "qpsweep", *args, "--dataset", str(dataset)]
+        cmd += ["--results-dir", str(results)]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, check=False)
+        runs = sorted(results.glob("*")) if results.exists() else []
+        return Run(done.returncode, done.stdout, done.stderr, runs[-1] if runs else None)
+
+    return run
+
+
 @pytest.fixture(scope="session")
 def server_process() -> Iterator[str]:
     """The scripted server in its own process (no GIL sharing): yields its base URL."""

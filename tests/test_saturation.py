@@ -248,7 +248,11 @@ PLAN = AutoPlan(start_qps=1, max_qps=64, precision=0.1)
             ],
             None,
         ),
-        ([(1.0, "ok"), (2.0, "client_limited")], None),
+        ([(1.0, "ok"), (2.0, "client_limited")], 2.0),  # repeated once
+        ([(1.0, "ok"), (2.0, "client_limited"), (2.0, "ok")], 4.0),
+        ([(1.0, "ok"), (2.0, "client_limited"), (2.0, "client_limited")], None),
+        ([(1.0, "ok"), (2.0, "client_limited"), (2.0, "ok"), (4.0, "client_limited")], None),
+        ([(8.0, "ok"), (16.0, "client_limited"), (16.0, "saturated")], 12.0),
     ],
 )
 def test_adaptive_next_level(history: list[tuple[float, str]], expected: float | None) -> None:
