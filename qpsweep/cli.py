@@ -210,7 +210,10 @@ def _sweep_parser() -> _Parser:
         default=DEFAULT_RESULTS_FILE,
         help="results JSON file name inside the run directory",
     )
-    out.add_argument("--plot", action="store_true", help="also draw the 3x2 overview PNG")
+    out.add_argument("--plot", action="store_true", help="accepted: plots are drawn by default")
+    out.add_argument(
+        "--no-plot", action="store_true", help="skip the PNGs (report.html is still written)"
+    )
     out.add_argument(
         "--plot-output", default=DEFAULT_PLOT_FILE, help="plot file name inside the run directory"
     )
@@ -272,7 +275,9 @@ def _cmd_sweep(argv: list[str]) -> int:
         print("note: --show-tokens is deprecated; tokens/s is always shown", file=sys.stderr)
     target, scenario = _target(ns), _scenario(ns)
     files = RunFiles(
-        _file_name("--output", ns.output), _file_name("--plot-output", ns.plot_output), ns.plot
+        _file_name("--output", ns.output),
+        _file_name("--plot-output", ns.plot_output),
+        not ns.no_plot,
     )
     dataset = Path(ns.dataset)
     prompts = load_prompts(dataset)
@@ -299,15 +304,63 @@ def _show(result: SweepResult) -> int:
 def _cmd_report(argv: list[str]) -> int:
     p = _Parser(
         prog="qpsweep report",
-        description="Rebuild the results JSON and report.txt of a result directory "
-        "from its metadata.json and requests.jsonl alone.",
+        description="Rebuild the results JSON, saturation.json, report.txt, the plots and "
+        "report.html of a result directory from its metadata.json and requests.jsonl alone.",
     )
     p.add_argument("run_dir", metavar="DIR", help="a result directory, e.g. results/2026-...")
-    p.add_argument("--plot", action="store_true", help="draw the plot even if the run did not")
+    p.add_argument("--plot", action="store_true", help="draw the plots even if the run did not")
+    p.add_argument("--html", action="store_true", help="write report.html even if the run did not")
     ns = p.parse_args(argv)
-    _, table = rebuild(Path(ns.run_dir), plot=True if ns.plot else None)
+    _, table = rebuild(
+        Path(ns.run_dir), plot=True if ns.plot else None, html=True if ns.html else None
+    )
     print(table)
     return 0
+
+
+def _cmd_diff(argv: list[str]) -> int:
+    p = _Parser(
+        prog="qpsweep diff",
+        description="Compare two result directories level by level (aligned by target QPS) with "
+        "a Mann-Whitney U test on the per-request samples; writes diff.json, diff.txt and "
+        "diff.png into a new directory and prints the comparison.",
+        epilog="example: qpsweep diff results/2026-11-20_10-00-00 results/2026-11-23_10-00-00 "
+        "--fail-on-regression 10",
+    )
+    p.add_argument("base", metavar="BASE", help="the reference result directory")
+    p.add_argument("candidate", metavar="CANDIDATE", help="the result directory to judge")
+    p.add_argument(
+        "--fail-on-regression",
+        type=float,
+        metavar="PCT",
+        help="exit 1 when a significant regression beyond PCT %% is found (for CI gates)",
+    )
+    p.add_argument(
+        "--alpha", type=float, default=0.01, help="significance level (default: %(default)s)"
+    )
+    p.add_argument("--results-dir", default="results", help="parent of the diff directory")
+    p.add_argument("--output-dir", help="write the diff here instead (created if needed)")
+    p.add_argument("--no-plot", action="store_true", help="skip diff.png")
+    ns = p.parse_args(argv)
+    if not 0 < ns.alpha < 1:
+        raise ConfigError(f"--alpha: {ns.alpha:g} must be between 0 and 1")
+    threshold = ns.fail_on_regression
+    if threshold is not None and not 0 <= threshold < 1000:
+        raise ConfigError(f"--fail-on-regression: {threshold:g} must be a percentage >= 0")
+    from qpsweep.compare import diff_dirs  # scipy.stats loads slowly: only for diff
+
+    result = diff_dirs(
+        Path(ns.base),
+        Path(ns.candidate),
+        alpha=ns.alpha,
+        threshold_pct=threshold or 0.0,
+        results_dir=Path(ns.results_dir),
+        output_dir=Path(ns.output_dir) if ns.output_dir else None,
+        plot=not ns.no_plot,
+    )
+    print(result.text, end="")
+    print(f"Diff: {result.out_dir}")
+    return 1 if threshold is not None and result.diff.regressions else 0
 
 
 def _cmd_demo(argv: list[str]) -> int:
@@ -355,6 +408,7 @@ def _cmd_sim(argv: list[str]) -> int:
 
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "demo": _cmd_demo,
+    "diff": _cmd_diff,
     "report": _cmd_report,
     "sim": _cmd_sim,
 }

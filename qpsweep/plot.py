@@ -3,12 +3,15 @@
 ``build_figure(summaries, metadata)`` is pure (values in, figure out); ``save_figure`` writes
 it.  Panels: (1) target vs offered and achieved QPS, success rate on a second axis;
 (2) TTFT, (3) E2E and (4) per-request tokens/s percentiles against offered QPS; (5) failures
-by kind per level, stacked; (6) the run's key settings and per-level counts as text.
+by kind per level, stacked; (6) the verdict (saturation, knee, max sustainable, recommended
+QPS, the reason) and the run's key settings as text.  Saturation and recommended QPS are
+vertical lines on the latency panels; client-limited levels are crossed out in grey.
 Latency panels use a log scale when the values span more than a factor of 20.
 """
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -26,10 +29,35 @@ _PCTS = (50.0, 90.0, 95.0, 99.0)
 _COLORS = {50.0: "#1b9e77", 90.0: "#7570b3", 95.0: "#d95f02", 99.0: "#e7298a"}
 
 
+def _mark_limited(ax: Axes, points: list[tuple[float, float]]) -> None:
+    """Cross out levels where the load generator fell behind (their values describe it)."""
+    if points:
+        ax.scatter(
+            [x for x, _ in points],
+            [y for _, y in points],
+            marker="X",
+            s=160,
+            color="#7f7f7f",
+            zorder=4,
+            label="client-limited (ignored)",
+        )
+
+
 def _percentile_panel(
-    ax: Axes, x: list[float], dists: list[Percentiles], title: str, ylabel: str
+    ax: Axes,
+    x: list[float],
+    dists: list[Percentiles],
+    title: str,
+    ylabel: str,
+    limited: list[bool],
 ) -> None:
     values = []
+    crossed = [
+        (xi, y)
+        for xi, d, lim in zip(x, dists, limited, strict=True)
+        if lim and (y := d.get(95.0)) is not None
+    ]
+    _mark_limited(ax, crossed)
     for p in _PCTS:
         ys = [d.get(p) for d in dists]
         pts = [(xi, yi) for xi, yi in zip(x, ys, strict=True) if yi is not None]
@@ -92,24 +120,30 @@ def _text_panel(
     ax: Axes, summaries: Sequence[LevelSummary], metadata: dict[str, Any], verdict: Verdict
 ) -> None:
     ax.axis("off")
-    states = {st.index: st.state for st in verdict.levels}
+
+    def num(value: float | None) -> str:
+        return "-" if value is None else f"{value:.3g}"
+
+    knee = verdict.knee
+    signals = ", ".join(verdict.saturation_signals)
     lines = [
-        f"model: {metadata.get('model', '?')}",
-        f"endpoint: {metadata.get('endpoint', '?')}",
-        f"dataset: {metadata.get('dataset', '?')}",
-        f"arrival: {metadata.get('arrival', '?')}, {metadata.get('duration', '?')} s per level, "
-        f"seed {metadata.get('seed', '?')}, max_tokens {metadata.get('max_tokens', '?')}",
-        f"started: {metadata.get('timestamp', '?')}  status: {metadata.get('status', '?')}",
+        f"saturation QPS:       {num(verdict.saturation_qps)}"
+        + (f" ({signals})" if signals else ""),
+        f"knee QPS:             {num(knee.qps)} [{num(knee.low)} - {num(knee.high)}]"
+        if knee
+        else "knee QPS:             -",
+        f"max sustainable QPS:  {num(verdict.max_sustainable_qps)}",
+        f"recommended QPS:      {num(verdict.recommended_qps)} (headroom {verdict.headroom:g})",
         "",
-        "target   offered  achieved   sent     ok  lag p99  state",
+        *textwrap.wrap(verdict.reason, 88)[:6],
+        "",
+        f"model {metadata.get('model', '?')}  at  {metadata.get('endpoint', '?')}"[:88],
+        f"dataset {metadata.get('dataset', '?')}"[:88],
+        f"{metadata.get('arrival', '?')} arrivals, {metadata.get('duration', '?')} s per level, "
+        f"seed {metadata.get('seed', '?')}, max_tokens {metadata.get('max_tokens', '?')}, "
+        f"{sum(s.n_sent for s in summaries)} requests",
+        f"started {metadata.get('timestamp', '?')}, status {metadata.get('status', '?')}",
     ]
-    for s in summaries:
-        lag = s.send_lag_ms.get(99.0)
-        lines.append(
-            f"{s.qps_target:>6g}  {s.offered_qps:>7.2f}  {s.achieved_qps:>8.2f}  {s.n_sent:>5}"
-            f"  {s.n_ok:>5}  {'-' if lag is None else f'{lag:.1f} ms':>7}"
-            + f"  {states.get(s.index, '')}"
-        )
     ax.text(
         0.0,
         1.0,
@@ -120,7 +154,7 @@ def _text_panel(
         fontsize=12,
         transform=ax.transAxes,
     )
-    ax.set_title("run")
+    ax.set_title("verdict and settings")
 
 
 def _mark(ax: Axes, verdict: Verdict) -> None:
@@ -139,13 +173,20 @@ def build_figure(
         fig = Figure(figsize=FIGSIZE_IN, dpi=DPI, layout="tight")
         axes = fig.subplots(3, 2)
         x = [s.offered_qps for s in summaries]
+        states = {st.index: st.state for st in verdict.levels}
+        limited = [states.get(s.index) == "client_limited" for s in summaries]
         _qps_panel(axes[0][0], summaries)
-        _percentile_panel(axes[0][1], x, [s.ttft_s for s in summaries], "TTFT", "seconds")
+        _percentile_panel(axes[0][1], x, [s.ttft_s for s in summaries], "TTFT", "seconds", limited)
         _percentile_panel(
-            axes[1][0], x, [s.e2e_s for s in summaries], "end-to-end latency", "seconds"
+            axes[1][0], x, [s.e2e_s for s in summaries], "end-to-end latency", "seconds", limited
         )
         _percentile_panel(
-            axes[1][1], x, [s.tokens_per_sec for s in summaries], "tokens/s per request", "tokens/s"
+            axes[1][1],
+            x,
+            [s.tokens_per_sec for s in summaries],
+            "tokens/s per request",
+            "tokens/s",
+            limited,
         )
         _error_panel(axes[2][0], summaries)
         _text_panel(axes[2][1], summaries, metadata, verdict)

@@ -2,8 +2,10 @@
 
 Files: ``metadata.json`` (settings, environment, per-level windows, ``interrupted``),
 ``requests.jsonl`` (one ``RequestRecord`` per line, appended as requests finish),
-``benchmark_qps_results.json`` (or ``--output``) and ``report.txt``.  Everything but
-``requests.jsonl`` can be rebuilt from ``metadata.json`` + ``requests.jsonl`` alone.
+``benchmark_qps_results.json`` (or ``--output``), ``saturation.json``, ``report.txt``,
+``report.html``, and unless ``--no-plot``: ``benchmark_qps.png`` (or ``--plot-output``) and
+``plots/`` (TTFT and ITL distributions, requests in flight).  Everything but ``requests.jsonl``
+can be rebuilt from ``metadata.json`` + ``requests.jsonl`` alone (``qpsweep report DIR``).
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ REPORT_FILE = "report.txt"
 SATURATION_FILE = "saturation.json"
 DEFAULT_RESULTS_FILE = "benchmark_qps_results.json"
 DEFAULT_PLOT_FILE = "benchmark_qps.png"
+HTML_FILE = "report.html"
+PLOTS_DIR = "plots"
 
 METRIC_FORMULAS = {
     "ttft_s": "first content chunk arrival - actual send",
@@ -53,7 +57,7 @@ class RunFiles:
 
     results: str = DEFAULT_RESULTS_FILE
     plot: str = DEFAULT_PLOT_FILE
-    want_plot: bool = False
+    want_plot: bool = True
 
 
 def create_run_dir(results_dir: Path) -> Path:
@@ -126,6 +130,7 @@ def new_metadata(
         "results_file": files.results,
         "plot_file": files.plot,
         "plot": files.want_plot,
+        "html": True,
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "metric_formulas": METRIC_FORMULAS,
@@ -205,6 +210,7 @@ class Analysis:
     percentiles: tuple[float, ...]
     summaries: list[LevelSummary]
     verdict: Verdict
+    records: list[RequestRecord]
 
 
 def analyze_run(run_dir: Path) -> Analysis:
@@ -217,13 +223,37 @@ def analyze_run(run_dir: Path) -> Analysis:
         key=lambda s: (s.qps_target, s.index),
     )
     verdict = assess(summaries, latency_samples(records), thresholds_of(metadata))
-    return Analysis(metadata, percentiles, summaries, verdict)
+    return Analysis(metadata, percentiles, summaries, verdict, records)
 
 
-def rebuild(run_dir: Path, plot: bool | None = None) -> tuple[Analysis, str]:
+_CAPTIONS = {
+    "ttft_distribution.png": "TTFT distribution per level (CDF)",
+    "itl_distribution.png": "inter-token latency distribution per level (CDF)",
+    "in_flight.png": "requests in flight and completions per second over each level",
+}
+
+
+def _draw(run_dir: Path, analysis: Analysis) -> list[tuple[str, bytes]]:
+    """Write the overview PNG and ``plots/``; returns (title, PNG bytes) in display order."""
+    from qpsweep.plot import build_figure, save_figure  # matplotlib loads slowly
+    from qpsweep.plot_levels import level_figures, save_level_plots
+
+    metadata, summaries, verdict = analysis.metadata, analysis.summaries, analysis.verdict
+    overview = run_dir / Path(str(metadata.get("plot_file") or DEFAULT_PLOT_FILE)).name
+    save_figure(build_figure(summaries, metadata, verdict), overview)
+    states = {st.index: st.state for st in verdict.levels}
+    figures = level_figures(analysis.records, summaries, states)
+    paths = [overview, *save_level_plots(figures, run_dir / PLOTS_DIR)]
+    return [(_CAPTIONS.get(path.name, path.stem), path.read_bytes()) for path in paths]
+
+
+def rebuild(
+    run_dir: Path, plot: bool | None = None, html: bool | None = None
+) -> tuple[Analysis, str]:
     """Recompute the results JSON, ``saturation.json`` and ``report.txt`` from
-    ``metadata.json`` + ``requests.jsonl``, and the plot when ``plot`` is true (``None``: when
-    the run asked for one).  Returns the analysis and the console table."""
+    ``metadata.json`` + ``requests.jsonl``; draw the plots when ``plot`` is true and write
+    ``report.html`` when ``html`` is true (``None``: as the run asked).  Returns the analysis
+    and the console table."""
     analysis = analyze_run(run_dir)
     metadata, summaries, verdict = analysis.metadata, analysis.summaries, analysis.verdict
     thresholds = thresholds_of(metadata)
@@ -235,11 +265,14 @@ def rebuild(run_dir: Path, plot: bool | None = None) -> tuple[Analysis, str]:
         write_json(run_dir / results_name, results_json(summaries, verdict))
         write_json(run_dir / SATURATION_FILE, verdict_json(verdict))
         (run_dir / REPORT_FILE).write_text(table, encoding="utf-8")
-        if metadata.get("plot") if plot is None else plot:
-            from qpsweep.plot import build_figure, save_figure  # matplotlib loads slowly
+        images = (
+            _draw(run_dir, analysis) if (metadata.get("plot") if plot is None else plot) else []
+        )
+        if metadata.get("html", True) if html is None else html:
+            from qpsweep.html_report import render_html
 
-            plot_name = Path(str(metadata.get("plot_file") or DEFAULT_PLOT_FILE)).name
-            save_figure(build_figure(summaries, metadata, verdict), run_dir / plot_name)
+            page = render_html(metadata, summaries, verdict, table, analysis.records, images)
+            (run_dir / HTML_FILE).write_text(page, encoding="utf-8")
     except OSError as err:
         raise RunDirError(f"{run_dir}: cannot write results ({err.strerror})") from None
     return analysis, table

@@ -52,10 +52,18 @@ class Run:
 
 @pytest.fixture
 def qpsweep(tmp_path: Path, capsys: pytest.CaptureFixture[str]):  # type: ignore[no-untyped-def]
-    """Call ``main([...])`` with a private results dir; returns a ``Run``."""
+    """Call ``main([...])`` with a private results dir; returns a ``Run``.
 
-    def run(*args: str, dataset: Path | None = DATASET, results: bool = True) -> Run:
+    Sweeps get ``--no-plot`` unless ``plots=True`` or the test passes ``--plot`` itself:
+    drawing takes about a second per run, and the tests of the plots ask for them."""
+
+    def run(
+        *args: str, dataset: Path | None = DATASET, results: bool = True, plots: bool = False
+    ) -> Run:
         argv = list(args)
+        sweep = argv[:1] not in (["report"], ["diff"], ["demo"], ["sim"])
+        if sweep and not plots and not {"--plot", "--no-plot"} & set(argv):
+            argv.append("--no-plot")
         if dataset is not None and "--dataset" not in argv and argv[:1] != ["report"]:
             argv += ["--dataset", str(dataset)]
         if results and argv[:1] != ["report"]:

@@ -69,9 +69,8 @@ async def ok(request: web.Request) -> web.StreamResponse:
 async def status(request: web.Request) -> web.StreamResponse:
     code = int(request.query.get("code", 503))
     headers = {"Retry-After": "1"} if code == 429 else {}
-    return web.json_response(
-        {"error": {"message": f"scripted {code}"}}, status=code, headers=headers
-    )
+    message = request.query.get("message", f"scripted {code}")
+    return web.json_response({"error": {"message": message}}, status=code, headers=headers)
 
 
 async def strict(request: web.Request) -> web.StreamResponse:

@@ -120,6 +120,7 @@ def test_result_directory_contract(qpsweep, server) -> None:
     assert "deprecated" in run.err
     assert sorted(p.name for p in run.run_dir.iterdir()) == [
         "metadata.json",
+        "report.html",
         "report.txt",
         "requests.jsonl",
         "res.json",

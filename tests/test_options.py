@@ -1,4 +1,4 @@
-"""Options whose effect a user can check: --plot, --warmup, --no-verify-tls, --arrival."""
+"""Options whose effect a user can check: plots, --warmup, --no-verify-tls, --arrival."""
 
 from __future__ import annotations
 
@@ -24,14 +24,45 @@ def png_size(path: Path) -> tuple[int, int]:
     return width, height
 
 
-def test_plot_flag_draws_the_overview(qpsweep, server: ServerThread) -> None:
-    run: Run = qpsweep("--endpoint", server.url("ok"), *QUICK, "--plot", "--plot-output", "o.png")
+def test_plots_are_drawn_by_default(qpsweep, server: ServerThread) -> None:
+    run: Run = qpsweep("--endpoint", server.url("ok"), *QUICK, "--plot-output", "o.png", plots=True)
     assert run.run_dir is not None
     assert png_size(run.run_dir / "o.png") == (2000, 1200)
-    plain = qpsweep("--endpoint", server.url("ok"), *QUICK)
+    names = sorted(p.name for p in (run.run_dir / "plots").iterdir())
+    assert names == ["in_flight.png", "itl_distribution.png", "ttft_distribution.png"]
+    assert (run.run_dir / "report.html").exists() and run.json("metadata.json")["plot"] is True
+    plain = qpsweep("--endpoint", server.url("ok"), *QUICK, "--no-plot")
     assert plain.run_dir is not None and not (plain.run_dir / "benchmark_qps.png").exists()
+    assert not (plain.run_dir / "plots").exists() and (plain.run_dir / "report.html").exists()
     again = qpsweep("report", str(plain.run_dir), "--plot")
     assert again.code == 0 and png_size(plain.run_dir / "benchmark_qps.png") == (2000, 1200)
+    assert len(list((plain.run_dir / "plots").glob("*.png"))) == 3
+    assert qpsweep("--endpoint", server.url("ok"), *QUICK, "--plot").run_dir is not None
+
+
+def test_overview_figure_has_six_panels_and_marks_the_verdict(qpsweep, server_process: str) -> None:
+    from qpsweep.plot import build_figure
+    from qpsweep.rundir import analyze_run
+
+    url = f"{server_process}/ok/v1/chat/completions?ttft_ms=5&tokens=4"
+    run = qpsweep("--endpoint", url, "--model", "m", "--qps", "5,10,20", "--duration", "1")
+    assert run.code == 0 and run.run_dir is not None
+    analysis = analyze_run(run.run_dir)
+    fig = build_figure(analysis.summaries, analysis.metadata, analysis.verdict)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles[:6] == [
+        "QPS: target, offered, achieved",
+        "TTFT",
+        "end-to-end latency",
+        "tokens/s per request",
+        "failures by kind",
+        "verdict and settings",
+    ]
+    panel_text = fig.axes[5].texts[0].get_text()
+    assert "recommended QPS:" in panel_text and "max sustainable QPS:" in panel_text
+    if analysis.verdict.recommended_qps is not None:
+        lines = [ln.get_label() for ln in fig.axes[1].get_lines()]
+        assert "recommended" in lines
 
 
 def test_warmup_requests_are_sent_but_not_counted(qpsweep, server: ServerThread) -> None:
