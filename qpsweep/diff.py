@@ -14,13 +14,24 @@ per-request samples: Mann-Whitney U, two-sided (scipy), on each successful reque
 tokens/s, and its mean inter-token gap (the gaps within one stream are not independent, so the
 request is the unit); Fisher's exact test on the ok/failed counts for the success rate.  The
 p-values of all tests in one diff are adjusted together (Holm-Bonferroni), so that comparing
-many levels and metrics does not manufacture regressions out of noise.  A row is
-``significant`` when its adjusted p-value is below ``alpha``, ``worse`` when it moved in the bad
-direction, and a ``regression`` when it is significant, worse, and ``|change_pct|`` exceeds
-``threshold_pct``.  Levels where either run's generator fell behind (``client_limited``) are
-compared but never count as a regression: their numbers describe the client.  Levels present in
-only one run are listed.  The verdict's numbers (saturation, knee, max sustainable, recommended
-QPS) are compared as plain deltas: they have no per-request samples to test.
+many levels and metrics does not manufacture regressions out of noise.
+
+A row is a ``regression`` when all of these hold:
+
+1. the metric's adjusted p-value is below ``alpha``;
+2. the test's direction is bad: the candidate's values tend to be higher (latency) or lower
+   (tokens/s, success), by the sign of ``U - n_base * n_candidate / 2``;
+3. the row itself moved the bad way by more than ``threshold_pct`` percent (a p99 that rose
+   while the distribution as a whole improved is "mixed", not a regression);
+4. neither run is ``client_limited`` (numbers that describe the client) or ``saturated`` at
+   that level: past saturation latency grows with the queue, i.e. with how long the overload
+   lasted and the arrival draw, not with the server.  Instead, a level that the base sustained
+   (``ok`` or ``degraded``) and at which the candidate is ``saturated`` is itself a regression
+   (the ``state`` row): capacity fell below it.
+
+Levels present in only one run are listed.  The verdict's numbers (saturation, knee, max
+sustainable, recommended QPS) are compared as plain deltas: they have no per-request samples to
+test.
 """
 
 from __future__ import annotations
@@ -62,6 +73,7 @@ class Row:
     higher_is_better: bool
     significant: bool
     regression: bool
+    test_worse: bool = False
 
     @property
     def delta(self) -> float | None:
@@ -101,6 +113,17 @@ class LevelDiff:
         """Either run's generator fell behind at this level."""
         return "client_limited" in (self.base_state, self.candidate_state)
 
+    @property
+    def saturated(self) -> bool:
+        """Either run saturated at this level (its latencies are not compared as evidence)."""
+        return "saturated" in (self.base_state, self.candidate_state)
+
+    @property
+    def lost(self) -> bool:
+        """The base sustained this level and the candidate saturated at it: a regression."""
+        held = self.base_state in ("ok", "degraded")
+        return held and self.candidate_state == "saturated" and not self.client_limited
+
 
 @dataclass(frozen=True)
 class RunDiff:
@@ -115,8 +138,20 @@ class RunDiff:
 
     @property
     def regressions(self) -> list[tuple[float, Row]]:
-        """``(qps_target, row)`` of every regression found."""
-        return [(lv.qps_target, row) for lv in self.levels for row in lv.rows if row.regression]
+        """``(qps_target, row)`` of every regression found, lost levels as ``state`` rows."""
+        found = []
+        for lv in self.levels:
+            if lv.lost:
+                found.append((lv.qps_target, _state_row(lv)))
+            found += [(lv.qps_target, row) for row in lv.rows if row.regression]
+        return found
+
+
+def _state_row(lv: LevelDiff) -> Row:
+    """The row that stands for a level the candidate could no longer sustain."""
+    return Row(
+        "state", f"{lv.base_state} -> {lv.candidate_state}", None, None, None, True, True, True
+    )
 
 
 def _samples(records: Sequence[RequestRecord]) -> dict[str, np.ndarray]:
@@ -141,21 +176,27 @@ def _pooled_itl_ms(records: Sequence[RequestRecord]) -> np.ndarray:
     return np.concatenate(gaps) * 1000.0 if gaps else np.empty(0)
 
 
-def mann_whitney_p(a: np.ndarray, b: np.ndarray) -> float | None:
-    """Two-sided Mann-Whitney U p-value (``None`` with fewer than ``MIN_SAMPLES`` each)."""
+def mann_whitney(a: np.ndarray, b: np.ndarray) -> tuple[float, int] | None:
+    """Two-sided Mann-Whitney U p-value of base ``a`` vs candidate ``b``, and the shift: +1
+    when ``b`` tends to be higher (``U_a < n_a n_b / 2``), -1 when lower, 0 when neither.
+    ``None`` with fewer than ``MIN_SAMPLES`` in either."""
     if a.size < MIN_SAMPLES or b.size < MIN_SAMPLES:
         return None
-    if np.array_equal(np.unique(a), np.unique(b)) and np.unique(a).size == 1:
-        return 1.0  # both constant and equal: no evidence of any difference
-    return float(stats.mannwhitneyu(a, b, alternative="two-sided").pvalue)
+    if np.unique(a).size == 1 and np.array_equal(np.unique(a), np.unique(b)):
+        return 1.0, 0  # both constant and equal: no evidence of any difference
+    result = stats.mannwhitneyu(a, b, alternative="two-sided")
+    centre = a.size * b.size / 2.0
+    return float(result.pvalue), int(np.sign(centre - float(result.statistic)))
 
 
-def fisher_p(ok_a: int, n_a: int, ok_b: int, n_b: int) -> float | None:
-    """Two-sided Fisher exact p-value of two success counts (``None`` without requests)."""
+def fisher(ok_a: int, n_a: int, ok_b: int, n_b: int) -> tuple[float, int] | None:
+    """Two-sided Fisher exact p-value of two success counts, and the sign of the candidate's
+    success-rate change; ``None`` without requests."""
     if n_a == 0 or n_b == 0:
         return None
     table = [[ok_a, n_a - ok_a], [ok_b, n_b - ok_b]]
-    return float(stats.fisher_exact(table, alternative="two-sided").pvalue)
+    shift = int(np.sign(ok_b / n_b - ok_a / n_a))
+    return float(stats.fisher_exact(table, alternative="two-sided").pvalue), shift
 
 
 def holm(p_values: Sequence[float]) -> list[float]:
@@ -180,7 +221,12 @@ class _Measured:
 
     metric: str
     values: tuple[tuple[str, float | None, float | None], ...]
-    p_value: float | None
+    test: tuple[float, int] | None
+
+    @property
+    def p_value(self) -> float | None:
+        """The uncorrected p-value (``None`` when untestable)."""
+        return None if self.test is None else self.test[0]
 
 
 def measure_level(
@@ -193,12 +239,12 @@ def measure_level(
     for metric in ("ttft_s", "itl_ms", "e2e_s", "tokens_per_sec"):
         a, b = pooled.get(metric, (sa[metric], sb[metric]))
         values = tuple((f"p{p:g}", _pct(a, p), _pct(b, p)) for p in PERCENTILES)
-        out.append(_Measured(metric, values, mann_whitney_p(sa[metric], sb[metric])))
+        out.append(_Measured(metric, values, mann_whitney(sa[metric], sb[metric])))
     ok_a, ok_b = sum(r.ok for r in base), sum(r.ok for r in candidate)
     rate_a = 100.0 * ok_a / len(base) if base else None
     rate_b = 100.0 * ok_b / len(candidate) if candidate else None
-    p_value = fisher_p(ok_a, len(base), ok_b, len(candidate))
-    out.append(_Measured("success_pct", (("rate", rate_a, rate_b),), p_value))
+    test = fisher(ok_a, len(base), ok_b, len(candidate))
+    out.append(_Measured("success_pct", (("rate", rate_a, rate_b),), test))
     return out
 
 
@@ -208,14 +254,18 @@ def _rows(measured: _Measured, p_value: float | None, gate: tuple[float, float, 
     alpha, threshold_pct, countable = gate
     higher_is_better = measured.metric in HIGHER_IS_BETTER
     significant = p_value is not None and p_value < alpha
+    shift = 0 if measured.test is None else measured.test[1]
+    test_worse = shift < 0 if higher_is_better else shift > 0
     rows = []
     for stat, a, b in measured.values:
         row = Row(measured.metric, stat, a, b, p_value, higher_is_better, significant, False)
         change = row.change_pct
         beyond = change is not None and abs(change) > threshold_pct
-        if countable and significant and row.worse and beyond:
-            row = Row(measured.metric, stat, a, b, p_value, higher_is_better, True, True)
-        rows.append(row)
+        regression = countable and significant and test_worse and row.worse and beyond
+        rows.append(
+            Row(measured.metric, stat, a, b, p_value, higher_is_better, significant, regression,
+                test_worse)
+        )  # fmt: skip
     return rows
 
 
@@ -251,7 +301,8 @@ def compare(base: RunData, candidate: RunData, alpha: float, threshold_pct: floa
     levels = []
     for qps, level in zip(common, measured, strict=True):
         state_a, state_b = pick_a[qps][1], pick_b[qps][1]
-        gate = (alpha, threshold_pct, "client_limited" not in (state_a, state_b))
+        judged = not {"client_limited", "saturated"} & {state_a, state_b}
+        gate = (alpha, threshold_pct, judged)
         rows = [
             row
             for m in level

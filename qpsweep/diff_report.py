@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from qpsweep.diff import Row, RunDiff
+from qpsweep.diff import LevelDiff, Row, RunDiff
 
 _NAMES = {
     "ttft_s": ("TTFT", "s"),
@@ -12,6 +12,7 @@ _NAMES = {
     "e2e_s": ("E2E", "s"),
     "tokens_per_sec": ("tok/s", ""),
     "success_pct": ("success", "%"),
+    "state": ("state", ""),
 }
 
 
@@ -23,17 +24,30 @@ def _signed(value: float | None, suffix: str = "") -> str:
     return "-" if value is None else f"{value:+.3g}{suffix}"
 
 
-def row_verdict(row: Row, diff: RunDiff, client_limited: bool) -> str:
-    """``REGRESSION``, ``improved``, ``worse <T%``, ``~`` (not significant) or ``n/a``."""
+def row_verdict(row: Row, diff: RunDiff, level: LevelDiff) -> str:
+    """``REGRESSION``, ``worse <T%``, ``improved``, ``mixed`` (the row moved against the
+    test's direction), ``~`` (not significant), ``n/a`` (too few samples), or why the level is
+    not judged (``client-limited``, ``saturated``)."""
     if row.p_value is None:
         return "n/a"
     if not row.significant or row.delta == 0:
         return "~"
-    if client_limited:
+    if level.client_limited:
         return "client-limited"
+    if level.saturated:
+        return "saturated"
     if row.regression:
         return "REGRESSION"
+    if row.worse != row.test_worse:
+        return "mixed"
     return f"worse <{diff.threshold_pct:g}%" if row.worse else "improved"
+
+
+def describe(qps: float, row: Row) -> str:
+    """One regression in a few words."""
+    if row.metric == "state":
+        return f"{qps:g} QPS no longer sustained ({row.stat})"
+    return f"{_NAMES[row.metric][0]} {row.stat} at {qps:g} QPS ({_signed(row.change_pct, '%')})"
 
 
 def format_diff(diff: RunDiff, base: str, candidate: str) -> str:
@@ -56,12 +70,18 @@ def format_diff(diff: RunDiff, base: str, candidate: str) -> str:
                 f"{lv.qps_target:>8g}  {label + (f' ({unit})' if unit else ''):<12} "
                 f"{_num(row.base):>10} {_num(row.candidate):>10} {_signed(row.delta):>10} "
                 f"{_signed(row.change_pct, '%'):>8} {_num(row.p_value, 2):>8}  "
-                f"{row_verdict(row, diff, lv.client_limited)}"
+                f"{row_verdict(row, diff, lv)}"
             )
         if lv.base_state != lv.candidate_state:
+            flag = "  REGRESSION: the candidate no longer sustains this level" if lv.lost else ""
             out.append(
-                f"{'':>8}  state: {lv.base_state or '-'} (base) -> "
-                f"{lv.candidate_state or '-'} (candidate)"
+                f"{lv.qps_target:>8g}  state: {lv.base_state or '-'} (base) -> "
+                f"{lv.candidate_state or '-'} (candidate){flag}"
+            )
+        if lv.saturated and not lv.client_limited:
+            out.append(
+                f"{'':>8}  (saturated: latency there grows with the queue, so it is shown, "
+                "not judged)"
             )
         out.append("")
     for side, only in (("base", diff.only_base), ("candidate", diff.only_candidate)):
@@ -79,10 +99,7 @@ def format_diff(diff: RunDiff, base: str, candidate: str) -> str:
     found = diff.regressions
     out.append("")
     if found:
-        worst = ", ".join(
-            f"{_NAMES[r.metric][0]} {r.stat} at {q:g} QPS ({_signed(r.change_pct, '%')})"
-            for q, r in found[:5]
-        )
+        worst = ", ".join(describe(q, r) for q, r in found[:5])
         more = f" and {len(found) - 5} more" if len(found) > 5 else ""
         out.append(f"REGRESSION: {len(found)} significant regression(s): {worst}{more}")
     else:
@@ -111,6 +128,8 @@ def diff_json(diff: RunDiff, base: str, candidate: str) -> dict[str, Any]:
                 "qps_target": lv.qps_target,
                 "base_state": lv.base_state,
                 "candidate_state": lv.candidate_state,
+                "judged": not (lv.client_limited or lv.saturated),
+                "lost": lv.lost,
                 "metrics": [
                     {
                         "metric": row.metric,
@@ -122,8 +141,9 @@ def diff_json(diff: RunDiff, base: str, candidate: str) -> dict[str, Any]:
                         "p_value": row.p_value,
                         "significant": row.significant,
                         "worse": row.worse,
+                        "test_direction_worse": row.test_worse,
                         "regression": row.regression,
-                        "verdict": row_verdict(row, diff, lv.client_limited),
+                        "verdict": row_verdict(row, diff, lv),
                     }
                     for row in lv.rows
                 ],
@@ -141,5 +161,6 @@ def diff_json(diff: RunDiff, base: str, candidate: str) -> dict[str, Any]:
             for name, a, b in diff.verdict_rows
         },
         "regressions": len(diff.regressions),
+        "regression_list": [describe(q, r) for q, r in diff.regressions],
         "result": "regression" if diff.regressions else "ok",
     }

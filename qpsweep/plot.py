@@ -113,6 +113,8 @@ def _error_panel(ax: Axes, summaries: Sequence[LevelSummary]) -> None:
     if kinds:
         ax.legend(loc="upper left")
     else:
+        ax.bar(labels, bottom)  # zero-height bars: the levels still label the axis
+        ax.set_ylim(0, 1)
         ax.text(0.5, 0.5, "no failures", ha="center", va="center", transform=ax.transAxes)
 
 

@@ -244,7 +244,8 @@ def _draw(run_dir: Path, analysis: Analysis) -> list[tuple[str, bytes]]:
     states = {st.index: st.state for st in verdict.levels}
     figures = level_figures(analysis.records, summaries, states)
     paths = [overview, *save_level_plots(figures, run_dir / PLOTS_DIR)]
-    return [(_CAPTIONS.get(path.name, path.stem), path.read_bytes()) for path in paths]
+    captions = {overview.name: "overview", **_CAPTIONS}
+    return [(captions.get(path.name, path.stem), path.read_bytes()) for path in paths]
 
 
 def rebuild(

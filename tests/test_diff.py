@@ -88,7 +88,10 @@ def test_failures_and_unmatched_levels() -> None:
     assert diff.only_base == (20.0,) and diff.only_candidate == (40.0,)
     success = next(r for r in diff.levels[0].rows if r.metric == "success_pct")
     assert success.base == 100.0 and success.candidate == pytest.approx(100 * 200 / 260)
-    assert success.regression
+    assert success.significant and success.worse
+    # 23% failures make the candidate's level saturated (error rate): the level is lost
+    assert diff.levels[0].candidate_state == "saturated" and diff.levels[0].lost
+    assert [(q, r.metric) for q, r in diff.regressions] == [(5.0, "state")]
 
 
 def test_a_client_limited_level_is_never_a_regression() -> None:
@@ -107,6 +110,35 @@ def test_a_client_limited_level_is_never_a_regression() -> None:
     assert diff.levels[0].client_limited and diff.regressions == []
 
 
+def test_a_p99_that_rose_while_the_distribution_improved_is_mixed_not_a_regression() -> None:
+    faster = FAST * 0.8
+    faster[-4:] = FAST.max() * 3  # a few stragglers: p99 up, everything else down
+    base = _run("a", {5.0: _records(0, 5.0, FAST)})
+    cand = _run("b", {5.0: _records(0, 5.0, faster)})
+    diff = compare(base, cand, alpha=0.01, threshold_pct=10.0)
+    rows = {(r.metric, r.stat): r for r in diff.levels[0].rows}
+    assert rows["ttft_s", "p99"].worse and rows["ttft_s", "p99"].significant
+    assert not rows["ttft_s", "p99"].regression and diff.regressions == []
+
+
+def test_saturated_levels_are_shown_not_judged_but_a_lost_level_is_a_regression() -> None:
+    from dataclasses import replace
+
+    def with_states(run: RunData, states: list[str]) -> RunData:
+        levels = [replace(st, state=s) for st, s in zip(run.verdict.levels, states, strict=True)]
+        return replace(run, verdict=replace(run.verdict, levels=tuple(levels)))
+
+    levels = {5.0: _records(0, 5.0, FAST), 10.0: _records(1, 10.0, FAST)}
+    slow_levels = {5.0: _records(0, 5.0, FAST_AGAIN), 10.0: _records(1, 10.0, SLOW)}
+    base = with_states(_run("a", levels), ["ok", "saturated"])
+    cand = with_states(_run("b", slow_levels), ["ok", "saturated"])
+    assert compare(base, cand, alpha=0.01, threshold_pct=10.0).regressions == []
+    lost = compare(
+        with_states(base, ["ok", "ok"]), cand, alpha=0.01, threshold_pct=10.0
+    ).regressions
+    assert [(q, r.metric, r.stat) for q, r in lost] == [(10.0, "state", "ok -> saturated")]
+
+
 # -- end to end: two simulators of known capacity -----------------------------------------
 
 FAST_SIM = SimConfig(max_num_seqs=4, decode_ms=5.0, decode_ms_per_seq=0.0, prefill_ms_per_token=0.0)
@@ -118,7 +150,7 @@ TOKENS = 20
 
 def _sweep(results: Path, config: SimConfig, seed: int) -> Path:
     capacity = capacity_rps(FAST_SIM, TOKENS)  # both runs use the fast sim's levels
-    levels = f"{capacity * 0.2:.3g},{capacity * 0.4:.3g}"
+    levels = f"{capacity * 0.15:.3g},{capacity * 0.3:.3g}"  # the slow sim: 0.3x and 0.6x
     with sim_process(config) as url:
         cmd = [sys.executable, "-m", "qpsweep", "--endpoint", url, "--model", "sim"]
         cmd += ["--max-tokens", str(TOKENS), "--qps", levels, "--duration", "5"]
