@@ -34,9 +34,12 @@ def test_plots_are_drawn_by_default(qpsweep, server: ServerThread) -> None:
     plain = qpsweep("--endpoint", server.url("ok"), *QUICK, "--no-plot")
     assert plain.run_dir is not None and not (plain.run_dir / "benchmark_qps.png").exists()
     assert not (plain.run_dir / "plots").exists() and (plain.run_dir / "report.html").exists()
-    again = qpsweep("report", str(plain.run_dir), "--plot")
+    (plain.run_dir / "report.html").unlink()
+    again = qpsweep("report", str(plain.run_dir), "--plot", "--html")
     assert again.code == 0 and png_size(plain.run_dir / "benchmark_qps.png") == (2000, 1200)
     assert len(list((plain.run_dir / "plots").glob("*.png"))) == 3
+    page = (plain.run_dir / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == 4  # the overview and the three in plots/
     assert qpsweep("--endpoint", server.url("ok"), *QUICK, "--plot").run_dir is not None
 
 
