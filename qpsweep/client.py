@@ -14,7 +14,10 @@ otherwise one token per content chunk; ``token_counted_by`` says which.
 Outcome classification (``error_kind``; ``None`` is success):
 
 * HTTP status: 503 -> ``http_503``, 429 -> ``http_429``, other 5xx -> ``http_5xx``,
-  other 4xx -> ``http_4xx``; a 3xx (redirects are not followed) -> ``protocol``;
+  other 4xx -> ``http_4xx``.  Redirects: a 307/308 to the same origin is followed (at most
+  ``MAX_REDIRECTS`` hops, the POST and its body kept); any other redirect (another origin,
+  where the Authorization header must not go, or a 301/302/303 that would turn the POST into a
+  GET) is not followed and is ``protocol``, with the reason;
 * socket connect timeout -> ``timeout_connect``; the ``--timeout`` deadline before the first
   content chunk -> ``timeout_ttft``, after it -> ``timeout_total``;
 * refused, reset or broken connections -> ``connection``;
@@ -34,6 +37,7 @@ from time import perf_counter
 from typing import Any
 
 import aiohttp
+from yarl import URL
 
 from qpsweep import __version__
 from qpsweep.config import Scenario, Target
@@ -43,6 +47,8 @@ from qpsweep.redact import is_secret_header, scrub
 from qpsweep.sse import SseParser
 
 _CONTENT_KEYS = ("content", "reasoning_content", "reasoning")
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+MAX_REDIRECTS = 5
 _ERROR_BODY_BYTES = 8192
 _MESSAGE_CHARS = 200
 
@@ -194,19 +200,25 @@ class Sender:
         return trace.finish(perf_counter() - t0, kind, message)
 
     async def _attempt(self, trace: Trace, prompt: Prompt, t0: float, usage: bool) -> Outcome:
+        url = URL(self._settings.url)
         try:
-            async with self._session.post(
-                self._settings.url,
-                data=self.body(prompt, usage),
-                headers=self._headers,
-                allow_redirects=False,
-            ) as resp:
-                trace.status = resp.status
-                if resp.status >= 300:
-                    return _http_failure(resp.status, await _read_bounded(resp))
-                if "json" in resp.headers.get("Content-Type", ""):
-                    return _read_json(trace, await resp.read(), perf_counter() - t0)
-                return await _read_sse(resp, trace, t0)
+            for _hop in range(MAX_REDIRECTS + 1):
+                async with self._session.post(
+                    url, data=self.body(prompt, usage), headers=self._headers, allow_redirects=False
+                ) as resp:
+                    trace.status = resp.status
+                    if resp.status in _REDIRECTS:
+                        location, refusal = _redirect(resp)
+                        if refusal is not None:
+                            return "protocol", refusal
+                        url = location
+                        continue
+                    if resp.status >= 300:
+                        return _http_failure(resp.status, await _read_bounded(resp))
+                    if "json" in resp.headers.get("Content-Type", ""):
+                        return _read_json(trace, await resp.read(), perf_counter() - t0)
+                    return await _read_sse(resp, trace, t0)
+            return "protocol", f"more than {MAX_REDIRECTS} redirects"
         except aiohttp.ConnectionTimeoutError:
             return "timeout_connect", f"no connection within {self._settings.connect_timeout_s:g} s"
         except asyncio.TimeoutError:
@@ -218,8 +230,31 @@ class Sender:
             return "connection", _describe(err, len(trace.chunk_s))
 
 
+def _redirect(resp: aiohttp.ClientResponse) -> tuple[URL, str | None]:
+    """Where a 3xx points, or why it is not followed.  Only 307/308 (which keep the POST and
+    its body) to the same origin (scheme, host, port) are followed: headers, Authorization
+    included, are never sent to another host."""
+    where = resp.headers.get("Location")
+    if not where:
+        return resp.url, f"HTTP {resp.status} redirect without a Location header"
+    target = resp.url.join(URL(where))
+    if (target.scheme, target.host, target.port) != (resp.url.scheme, resp.url.host, resp.url.port):
+        return target, (
+            f"HTTP {resp.status} redirect to another origin not followed "
+            f"({target.scheme}://{target.host}:{target.port}): credentials stay with --endpoint"
+        )
+    if resp.status not in (307, 308):
+        return target, (
+            f"HTTP {resp.status} redirect to {target.path} not followed: it would turn the POST "
+            "into a GET; point --endpoint at the new path"
+        )
+    return target, None
+
+
 def _describe(err: BaseException, n_chunks: int) -> str:
     text = str(err) or type(err).__name__
+    if "Too many open files" in text:
+        text = f"qpsweep ran out of file descriptors (raise `ulimit -n`): {text}"
     return f"{text} (after {n_chunks} content chunks)" if n_chunks else text
 
 
