@@ -427,3 +427,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except SystemExit as done:  # --help and --version
         return done.code if isinstance(done.code, int) else 0
+    except KeyboardInterrupt:  # Ctrl-C outside a sweep's own handling (e.g. while writing)
+        print("qpsweep: interrupted", file=sys.stderr)
+        return 130

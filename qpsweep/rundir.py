@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import sys
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime
@@ -58,6 +59,38 @@ class RunFiles:
     results: str = DEFAULT_RESULTS_FILE
     plot: str = DEFAULT_PLOT_FILE
     want_plot: bool = True
+
+
+RECORD_BYTES = 2048  # a generous size of one requests.jsonl line (chunk times included)
+MIN_FREE_BYTES = 16 * 2**20  # the plots, the HTML and the JSON files, with room to spare
+PROBE_BYTES = 64 * 1024
+
+
+def bytes_needed(expected_requests: float) -> int:
+    """Disk space a run needs: ``MIN_FREE_BYTES + RECORD_BYTES x expected_requests``."""
+    return int(MIN_FREE_BYTES + RECORD_BYTES * max(expected_requests, 0.0))
+
+
+def check_space(run_dir: Path, expected_requests: float) -> None:
+    """Before any traffic: ``RunDirError`` when ``run_dir`` cannot take the run's files (too
+    little free space for ``bytes_needed``, or a probe write of ``PROBE_BYTES`` fails)."""
+    needed = bytes_needed(expected_requests)
+    free = shutil.disk_usage(run_dir).free
+    if free < needed:
+        raise RunDirError(
+            f"--results-dir: only {free / 2**20:.1f} MiB free under {run_dir.parent}; this run "
+            f"needs about {needed / 2**20:.0f} MiB ({expected_requests:.0f} requests)"
+        )
+    probe = run_dir / ".write-probe"
+    try:
+        with probe.open("wb") as out:
+            out.write(b"\0" * PROBE_BYTES)
+            out.flush()
+            os.fsync(out.fileno())
+    except OSError as err:
+        raise RunDirError(f"--results-dir: cannot write to {run_dir} ({err.strerror})") from None
+    finally:
+        probe.unlink(missing_ok=True)
 
 
 def create_run_dir(results_dir: Path) -> Path:

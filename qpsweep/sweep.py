@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import shutil
 import signal
 import sys
 import time
@@ -33,13 +34,16 @@ from qpsweep.attack import LevelAttack
 from qpsweep.client import ClientSettings, Sender, open_session, settings_for
 from qpsweep.config import Scenario, Target
 from qpsweep.dataset import Prompt, prompt_order
+from qpsweep.errors import RunDirError
 from qpsweep.record import RecordWriter, RequestRecord
+from qpsweep.resources import expected_requests, file_limit_note
 from qpsweep.rundir import (
     METADATA_FILE,
     REQUESTS_FILE,
     Analysis,
     RunFiles,
     analyze_run,
+    check_space,
     create_run_dir,
     new_metadata,
     rebuild,
@@ -350,6 +354,14 @@ def run_sweep(
     """
     console = console or sys.stderr
     run_dir = create_run_dir(results_dir)
+    try:
+        check_space(run_dir, expected_requests(scenario))
+    except RunDirError:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+    fd_note = file_limit_note(scenario)
+    if fd_note:
+        print(fd_note, file=console)
     metadata = new_metadata(target, scenario, dataset, dataset_sha256, len(prompts), argv, files)
     metadata.update(notes or {})
     print(
