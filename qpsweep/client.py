@@ -214,7 +214,8 @@ class Sender:
                         url = location
                         continue
                     if resp.status >= 300:
-                        return _http_failure(resp.status, await _read_bounded(resp))
+                        body = await _read_bounded(resp)
+                        return _http_failure(resp.status, body, resp.headers.get("Retry-After"))
                     if "json" in resp.headers.get("Content-Type", ""):
                         return _read_json(trace, await resp.read(), perf_counter() - t0)
                     return await _read_sse(resp, trace, t0)
@@ -253,6 +254,8 @@ def _redirect(resp: aiohttp.ClientResponse) -> tuple[URL, str | None]:
 
 def _describe(err: BaseException, n_chunks: int) -> str:
     text = str(err) or type(err).__name__
+    if isinstance(err, aiohttp.ClientPayloadError):  # aiohttp's text has an internal "400"
+        text = "the response body was cut off before its end"
     if "Too many open files" in text:
         text = f"qpsweep ran out of file descriptors (raise `ulimit -n`): {text}"
     return f"{text} (after {n_chunks} content chunks)" if n_chunks else text
@@ -281,9 +284,13 @@ def _error_text(body: bytes) -> str:
     return " ".join(body.decode("utf-8", "replace").split())
 
 
-def _http_failure(status: int, body: bytes) -> Outcome:
+def _http_failure(status: int, body: bytes, retry_after: str | None = None) -> Outcome:
+    """The kind of an HTTP error status and its message (with the server's ``Retry-After``
+    hint, which an open-loop generator records but does not obey)."""
     text = _error_text(body)
     message = f"HTTP {status}: {text}" if text else f"HTTP {status}"
+    if retry_after:
+        message += f" (Retry-After: {retry_after[:40]})"
     if status == 503:
         return "http_503", message
     if status == 429:
@@ -333,30 +340,49 @@ async def _read_sse(resp: aiohttp.ClientResponse, trace: Trace, t0: float) -> Ou
     finished = False
     async for piece in resp.content.iter_any():
         now_s = perf_counter() - t0
-        for payload in parser.feed(piece):
+        try:
+            payloads = parser.feed(piece)
+        except ValueError as err:
+            return "protocol", str(err)
+        for payload in payloads:
             if payload == b"[DONE]":
                 trace.end_s = now_s
                 await _read_rest(resp)
                 return _end(trace, parser, done=True)
-            try:
-                data = json.loads(payload)
-            except ValueError:
-                return "protocol", f"invalid JSON in stream: {payload[:80]!r}"
-            if not isinstance(data, dict):
-                return "protocol", f"stream chunk is not an object: {payload[:80]!r}"
-            if "error" in data:
-                return "protocol", "error in stream: " + _error_text(payload)
-            for choice in data.get("choices") or ():
-                if _has_content(choice):
-                    trace.chunk_s.append(now_s)
-                if isinstance(choice, dict) and choice.get("finish_reason"):
-                    finished = True
-            if "usage" in data:
-                _take_usage(trace, data)
-    for payload in parser.close():
+            failure, fin = _take_event(trace, payload, now_s)
+            if failure is not None:
+                return failure
+            finished = finished or fin
+    now_s = perf_counter() - t0
+    for payload in parser.close():  # a last event without its blank line
         if payload == b"[DONE]":
             return _end(trace, parser, done=True)
+        failure, fin = _take_event(trace, payload, now_s)
+        if failure is not None:
+            return failure
+        finished = finished or fin
     return _end(trace, parser, done=finished)
+
+
+def _take_event(trace: Trace, payload: bytes, now_s: float) -> tuple[Outcome | None, bool]:
+    """Record one event's content time and usage; (a failure or None, finish_reason seen)."""
+    try:
+        data = json.loads(payload)
+    except ValueError:
+        return ("protocol", f"invalid JSON in stream: {payload[:80]!r}"), False
+    if not isinstance(data, dict):
+        return ("protocol", f"stream chunk is not an object: {payload[:80]!r}"), False
+    if "error" in data:
+        return ("protocol", "error in stream: " + _error_text(payload)), False
+    finished = False
+    for choice in data.get("choices") or ():
+        if _has_content(choice):
+            trace.chunk_s.append(now_s)
+        if isinstance(choice, dict) and choice.get("finish_reason"):
+            finished = True
+    if "usage" in data:
+        _take_usage(trace, data)
+    return None, finished
 
 
 async def _read_rest(resp: aiohttp.ClientResponse) -> None:

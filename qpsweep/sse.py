@@ -5,33 +5,63 @@ of each complete event.  Lines end in ``\\n`` or ``\\r\\n``; an event ends at a 
 several ``data:`` lines in one event are joined with ``\\n``; one space after ``data:`` is
 dropped; comments (``:...``) and other fields (``event:``, ``id:``, ``retry:``) are ignored.
 Any split of the same bytes yields the same events.
+
+A line still unfinished is kept as a list of pieces and joined only when its newline arrives,
+so the cost is linear in the bytes fed however the network splits them.  A line longer than
+``max_line_bytes`` raises ``ValueError`` (a server that never ends its line would otherwise
+grow memory until the timeout).
 """
 
 from __future__ import annotations
+
+MAX_LINE_BYTES = 64 * 2**20
 
 
 class SseParser:
     """Stateful splitter of an SSE byte stream into event payloads."""
 
-    __slots__ = ("_data", "_pending", "bytes_seen", "other_lines")
+    __slots__ = (
+        "_data",
+        "_pending",
+        "_pending_bytes",
+        "bytes_seen",
+        "max_line_bytes",
+        "other_lines",
+    )
 
-    def __init__(self) -> None:
-        self._pending = b""
+    def __init__(self, max_line_bytes: int = MAX_LINE_BYTES) -> None:
+        self._pending: list[bytes] = []  # pieces of the unfinished last line
+        self._pending_bytes = 0
         self._data: list[bytes] = []
         self.bytes_seen = 0
         self.other_lines = 0  # non-blank lines that are neither data nor SSE fields
+        self.max_line_bytes = max_line_bytes
 
     def feed(self, chunk: bytes) -> list[bytes]:
         """Payloads of the events completed by ``chunk``."""
         self.bytes_seen += len(chunk)
-        lines = (self._pending + chunk).split(b"\n") if self._pending else chunk.split(b"\n")
-        self._pending = lines.pop()
+        if b"\n" not in chunk:
+            self._pending.append(chunk)
+            self._pending_bytes += len(chunk)
+            if self._pending_bytes > self.max_line_bytes:
+                raise ValueError(f"an SSE line longer than {self.max_line_bytes} bytes")
+            return []
+        if self._pending:
+            self._pending.append(chunk)
+            chunk = b"".join(self._pending)
+            self._pending.clear()
+        lines = chunk.split(b"\n")
+        last = lines.pop()
+        if last:
+            self._pending.append(last)
+        self._pending_bytes = len(last)
         return self._lines(lines)
 
     def close(self) -> list[bytes]:
         """Payloads still pending at end of stream (a last event without its blank line)."""
-        lines = [self._pending, b""] if self._pending else [b""]
-        self._pending = b""
+        lines = [b"".join(self._pending), b""] if self._pending else [b""]
+        self._pending.clear()
+        self._pending_bytes = 0
         return self._lines(lines)
 
     def _lines(self, lines: list[bytes]) -> list[bytes]:

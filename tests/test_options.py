@@ -208,3 +208,32 @@ def test_auto_settings_that_cannot_work_are_refused(
     run = qpsweep("--endpoint", "http://127.0.0.1:9", "--model", "m", "--qps", "auto", *args)
     assert run.code == 2 and run.run_dir is None
     assert run.err.startswith("qpsweep: error: ") and message in run.err
+
+
+def test_a_level_where_the_generator_stalled_is_run_once_more(qpsweep, server_process: str) -> None:
+    """A long GIL-holding call (a sort of 3M floats, ~0.5 s) in another thread blocks the event
+    loop during the first level, as a busy machine would: that level is client-limited, and the
+    sweep runs it again before moving on."""
+    import random
+    import threading
+    import time
+
+    data = [random.random() for _ in range(3_000_000)]
+
+    def stall() -> None:
+        time.sleep(1.2)
+        sorted(data)  # holds the GIL throughout
+
+    url = f"{server_process}/ok/v1/chat/completions?tokens=2"
+    staller = threading.Thread(target=stall)
+    staller.start()
+    run = qpsweep(
+        "--endpoint", url, "--model", "m", "--qps", "20,30", "--duration", "3",
+        "--arrival", "constant",
+    )  # fmt: skip
+    staller.join()
+    assert run.code == 0
+    levels = run.json("benchmark_qps_results.json")
+    assert [lv["qps_target"] for lv in levels] == [20, 20, 30]
+    assert [lv["state"] for lv in levels][:2] == ["client_limited", "ok"]
+    assert "running that level once more" in run.err

@@ -1,5 +1,6 @@
 import itertools
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -40,3 +41,21 @@ def test_any_split_yields_the_same_events(cuts: list[int]) -> None:
     points = [0, *sorted(cuts), len(STREAM)]
     pieces = [STREAM[a:b] for a, b in itertools.pairwise(points)]
     assert parse(pieces) == EVENTS
+
+
+def test_a_long_line_costs_linear_time_and_is_capped() -> None:
+    parser = SseParser(max_line_bytes=1 << 20)
+    piece = b"x" * 1000
+    for _ in range(1000):  # 1 MB in 1 kB pieces: nothing joined until the newline
+        assert parser.feed(piece) == []
+    assert parser.feed(b"\n\n") == []  # a line that is not a field: ignored
+    assert parser.other_lines == 1
+    with pytest.raises(ValueError, match="longer than 1048576 bytes"):
+        for _ in range(1100):
+            parser.feed(piece)
+
+
+def test_a_last_event_without_its_blank_line_is_still_delivered() -> None:
+    parser = SseParser()
+    assert parser.feed(b'data: {"a": 1}\n\ndata: {"error": "x"}') == [b'{"a": 1}']
+    assert parser.close() == [b'{"error": "x"}']
