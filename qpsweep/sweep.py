@@ -17,8 +17,9 @@ import gc
 import shutil
 import signal
 import sys
+import threading
 import time
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -324,6 +325,31 @@ def _isatty(stream: TextIO) -> bool:
         return False
 
 
+@contextlib.contextmanager
+def _finish_writing_first(console: TextIO) -> Iterator[list[int]]:
+    """While the results are written: a first SIGINT/SIGTERM is noted (the writing, a few
+    seconds at most, completes, so no file is left half-made); a second stops at once with
+    ``KeyboardInterrupt`` (``requests.jsonl`` and ``metadata.json`` are complete by then, and
+    ``qpsweep report DIR`` rebuilds the rest).  Yields the list of signals received."""
+    received: list[int] = []
+
+    def on_signal(signum: int, _frame: object) -> None:
+        received.append(signum)
+        if len(received) > 1:
+            raise KeyboardInterrupt
+        print("Interrupted while writing the results: finishing them first", file=console)
+
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield received
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def _run(coro: Coroutine[Any, Any, bool]) -> bool:
     """``asyncio.run`` on uvloop where available, cancelling and awaiting leftover tasks."""
     loop: asyncio.AbstractEventLoop
@@ -401,5 +427,6 @@ def run_sweep(
             finished_at=datetime.now().isoformat(),
         )
         write_json(run_dir / METADATA_FILE, metadata)
-    analysis, table = rebuild(run_dir)
-    return SweepResult(run_dir, analysis, table, interrupted)
+    with _finish_writing_first(console) as received:
+        analysis, table = rebuild(run_dir)
+    return SweepResult(run_dir, analysis, table, interrupted or bool(received))

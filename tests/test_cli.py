@@ -290,3 +290,58 @@ def test_killed_run_is_still_readable(server_process, tmp_path: Path) -> None:
     (level,) = json.loads((run_dir / "benchmark_qps_results.json").read_text())
     assert level["n_ok"] >= 5
     assert "did not finish" in (run_dir / "report.txt").read_text()
+
+
+def _read_stderr_until(proc: subprocess.Popen[str], text: str, timeout_s: float = 30.0) -> None:
+    assert proc.stderr is not None
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        if text in line:
+            return
+        if not line and proc.poll() is not None:
+            break
+    raise AssertionError(f"never printed {text!r}")
+
+
+@pytest.mark.parametrize(
+    ("phase", "marker", "delay_s"),
+    [
+        ("arrivals", "level 1/2", 0.0),  # early in level 2's arrivals
+        ("drain", "level 2/2", -1.0),  # level 2's arrivals are over, its streams still run
+        ("writing", "level 2/2", 0.0),  # after the last level: plots and HTML being written
+    ],
+)
+def test_a_signal_in_any_phase_leaves_a_complete_readable_run(
+    server_process, tmp_path: Path, phase: str, marker: str, delay_s: float
+) -> None:
+    """Each record finished is on disk, every request sent has a record, nothing half-written,
+    no traceback, and ``report`` rebuilds everything."""
+    url = f"{server_process}/ok/v1/chat/completions?ttft_ms=100&itl_ms=60&tokens=20"
+    args = ["--endpoint", url, "--qps", "20,20", "--duration", "1.5", "--arrival", "constant"]
+    proc = _start([*args, "--plot"], tmp_path)
+    if delay_s < 0:  # during the drain: level 2 has 1.5 s of arrivals, then ~1.3 s of streams
+        _read_stderr_until(proc, "level 1/2")
+        time.sleep(1.5 + 0.4)
+    else:
+        _read_stderr_until(proc, marker)
+        time.sleep(0.3 if phase == "arrivals" else 0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode in (0, 130), err
+    assert "Traceback" not in err
+    (run_dir,) = tmp_path.iterdir()
+    meta = json.loads((run_dir / "metadata.json").read_text())
+    records = [json.loads(x) for x in (run_dir / "requests.jsonl").read_text().splitlines()]
+    assert len(records) == sum(level["n_sent"] for level in meta["levels"])
+    for name in ("benchmark_qps_results.json", "saturation.json"):
+        if (run_dir / name).exists():
+            json.loads((run_dir / name).read_text())  # complete, never half-written
+    assert not list(run_dir.glob("*.tmp"))
+    if phase == "writing":
+        assert "finishing them first" in err and meta["status"] == "complete"
+        assert (run_dir / "report.html").exists() and (run_dir / "benchmark_qps.png").exists()
+    else:
+        assert meta["interrupted"] is True and proc.returncode == 130
+        assert all(r["error_kind"] is None for r in records)  # drained, not cut
+    assert main(["report", str(run_dir)]) == 0
