@@ -165,7 +165,9 @@ def test_api_key_never_reaches_any_file_or_output(qpsweep, server, monkeypatch) 
     monkeypatch.setenv("MY_KEY", env_key)
     runs = [
         qpsweep("--endpoint", server.url("echo_auth"), *QUICK, "--api-key", flag_key),
-        qpsweep("--endpoint", server.url("echo_auth"), *QUICK, "--api-key-env", "MY_KEY"),
+        qpsweep(
+            "--endpoint", server.url("echo_auth"), *QUICK, "--api-key-env", "MY_KEY", plots=True
+        ),
         qpsweep(
             "--endpoint", server.url("echo_auth"), *QUICK, "-H", f"Authorization: Bearer {flag_key}"
         ),
@@ -175,8 +177,11 @@ def test_api_key_never_reaches_any_file_or_output(qpsweep, server, monkeypatch) 
         errors = {r["error"] for r in run.records()}
         assert len(errors) == 1 and errors.pop().startswith("HTTP 401: invalid credentials: ")
         assert all("***" in r["error"] for r in run.records())  # the server echoed the key
-        blobs = [p.read_text() for p in run.run_dir.iterdir()] + [run.out, run.err]
-        assert not any(flag_key in b or env_key in b for b in blobs)
+        files = [p for p in run.run_dir.rglob("*") if p.is_file()]  # plots and HTML included
+        blobs = [p.read_bytes() for p in files] + [run.out.encode(), run.err.encode()]
+        assert not any(flag_key.encode() in b or env_key.encode() in b for b in blobs)
+    assert any(p.name == "report.html" for p in runs[1].run_dir.rglob("*"))  # type: ignore[union-attr]
+    assert len(list(runs[1].run_dir.rglob("*.png"))) == 4  # type: ignore[union-attr]
 
 
 def test_report_rebuilds_from_metadata_and_records(qpsweep, server) -> None:
