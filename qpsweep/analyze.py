@@ -19,8 +19,10 @@ Definitions (per level; "ok" = requests with no ``error_kind``; times from ``rec
 * ``scheduled_qps`` = n_scheduled / duration_s: the rate the schedule itself asked for
   (Poisson counts differ from the target by chance);
 * steady-state signals over the second half of the arrival window ``[w/2, w]``:
-  ``completion_ratio`` = successful completions in it / requests sent in the same-length
-  window shifted back by ``d``, the median E2E of those completions (clamped to ``[0, w/2]``):
+  ``completion_ratio`` = answers in it (successes and HTTP error responses: the server
+  answered; timeouts and broken connections are not answers) / requests sent in the
+  same-length window shifted back by ``d``, the median E2E of the successful ones among them
+  (clamped to ``[0, w/2]``); failures themselves are the ``error_rate`` signal's business:
   while the server keeps up both count the same requests, so the ratio is about 1 with little
   noise; when it cannot, completions run at its capacity while sends run at the offered rate,
   so the ratio is capacity / offered.  ``queue_growth`` = least-squares slope of the in-flight
@@ -166,7 +168,8 @@ def steady_signals(
     half_s = window_s / 2
     sent = np.sort(np.array([r.sent_s for r in records]))
     done = np.sort(np.array([r.done_s for r in records]))
-    finished = [r.done_s - r.sent_s for r in records if r.ok and half_s <= r.done_s <= window_s]
+    answered = [r for r in records if half_s <= r.done_s <= window_s and _answered(r)]
+    finished = [r.done_s - r.sent_s for r in answered if r.ok]
     shift_s = min(float(np.median(finished)), half_s) if finished else 0.0
     lo, hi = np.searchsorted(sent, [half_s - shift_s, window_s - shift_s], "left")
     n_sent = int(hi - lo)
@@ -175,7 +178,12 @@ def steady_signals(
     grid = np.linspace(half_s, window_s, _GRID_POINTS)
     in_flight = np.searchsorted(sent, grid, "right") - np.searchsorted(done, grid, "right")
     slope = float(np.polyfit(grid, in_flight, 1)[0])
-    return len(finished) / n_sent, slope / offered_qps
+    return len(answered) / n_sent, slope / offered_qps
+
+
+def _answered(record: RequestRecord) -> bool:
+    """The server answered: a success or an HTTP error status."""
+    return record.ok or (record.error_kind or "").startswith("http_")
 
 
 def summarize_level(
