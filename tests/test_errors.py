@@ -139,3 +139,15 @@ def test_connections_are_reused_after_done(qpsweep, server: ServerThread) -> Non
     )
     assert len(run.records()) == 20
     assert len(server.app[PEERS]) <= 3
+
+
+def test_the_connection_pool_never_throttles_the_schedule(qpsweep, server_process: str) -> None:
+    """300 requests whose first token takes 2 s are all in flight together (aiohttp's default
+    pool holds 100): had any waited for a pooled connection, its TTFT would be about 4 s."""
+    url = f"{server_process}/ok/v1/chat/completions?ttft_ms=2000&tokens=2"
+    args = ("--model", "m", "--qps", "300", "--duration", "1", "--arrival", "constant")
+    run = qpsweep("--endpoint", url, *args, "--timeout", "10")
+    assert run.code == 0
+    (level,) = run.json("benchmark_qps_results.json")
+    assert level["n_sent"] == level["n_ok"] == 300
+    assert level["ttft"]["p50"] >= 2.0 and level["ttft"]["p99"] < 2.6, level["ttft"]
