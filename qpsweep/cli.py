@@ -28,6 +28,7 @@ from qpsweep.config import (
     parse_qps,
     positive,
 )
+from qpsweep.configfile import resolve
 from qpsweep.dataset import file_sha256, load_prompts
 from qpsweep.demo import run_demo
 from qpsweep.errors import ConfigError, QpsweepError
@@ -73,13 +74,23 @@ def _sweep_parser() -> _Parser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--version", action="version", version=f"qpsweep {__version__}")
+    named = p.add_argument_group("named targets and scenarios (YAML; flags override them)")
+    named.add_argument("--target", metavar="NAME", help="an endpoint from config/targets.yaml")
+    named.add_argument("--scenario", metavar="NAME", help="settings from config/scenarios.yaml")
+    named.add_argument(
+        "--config",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="your own YAML of targets:/scenarios:, searched first (repeatable)",
+    )
     target = p.add_argument_group("endpoint")
     target.add_argument(
         "--endpoint",
-        required=True,
-        help="chat completions URL, or a base URL (http://host:8000[/v1])",
+        help="chat completions URL, or a base URL (http://host:8000[/v1]); required unless "
+        "--target sets it",
     )
-    target.add_argument("--model", required=True, help="model name sent in each request")
+    target.add_argument("--model", help="model name sent in each request (required)")
     target.add_argument("--api-key", help="API key (prefer --api-key-env; never written out)")
     target.add_argument(
         "--api-key-env",
@@ -101,8 +112,8 @@ def _sweep_parser() -> _Parser:
     load = p.add_argument_group("load")
     load.add_argument(
         "--dataset",
-        required=True,
-        help="conversations: JSON array or JSONL (see datasets/README.md)",
+        help="conversations: JSON array or JSONL (see datasets/README.md); required unless "
+        "--scenario sets it",
     )
     load.add_argument(
         "--qps",
@@ -269,8 +280,26 @@ def _scenario(ns: argparse.Namespace) -> Scenario:
     )
 
 
+def _parse_sweep(argv: list[str]) -> argparse.Namespace:
+    """Flags over the named scenario over the named target over the built-in defaults."""
+    pre = _Parser(prog="qpsweep", add_help=False)
+    pre.add_argument("--target")
+    pre.add_argument("--scenario")
+    pre.add_argument("--config", action="append", default=[])
+    named, _ = pre.parse_known_args(argv)
+    parser = _sweep_parser()
+    parser.set_defaults(**resolve(named.config, named.target, named.scenario))
+    ns = parser.parse_args(argv)
+    for flag in ("endpoint", "model", "dataset"):
+        if getattr(ns, flag) is None:
+            raise ConfigError(
+                f"--{flag} is required (or a --target/--scenario that sets it; see qpsweep --help)"
+            )
+    return ns
+
+
 def _cmd_sweep(argv: list[str]) -> int:
-    ns = _sweep_parser().parse_args(argv)
+    ns = _parse_sweep(argv)
     if ns.show_tokens:
         print("note: --show-tokens is deprecated; tokens/s is always shown", file=sys.stderr)
     target, scenario = _target(ns), _scenario(ns)

@@ -176,10 +176,10 @@ def test_fixed_sweep_stops_when_a_level_fails_too_often(qpsweep, server: ServerT
     assert "Every level saturated the server" in verdict["suggestion"]
 
 
-def test_fixed_sweep_stops_past_the_p95_latency_limit(qpsweep, server: ServerThread) -> None:
+def test_fixed_sweep_stops_past_the_p95_latency_limit(qpsweep, server_process: str) -> None:
     run = qpsweep(
         "--endpoint",
-        server.url("ok", ttft_ms=150),
+        f"{server_process}/ok/v1/chat/completions?ttft_ms=150",
         "--model",
         "m",
         "--qps",
@@ -191,7 +191,7 @@ def test_fixed_sweep_stops_past_the_p95_latency_limit(qpsweep, server: ServerThr
     )
     meta = run.json("metadata.json")
     assert len(meta["levels"]) == 1 and "--max-p95-latency 0.1 s" in meta["stopped_early"]
-    assert run.json("saturation.json")["levels"][0]["state"] == "degraded"
+    assert run.json("saturation.json")["levels"][0]["state"] == "degraded", run.out
 
 
 @pytest.mark.parametrize(
