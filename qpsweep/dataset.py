@@ -1,14 +1,20 @@
 """Conversation datasets -> ``Prompt`` tuples, and the seeded order they are sent in.
 
-Accepted files (format detected per sample, so files may mix them):
+Accepted files (format detected per sample by its keys, so files may mix them):
 
-* seed format: ``{"prompt_content": str, "cut_chat_history": [{"role", "content"}, ...]}``;
+* seed format (``cut_chat_history`` / ``prompt_content``):
+  ``{"prompt_content": str, "cut_chat_history": [{"role", "content"}, ...]}``;
   ``prompt_content`` becomes the system message (skipped when empty), ``system`` turns
-  inside the history are skipped, unknown fields are ignored;
-* OpenAI style: ``{"messages": [{"role", "content"}, ...]}``;
-* either as a JSON array, or as JSON Lines (one object per line, blank lines ignored).
+  inside the history are skipped;
+* OpenAI style (``messages``): ``{"messages": [{"role", "content"}, ...]}``;
+* ShareGPT (``conversations``): ``{"conversations": [{"from", "value"}, ...]}`` with ``from``
+  human/user -> user, gpt/assistant -> assistant, system -> system; the request is the
+  conversation up to and including its last human turn (later gpt turns are dropped);
+* each as a JSON array, or as JSON Lines (one object per line, blank lines ignored);
+* plain text (by suffix ``.txt``): one prompt per non-blank line, sent as one user message.
 
-Any sample may carry ``max_tokens`` (a positive integer) overriding ``--max-tokens``.
+A sample with keys of more than one format is an error. Unknown fields are ignored. Any JSON
+sample may carry ``max_tokens`` (a positive integer) overriding ``--max-tokens``.
 A bad file raises ``DatasetError`` with one line: ``FILE: sample N: FIELD problem``.
 """
 
@@ -71,21 +77,66 @@ def _max_tokens(sample: dict[str, Any]) -> int | None:
     return value
 
 
+_SHAREGPT_ROLES = {
+    "human": "user",
+    "user": "user",
+    "gpt": "assistant",
+    "assistant": "assistant",
+    "system": "system",
+}
+_FORMATS = (  # (name, keys that select it), in the order the "none of them" error lists them
+    ("seed format", ("cut_chat_history", "prompt_content")),
+    ("OpenAI format", ("messages",)),
+    ("ShareGPT format", ("conversations",)),
+)
+
+
+def _sharegpt(value: Any) -> list[tuple[str, str]]:
+    """ShareGPT ``conversations`` -> turns up to and including the last human turn."""
+    if not isinstance(value, list) or not value:
+        raise _SampleError("conversations must be a non-empty list of {from, value} turns")
+    turns = []
+    for i, turn in enumerate(value):
+        where = f"conversations[{i}]"
+        if not isinstance(turn, dict):
+            raise _SampleError(f"{where} must be an object with from and value")
+        speaker, content = turn.get("from"), turn.get("value")
+        role = _SHAREGPT_ROLES.get(speaker) if isinstance(speaker, str) else None
+        if role is None:
+            raise _SampleError(f"{where}.from must be human/gpt/system")
+        if not isinstance(content, str):
+            raise _SampleError(f"{where}.value must be a string")
+        turns.append((role, content))
+    last_user = max((i for i, (role, _) in enumerate(turns) if role == "user"), default=None)
+    if last_user is None:
+        raise _SampleError("conversations: no human turn")
+    return turns[: last_user + 1]
+
+
 def parse_sample(sample: Any, index: int) -> Prompt:
     """One decoded JSON value -> ``Prompt``; raises ``_SampleError`` naming the field."""
     if not isinstance(sample, dict):
         raise _SampleError("must be a JSON object")
-    if "messages" in sample:
+    found = [name for name, keys in _FORMATS if any(key in sample for key in keys)]
+    if len(found) > 1:
+        keys = ", ".join(k for _, ks in _FORMATS for k in ks if k in sample)
+        raise _SampleError(f"mixes the keys of {' and '.join(found)} ({keys}); use one format")
+    if not found:
+        raise _SampleError(
+            "needs cut_chat_history (seed format), messages (OpenAI format) "
+            "or conversations (ShareGPT format)"
+        )
+    if found[0] == "OpenAI format":
         messages = _turns(sample["messages"], "messages")
-    elif "cut_chat_history" in sample:
+    elif found[0] == "ShareGPT format":
+        messages = _sharegpt(sample["conversations"])
+    else:
         system = sample.get("prompt_content")
         if not isinstance(system, str):
             raise _SampleError("prompt_content must be a string")
-        history = _turns(sample["cut_chat_history"], "cut_chat_history")
+        history = _turns(sample.get("cut_chat_history"), "cut_chat_history")
         messages = [("system", system)] if system else []
         messages += [turn for turn in history if turn[0] != "system"]
-    else:
-        raise _SampleError("needs cut_chat_history (seed format) or messages (OpenAI format)")
     if not any(role != "system" for role, _ in messages):
         raise _SampleError("has no user or assistant turn")
     return Prompt(id=index, messages=tuple(messages), max_tokens=_max_tokens(sample))
@@ -102,7 +153,8 @@ def _decode(path: Path, text: str) -> list[Any]:
             raise DatasetError(f"{path}: must hold a JSON array of samples")
         return samples
     samples = []
-    for lineno, line in enumerate(text.splitlines(), start=1):
+    # split on \n only: str.splitlines() also breaks at U+2028/U+0085, legal inside JSON strings
+    for lineno, line in enumerate(text.split("\n"), start=1):
         if line.strip():
             try:
                 samples.append(json.loads(line))
@@ -131,6 +183,12 @@ def load_prompts(path: Path) -> tuple[Prompt, ...]:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         raise DatasetError(f"{path}: is not UTF-8 text (byte {err.start})") from None
+    if path.suffix.lower() == ".txt":
+        lines = [line.strip() for line in text.split("\n")]
+        prompts = [Prompt(i, (("user", line),)) for i, line in enumerate(filter(None, lines))]
+        if not prompts:
+            raise DatasetError(f"{path}: contains no samples")
+        return tuple(prompts)
     samples = _decode(path, text)
     if not samples:
         raise DatasetError(f"{path}: contains no samples")

@@ -120,3 +120,133 @@ def test_prompt_order_is_a_seeded_permutation() -> None:
     a, b, c = prompt_order(40, 1), prompt_order(40, 1), prompt_order(40, 2)
     assert sorted(a.tolist()) == list(range(40))
     assert a.tolist() == b.tolist() != c.tolist()
+
+
+SHAREGPT = [
+    {
+        "id": "sys-1",
+        "conversations": [
+            {"from": "system", "value": "Be terse."},
+            {"from": "human", "value": "hi"},
+            {"from": "gpt", "value": "hello"},
+            {"from": "human", "value": "bye"},
+        ],
+    },
+    {
+        "id": "trailing-gpt",
+        "max_tokens": 7,
+        "conversations": [
+            {"from": "human", "value": "q1"},
+            {"from": "gpt", "value": "a1"},
+            {"from": "human", "value": "q2"},
+            {"from": "gpt", "value": "the answer the server must generate itself"},
+        ],
+    },
+    {
+        "id": "user-assistant",
+        "conversations": [
+            {"from": "user", "value": "x"},
+            {"from": "assistant", "value": "y"},
+            {"from": "user", "value": "z", "markdown": None},
+        ],
+    },
+]
+SHAREGPT_MESSAGES = [
+    (("system", "Be terse."), ("user", "hi"), ("assistant", "hello"), ("user", "bye")),
+    (("user", "q1"), ("assistant", "a1"), ("user", "q2")),
+    (("user", "x"), ("assistant", "y"), ("user", "z")),
+]
+
+
+@pytest.mark.parametrize("layout", ["json", "jsonl"])
+def test_sharegpt_cut_after_the_last_human_turn(tmp_path: Path, layout: str) -> None:
+    f = tmp_path / f"sharegpt.{layout}"
+    if layout == "json":
+        f.write_text(json.dumps(SHAREGPT, indent=2))
+    else:
+        f.write_text("\n".join(json.dumps(s) for s in SHAREGPT) + "\n")
+    prompts = load_prompts(f)
+    assert [p.messages for p in prompts] == SHAREGPT_MESSAGES
+    assert [p.id for p in prompts] == [0, 1, 2]
+    assert [p.max_tokens for p in prompts] == [None, 7, None]
+
+
+def _human(text: str) -> dict[str, str]:
+    return {"from": "human", "value": text}
+
+
+@pytest.mark.parametrize(
+    ("samples", "message"),
+    [
+        (
+            [{"conversations": [_human("a")]}] * 3
+            + [{"conversations": [_human("a"), {"from": "bing", "value": "b"}]}],
+            "sharegpt.json: sample 3: conversations[1].from must be human/gpt/system",
+        ),
+        (
+            [{"conversations": [{"from": "system", "value": "s"}, {"from": "gpt", "value": "a"}]}],
+            "sharegpt.json: sample 0: conversations: no human turn",
+        ),
+        (
+            [{"conversations": [{"from": "human", "value": 3}]}],
+            "sharegpt.json: sample 0: conversations[0].value must be a string",
+        ),
+        (
+            [{"conversations": []}],
+            "sharegpt.json: sample 0: conversations must be a non-empty list of {from, value} "
+            "turns",
+        ),
+        (
+            [{"conversations": [_human("a")], "messages": [{"role": "user", "content": "a"}]}],
+            "sharegpt.json: sample 0: mixes the keys of OpenAI format and ShareGPT format "
+            "(messages, conversations); use one format",
+        ),
+        (
+            [{"prompt_content": "s"}],
+            "sharegpt.json: sample 0: cut_chat_history must be a non-empty list of {role, "
+            "content} turns",
+        ),
+        (
+            [{"id": 1, "text": "hello"}],
+            "sharegpt.json: sample 0: needs cut_chat_history (seed format), messages (OpenAI "
+            "format) or conversations (ShareGPT format)",
+        ),
+    ],
+)
+def test_sharegpt_and_detection_errors_are_exact_one_liners(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, samples: object, message: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("sharegpt.json").write_text(json.dumps(samples))
+    with pytest.raises(DatasetError) as err:
+        load_prompts(Path("sharegpt.json"))
+    assert str(err.value) == message
+
+
+def test_plain_text_one_user_message_per_non_blank_line(tmp_path: Path) -> None:
+    f = tmp_path / "prompts.TXT"
+    f.write_bytes(b"\xef\xbb\xbfWhy is the sky blue?\r\n\r\n   \n  [not JSON] {\n\tlast line")
+    prompts = load_prompts(f)
+    assert [p.messages for p in prompts] == [
+        (("user", "Why is the sky blue?"),),
+        (("user", "[not JSON] {"),),
+        (("user", "last line"),),
+    ]
+    assert [p.id for p in prompts] == [0, 1, 2]
+    assert all(p.max_tokens is None for p in prompts)
+
+
+def test_plain_text_without_a_prompt_has_no_samples(tmp_path: Path) -> None:
+    f = tmp_path / "empty.txt"
+    f.write_text("\n  \n\t\n")
+    with pytest.raises(DatasetError, match=r"empty\.txt: contains no samples$"):
+        load_prompts(f)
+
+
+def test_jsonl_lines_split_at_newlines_only(tmp_path: Path) -> None:
+    # U+2028 / U+0085 are legal raw inside JSON strings; str.splitlines() would cut there
+    f = tmp_path / "d.jsonl"
+    text = "a\u2028b\x85c"
+    f.write_text(json.dumps({"messages": [{"role": "user", "content": text}]}, ensure_ascii=False))
+    (prompt,) = load_prompts(f)
+    assert prompt.messages == (("user", text),)
