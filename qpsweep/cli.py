@@ -41,6 +41,7 @@ from qpsweep.rundir import (
 from qpsweep.saturation import Thresholds
 from qpsweep.sim import SimConfig, serve
 from qpsweep.sweep import SweepResult, run_sweep
+from qpsweep.synth import main_dataset
 
 EXAMPLE = """\
 example:
@@ -112,8 +113,8 @@ def _sweep_parser() -> _Parser:
     load = p.add_argument_group("load")
     load.add_argument(
         "--dataset",
-        help="conversations: JSON array or JSONL (see datasets/README.md); required unless "
-        "--scenario sets it",
+        help="conversations (seed format, OpenAI messages or ShareGPT; JSON array or JSONL) or "
+        "prompts as .txt lines; see datasets/README.md; required unless --scenario sets it",
     )
     load.add_argument(
         "--qps",
@@ -436,6 +437,7 @@ def _cmd_sim(argv: list[str]) -> int:
 
 
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
+    "dataset": main_dataset,
     "demo": _cmd_demo,
     "diff": _cmd_diff,
     "report": _cmd_report,
