@@ -33,6 +33,7 @@ Definitions (per level; "ok" = requests with no ``error_kind``; times from ``rec
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from qpsweep.record import RequestRecord
+from qpsweep.slo import Slo, request_meets
 
 BASE_PERCENTILES = (50.0, 90.0, 95.0, 99.0)
 MIN_STEADY_SENDS = 10
@@ -132,6 +134,8 @@ class LevelSummary:
     token_counted_by: tuple[tuple[str, int], ...]
     input_tokens_mean: float | None
     output_tokens_mean: float | None
+    slo_met: bool | None = None
+    goodput_rps: float | None = None
 
     @property
     def n_failed(self) -> int:
@@ -186,10 +190,43 @@ def _answered(record: RequestRecord) -> bool:
     return record.ok or (record.error_kind or "").startswith("http_")
 
 
-def summarize_level(
-    info: LevelInfo, records: Sequence[RequestRecord], percentiles: Iterable[float]
+def slo_values(summary: LevelSummary, slo: Slo) -> float | None:
+    """The level's value of ``slo``'s metric and percentile, in seconds."""
+    dist = {"ttft": summary.ttft_s, "e2e": summary.e2e_s}.get(slo.metric)
+    if dist is not None:
+        return dist.get(slo.percentile)
+    value_ms = (summary.tpot_ms if slo.metric == "tpot" else summary.itl_ms).get(slo.percentile)
+    return None if value_ms is None else value_ms / 1000.0
+
+
+def _slo_fields(
+    summary: LevelSummary, ok: Sequence[RequestRecord], slos: Sequence[Slo], end_s: float
 ) -> LevelSummary:
-    """Summary of one level from its records (any order)."""
+    """``summary`` with ``slo_met`` and ``goodput_rps`` (see ``qpsweep.slo``)."""
+    values = [slo_values(summary, slo) for slo in slos]
+    met = (
+        None
+        if any(v is None for v in values)
+        else all(v is not None and v <= slo.limit_s for v, slo in zip(values, slos, strict=True))
+    )
+    good = 0
+    for r in ok:
+        ttft = None if r.first_token_s is None else r.first_token_s - r.sent_s
+        tpot = None
+        if r.first_token_s is not None and r.output_tokens > 1:
+            tpot = (r.done_s - r.first_token_s) / (r.output_tokens - 1)
+        good += request_meets(slos, ttft, r.done_s - r.sent_s, tpot)
+    goodput = good / end_s if end_s > 0 else 0.0
+    return dataclasses.replace(summary, slo_met=met, goodput_rps=goodput)
+
+
+def summarize_level(
+    info: LevelInfo,
+    records: Sequence[RequestRecord],
+    percentiles: Iterable[float],
+    slos: Sequence[Slo] = (),
+) -> LevelSummary:
+    """Summary of one level from its records (any order); SLO fields when ``slos`` given."""
     ps = sorted(set(BASE_PERCENTILES) | set(percentiles))
     ok = [r for r in records if r.ok]
     first = [(r, r.first_token_s) for r in ok if r.first_token_s is not None]
@@ -205,7 +242,7 @@ def summarize_level(
     offered = len(records) / window_s if window_s > 0 else 0.0
     completion_ratio, queue_growth = steady_signals(records, window_s, offered)
     n_failed = len(records) - len(ok)
-    return LevelSummary(
+    summary = LevelSummary(
         index=info.index,
         qps_target=info.qps_target,
         duration_s=duration_s,
@@ -237,6 +274,7 @@ def summarize_level(
         input_tokens_mean=_mean([r.input_tokens for r in ok if r.input_tokens is not None]),
         output_tokens_mean=_mean([r.output_tokens for r in ok]),
     )
+    return _slo_fields(summary, ok, slos, end_s) if slos else summary
 
 
 def latency_samples(records: Iterable[RequestRecord]) -> dict[int, tuple[np.ndarray, np.ndarray]]:
@@ -251,11 +289,14 @@ def latency_samples(records: Iterable[RequestRecord]) -> dict[int, tuple[np.ndar
 
 
 def summarize_levels(
-    infos: Sequence[LevelInfo], records: Iterable[RequestRecord], percentiles: Iterable[float]
+    infos: Sequence[LevelInfo],
+    records: Iterable[RequestRecord],
+    percentiles: Iterable[float],
+    slos: Sequence[Slo] = (),
 ) -> list[LevelSummary]:
     """One summary per level in ``infos`` order; records are grouped by ``record.level``."""
     by_level: dict[int, list[RequestRecord]] = {info.index: [] for info in infos}
     for record in records:
         by_level.setdefault(record.level, []).append(record)
     ps = tuple(percentiles)
-    return [summarize_level(info, by_level[info.index], ps) for info in infos]
+    return [summarize_level(info, by_level[info.index], ps, slos) for info in infos]

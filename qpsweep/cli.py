@@ -40,6 +40,7 @@ from qpsweep.rundir import (
 )
 from qpsweep.saturation import Thresholds
 from qpsweep.sim import SimConfig, serve
+from qpsweep.slo import parse_slos
 from qpsweep.sweep import SweepResult, run_sweep
 from qpsweep.synth import main_dataset
 
@@ -168,6 +169,13 @@ def _sweep_parser() -> _Parser:
     )
     verdict = p.add_argument_group("verdict and stop rules")
     verdict.add_argument(
+        "--slo",
+        metavar="SPEC",
+        help="latency objectives, e.g. ttft_p95=500ms,tpot_p95=30ms, or a preset: standard "
+        "(TTFT p95 2 s, TPOT p95 100 ms), interactive (0.5 s, 30 ms); per level: SLO met and "
+        "goodput; the max sustainable QPS becomes the highest level meeting it",
+    )
+    verdict.add_argument(
         "--headroom",
         type=float,
         default=0.75,
@@ -224,6 +232,12 @@ def _sweep_parser() -> _Parser:
     )
     out.add_argument("--plot", action="store_true", help="accepted: plots are drawn by default")
     out.add_argument(
+        "--csv",
+        action="store_true",
+        help="also write requests.csv and levels.csv, and append this run's levels to "
+        "RESULTS_DIR/benchmark_summary.csv",
+    )
+    out.add_argument(
         "--no-plot", action="store_true", help="skip the PNGs (report.html is still written)"
     )
     out.add_argument(
@@ -261,6 +275,7 @@ def _scenario(ns: argparse.Namespace) -> Scenario:
         max_error_rate=ns.max_error_rate,
         max_p95_latency_s=ns.max_p95_latency,
         headroom=ns.headroom,
+        slos=parse_slos(ns.slo) if ns.slo else (),
     )
     return check_scenario(
         Scenario(
@@ -308,6 +323,7 @@ def _cmd_sweep(argv: list[str]) -> int:
         _file_name("--output", ns.output),
         _file_name("--plot-output", ns.plot_output),
         not ns.no_plot,
+        ns.csv,
     )
     dataset = Path(ns.dataset)
     prompts = load_prompts(dataset)

@@ -6,7 +6,8 @@ settings.  Target keys: ``base_url``, ``model``, ``supported_models``, ``api_key
 list, or ``auto``), ``duration``, ``warmup``, ``max_tokens``, ``temperature``, ``arrival``,
 ``burstiness``, ``seed``, ``percentiles``, ``dataset``, ``timeout``, ``connect_timeout``,
 ``max_error_rate``, ``max_p95_latency``, ``headroom``, ``start_qps``, ``max_qps``, ``budget``,
-``precision``, ``description``.  They mean what the command-line flags of the same names mean.
+``precision``, ``slo``, ``description``.  They mean what the command-line flags of the same
+names mean.
 
 ``resolve(config_files, target, scenario)`` returns argparse defaults (``dest -> value``): the
 named scenario's, then the named target's; flags given on the command line override both.
@@ -28,6 +29,7 @@ import yaml
 
 from qpsweep.config import ARRIVALS, parse_percentiles
 from qpsweep.errors import ConfigError
+from qpsweep.slo import parse_slos
 
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / "config"
 FILE_NAMES = ("targets.yaml", "scenarios.yaml")
@@ -110,6 +112,15 @@ def _models(value: Any) -> list[str]:
     return list(value)
 
 
+def _slo(value: Any) -> str:
+    text = _text(value)
+    try:
+        parse_slos(text)
+    except ConfigError as err:
+        raise ValueError(str(err).split(": ", 1)[-1]) from None
+    return text
+
+
 def _dataset(value: Any) -> str:
     return _text(value)
 
@@ -145,6 +156,7 @@ SCENARIO_KEYS: dict[str, tuple[str | None, Check]] = {
     "max_qps": ("max_qps", _number(0.0, False)),
     "budget": ("budget", _number(0.0, False)),
     "precision": ("precision", _number(0.0, False)),
+    "slo": ("slo", _slo),
     "description": (None, _text),
 }
 SECTIONS = {"targets": ("target", TARGET_KEYS), "scenarios": ("scenario", SCENARIO_KEYS)}

@@ -13,6 +13,7 @@ from typing import Any
 
 from qpsweep.analyze import LevelSummary, Percentiles, percentile_key
 from qpsweep.saturation import BOOTSTRAP, Knee, LevelState, Thresholds, Verdict, stalled
+from qpsweep.slo import describe
 
 DEFAULT_THRESHOLDS = Thresholds()
 
@@ -67,6 +68,11 @@ def format_table(
                 ]
             )
         )
+    if thresholds.slos:
+        lines += ["", f"SLO: {describe(thresholds.slos)}", _row(["QPS Target", "SLO", "Goodput"])]
+        for s in summaries:
+            met = {True: "met", False: "missed", None: "-"}[s.slo_met]
+            lines.append(_row([f"{s.qps_target:g}", met, _cell(s.goodput_rps, ".2f")]))
     for s in summaries:
         if s.errors:
             lines += ["", f"QPS {s.qps_target:g} - Errors ({s.n_failed} total):"]
@@ -174,6 +180,8 @@ def level_json(s: LevelSummary, state: LevelState) -> dict[str, Any]:
         "send_lag_ms": _dist(s.send_lag_ms, 3),
         "ttft_from_schedule": _dist(s.ttft_from_schedule_s, 6),
         "e2e_from_schedule": _dist(s.e2e_from_schedule_s, 6),
+        "slo_met": s.slo_met,
+        "goodput_rps": None if s.goodput_rps is None else round(s.goodput_rps, 4),
         "completion_ratio": None if s.completion_ratio is None else round(s.completion_ratio, 4),
         "queue_growth": None if s.queue_growth is None else round(s.queue_growth, 4),
         "error_rate": round(s.error_rate, 4),

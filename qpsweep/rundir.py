@@ -29,6 +29,7 @@ from qpsweep.record import RequestRecord, read_records
 from qpsweep.redact import MASK, is_secret_header, redact_argv
 from qpsweep.report import format_table, results_json, verdict_json
 from qpsweep.saturation import Thresholds, Verdict, assess
+from qpsweep.slo import Slo
 
 METADATA_FILE = "metadata.json"
 REQUESTS_FILE = "requests.jsonl"
@@ -59,6 +60,7 @@ class RunFiles:
     results: str = DEFAULT_RESULTS_FILE
     plot: str = DEFAULT_PLOT_FILE
     want_plot: bool = True
+    csv: bool = False
 
 
 RECORD_BYTES = 2048  # a generous size of one requests.jsonl line (chunk times included)
@@ -164,6 +166,7 @@ def new_metadata(
         "plot_file": files.plot,
         "plot": files.want_plot,
         "html": True,
+        "csv": files.csv,
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "metric_formulas": METRIC_FORMULAS,
@@ -232,7 +235,9 @@ def _status_note(metadata: dict[str, Any]) -> str:
 def thresholds_of(metadata: dict[str, Any]) -> Thresholds:
     """The verdict's thresholds as the run recorded them (defaults for older runs)."""
     known = {f.name for f in fields(Thresholds)}
-    return Thresholds(**{k: v for k, v in (metadata.get("thresholds") or {}).items() if k in known})
+    values = {k: v for k, v in (metadata.get("thresholds") or {}).items() if k in known}
+    values["slos"] = tuple(Slo(**slo) for slo in values.get("slos") or ())
+    return Thresholds(**values)
 
 
 @dataclass(frozen=True)
@@ -251,11 +256,12 @@ def analyze_run(run_dir: Path) -> Analysis:
     metadata = read_metadata(run_dir)
     records = load_records(run_dir)
     percentiles = tuple(float(p) for p in metadata.get("percentiles") or (50, 95, 99))
+    thresholds = thresholds_of(metadata)
     summaries = sorted(
-        summarize_levels(level_infos(metadata, records), records, percentiles),
+        summarize_levels(level_infos(metadata, records), records, percentiles, thresholds.slos),
         key=lambda s: (s.qps_target, s.index),
     )
-    verdict = assess(summaries, latency_samples(records), thresholds_of(metadata))
+    verdict = assess(summaries, latency_samples(records), thresholds)
     return Analysis(metadata, percentiles, summaries, verdict, records)
 
 
@@ -302,6 +308,10 @@ def rebuild(
         images = (
             _draw(run_dir, analysis) if (metadata.get("plot") if plot is None else plot) else []
         )
+        if metadata.get("csv"):
+            from qpsweep.export import write_csvs
+
+            write_csvs(run_dir, analysis)
         if metadata.get("html", True) if html is None else html:
             from qpsweep.html_report import render_html
 

@@ -46,6 +46,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from qpsweep.analyze import LevelSummary
+from qpsweep.slo import Slo, describe
 
 KNEE_SLOPE_RATIO = 3.0
 BOOTSTRAP = 200
@@ -69,6 +70,7 @@ class Thresholds:
     degrade_factor: float = 2.5
     degrade_slack_s: float = 0.1
     knee_factor: float = 4.0
+    slos: tuple[Slo, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -213,8 +215,11 @@ def _state(
         signals.append("latency_knee")
     if signals:
         return LevelState(s.index, s.qps_target, s.offered_qps, "saturated", tuple(signals))
-    slow = _over(p95["ttft"], base[0], t.degrade_factor, t.degrade_slack_s) or _over(
-        p95["e2e"], base[1], t.degrade_factor, t.degrade_slack_s
+    if t.slos and s.slo_met is False:
+        return LevelState(s.index, s.qps_target, s.offered_qps, "degraded", ("slo_missed",))
+    slow = not t.slos and (
+        _over(p95["ttft"], base[0], t.degrade_factor, t.degrade_slack_s)
+        or _over(p95["e2e"], base[1], t.degrade_factor, t.degrade_slack_s)
     )
     limit = t.max_p95_latency_s
     if slow or (limit is not None and p95["e2e"] is not None and p95["e2e"] > limit):
@@ -322,13 +327,19 @@ def _with_reason(v: Verdict, t: Thresholds) -> Verdict:
         how = f"{t.headroom:g} x {_fmt(v.max_sustainable_qps)}"
         if v.knee is not None and v.recommended_qps == v.knee.low:
             how = f"the knee's lower bound, below {how}"
+        meets = (
+            f"meeting the SLO ({describe(t.slos)})"
+            if t.slos
+            else f"and p95 latency within {t.degrade_factor:g}x of the lightest level"
+        )
         words.append(
-            f"The highest level with no saturation signal and p95 latency within "
-            f"{t.degrade_factor:g}x of the lightest level was {_fmt(v.max_sustainable_qps)} QPS: "
-            f"set the production limit at {_fmt(v.recommended_qps)} QPS ({how})."
+            f"The highest level with no saturation signal {meets} was "
+            f"{_fmt(v.max_sustainable_qps)} QPS: set the production limit at "
+            f"{_fmt(v.recommended_qps)} QPS ({how})."
         )
     elif len(limited) < len(v.levels):
-        words.append("No level was both unsaturated and fast enough to call sustainable.")
+        fast = f"met the SLO ({describe(t.slos)})" if t.slos else "was fast enough"
+        words.append(f"No level was unsaturated and {fast} to call sustainable.")
     if v.suggestion:
         words.append(v.suggestion + ".")
     return replace(v, reason=" ".join(words))

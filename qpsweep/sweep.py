@@ -429,4 +429,8 @@ def run_sweep(
         write_json(run_dir / METADATA_FILE, metadata)
     with _finish_writing_first(console) as received:
         analysis, table = rebuild(run_dir)
+        if files.csv:
+            from qpsweep.export import append_summary
+
+            append_summary(results_dir, run_dir, analysis)
     return SweepResult(run_dir, analysis, table, interrupted or bool(received))

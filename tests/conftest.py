@@ -72,7 +72,7 @@ def qpsweep(tmp_path: Path, capsys: pytest.CaptureFixture[str]):  # type: ignore
         code = main(argv)
         captured = capsys.readouterr()
         after = set((tmp_path / "results").glob("*")) if (tmp_path / "results").exists() else set()
-        new = sorted(after - before)
+        new = sorted(p for p in after - before if p.is_dir())
         return Run(code, captured.out, captured.err, new[-1] if new else None)
 
     return run

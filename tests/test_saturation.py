@@ -214,7 +214,7 @@ def test_never_saturated_and_all_saturated_say_what_to_do() -> None:
     assert v.saturation_qps == 40 and v.max_sustainable_qps is None
     assert v.recommended_qps is None
     assert v.suggestion is not None and "--qps 5,10,20,30" in v.suggestion
-    assert "No level was both unsaturated" in v.reason
+    assert "No level was unsaturated and was fast enough" in v.reason
 
 
 def test_headroom_is_applied() -> None:
