@@ -32,6 +32,7 @@ from qpsweep.configfile import resolve
 from qpsweep.dataset import file_sha256, load_prompts
 from qpsweep.demo import run_demo
 from qpsweep.errors import ConfigError, QpsweepError
+from qpsweep.metrics import DEFAULT_GAUGES
 from qpsweep.rundir import (
     DEFAULT_PLOT_FILE,
     DEFAULT_RESULTS_FILE,
@@ -216,6 +217,21 @@ def _sweep_parser() -> _Parser:
         default=0.1,
         help="stop bisecting when (hi - lo) / lo <= this (default: %(default)g)",
     )
+    server = p.add_argument_group("server metrics")
+    server.add_argument(
+        "--metrics-url",
+        metavar="URL",
+        help="scrape this Prometheus endpoint every second during the run into "
+        "server_metrics.jsonl (e.g. http://host:8000/metrics)",
+    )
+    server.add_argument(
+        "--metrics-gauge",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a gauge to scrape (repeatable; default: vLLM's num_requests_running, "
+        "num_requests_waiting, gpu_cache_usage_perc)",
+    )
     out = p.add_argument_group("output")
     out.add_argument(
         "--percentiles", default="50,95,99", help="any of 50,90,95,99,99.9 (default: %(default)s)"
@@ -336,8 +352,21 @@ def _cmd_sweep(argv: list[str]) -> int:
         argv=["qpsweep", *argv],
         results_dir=Path(ns.results_dir),
         files=files,
+        metrics=_metrics(ns),
     )
     return _show(result)
+
+
+def _metrics(ns: argparse.Namespace) -> tuple[str, tuple[str, ...]] | None:
+    """``(url, gauges)`` for the scraper, or ``None`` without ``--metrics-url``."""
+    if not ns.metrics_url:
+        if ns.metrics_gauge:
+            raise ConfigError("--metrics-gauge needs --metrics-url")
+        return None
+    url = ns.metrics_url
+    if not url.startswith(("http://", "https://")):
+        raise ConfigError(f"--metrics-url: {url!r} must start with http:// or https://")
+    return url, tuple(ns.metrics_gauge) or DEFAULT_GAUGES
 
 
 def _show(result: SweepResult) -> int:

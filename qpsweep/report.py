@@ -199,10 +199,19 @@ def level_json(s: LevelSummary, state: LevelState) -> dict[str, Any]:
     }
 
 
-def results_json(summaries: Sequence[LevelSummary], verdict: Verdict) -> list[dict[str, Any]]:
-    """The whole ``benchmark_qps_results.json``: a list with one entry per level."""
+def results_json(
+    summaries: Sequence[LevelSummary],
+    verdict: Verdict,
+    server_metrics: dict[int, dict[str, dict[str, float]]] | None = None,
+) -> list[dict[str, Any]]:
+    """The whole ``benchmark_qps_results.json``: a list with one entry per level, with the
+    scraped server gauges per level (mean, max, last, n) when ``--metrics-url`` was used."""
     states = {st.index: st for st in verdict.levels}
-    return [level_json(s, states[s.index]) for s in summaries]
+    out = [level_json(s, states[s.index]) for s in summaries]
+    if server_metrics is not None:
+        for entry, s in zip(out, summaries, strict=True):
+            entry["server_metrics"] = server_metrics.get(s.index, {})
+    return out
 
 
 def verdict_json(v: Verdict) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from qpsweep import __version__
 from qpsweep.analyze import LevelInfo, LevelSummary, latency_samples, summarize_levels
 from qpsweep.config import Scenario, Target
 from qpsweep.errors import RunDirError
+from qpsweep.metrics import METRICS_FILE, read_samples, summarize_metrics
 from qpsweep.record import RequestRecord, read_records
 from qpsweep.redact import MASK, is_secret_header, redact_argv
 from qpsweep.report import format_table, results_json, verdict_json
@@ -269,7 +270,19 @@ _CAPTIONS = {
     "ttft_distribution.png": "TTFT distribution per level (CDF)",
     "itl_distribution.png": "inter-token latency distribution per level (CDF)",
     "in_flight.png": "requests in flight and completions per second over each level",
+    "server_metrics.png": "server gauges scraped from --metrics-url",
 }
+
+
+def _server_metrics(run_dir: Path) -> dict[int, dict[str, dict[str, float]]] | None:
+    """Per level, the scraped gauges' summary; ``None`` when the run scraped nothing."""
+    path = run_dir / METRICS_FILE
+    if not path.exists():
+        return None
+    try:
+        return summarize_metrics(read_samples(path))
+    except ValueError as err:
+        raise RunDirError(f"{path}: {err}") from None
 
 
 def _draw(run_dir: Path, analysis: Analysis) -> list[tuple[str, bytes]]:
@@ -282,6 +295,12 @@ def _draw(run_dir: Path, analysis: Analysis) -> list[tuple[str, bytes]]:
     save_figure(build_figure(summaries, metadata, verdict), overview)
     states = {st.index: st.state for st in verdict.levels}
     figures = level_figures(analysis.records, summaries, states)
+    if (run_dir / METRICS_FILE).exists():
+        from qpsweep.plot_metrics import metrics_figure
+
+        gauges = metadata.get("metrics_gauges") or []
+        samples = read_samples(run_dir / METRICS_FILE)
+        figures["server_metrics.png"] = metrics_figure(samples, gauges)
     paths = [overview, *save_level_plots(figures, run_dir / PLOTS_DIR)]
     captions = {overview.name: "overview", **_CAPTIONS}
     return [(captions.get(path.name, path.stem), path.read_bytes()) for path in paths]
@@ -302,7 +321,8 @@ def rebuild(
     )
     results_name = Path(str(metadata.get("results_file") or DEFAULT_RESULTS_FILE)).name
     try:
-        write_json(run_dir / results_name, results_json(summaries, verdict))
+        scraped = _server_metrics(run_dir)
+        write_json(run_dir / results_name, results_json(summaries, verdict, scraped))
         write_json(run_dir / SATURATION_FILE, verdict_json(verdict))
         (run_dir / REPORT_FILE).write_text(table, encoding="utf-8")
         images = (

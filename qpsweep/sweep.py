@@ -36,6 +36,7 @@ from qpsweep.client import ClientSettings, Sender, open_session, settings_for
 from qpsweep.config import Scenario, Target
 from qpsweep.dataset import Prompt, prompt_order
 from qpsweep.errors import RunDirError
+from qpsweep.metrics import METRICS_FILE, MetricsScraper
 from qpsweep.record import RecordWriter, RequestRecord
 from qpsweep.resources import expected_requests, file_limit_note
 from qpsweep.rundir import (
@@ -108,6 +109,7 @@ class _Sweep:
         self.settings, self.scenario, self.prompts = settings, scenario, prompts
         self.run_dir, self.metadata, self.console = run_dir, metadata, console
         self.signals: _Signals | None = None
+        self.scraper: MetricsScraper | None = None
         self.order = prompt_order(len(prompts), scenario.seed)
 
     @property
@@ -134,6 +136,8 @@ class _Sweep:
     async def _attack(self, attack: LevelAttack, duration_s: float) -> float:
         """Schedule, then drain; returns the arrival window actually used (seconds)."""
         t0 = perf_counter()
+        if self.scraper is not None and attack.index >= 0:
+            self.scraper.mark_level(attack.index, t0)
         try:
             if not self.interrupted:
                 await self._stage(attack.schedule(t0))
@@ -157,12 +161,18 @@ class _Sweep:
                 loop.add_signal_handler(sig, self.signals)
         try:
             async with open_session(self.settings) as session:
-                sender = Sender(session, self.settings)
-                probe_e2e_s = None
-                if self.scenario.warmup or self.scenario.auto:
-                    probe_e2e_s = await self._warmup(sender)
-                await self._levels(sender, writer, probe_e2e_s)
-                return sender.shape.include_usage
+                if self.scraper is not None:
+                    await self.scraper.start(session)
+                try:
+                    sender = Sender(session, self.settings)
+                    probe_e2e_s = None
+                    if self.scenario.warmup or self.scenario.auto:
+                        probe_e2e_s = await self._warmup(sender)
+                    await self._levels(sender, writer, probe_e2e_s)
+                    return sender.shape.include_usage
+                finally:
+                    if self.scraper is not None:
+                        await self.scraper.stop()
         finally:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
@@ -383,6 +393,7 @@ def run_sweep(
     files: RunFiles = DEFAULT_FILES,
     console: TextIO | None = None,
     notes: dict[str, Any] | None = None,
+    metrics: tuple[str, tuple[str, ...]] | None = None,
 ) -> SweepResult:
     """Run every level against ``target`` into a new directory under ``results_dir``.
 
@@ -408,6 +419,9 @@ def run_sweep(
         file=console,
     )
     sweep = _Sweep(settings_for(target, scenario), scenario, prompts, run_dir, metadata, console)
+    if metrics is not None:
+        metadata["metrics_url"], metadata["metrics_gauges"] = metrics[0], list(metrics[1])
+        sweep.scraper = MetricsScraper(metrics[0], metrics[1], run_dir / METRICS_FILE)
     write_json(run_dir / METADATA_FILE, metadata)
     writer = RecordWriter(run_dir / REQUESTS_FILE)
     aborted = False
