@@ -170,6 +170,12 @@ def _sweep_parser() -> _Parser:
     )
     verdict = p.add_argument_group("verdict and stop rules")
     verdict.add_argument(
+        "--no-rerun",
+        action="store_true",
+        help="do not run a level once more when the load generator fell behind at it "
+        "(client_limited); --qps auto then stops there",
+    )
+    verdict.add_argument(
         "--slo",
         metavar="SPEC",
         help="latency objectives, e.g. ttft_p95=500ms,tpot_p95=30ms, or a preset: standard "
@@ -308,6 +314,7 @@ def _scenario(ns: argparse.Namespace) -> Scenario:
             percentiles=parse_percentiles(ns.percentiles),
             thresholds=thresholds,
             auto=plan,
+            rerun_client_limited=not ns.no_rerun,
         )
     )
 

@@ -49,6 +49,7 @@ class Scenario:
     percentiles: tuple[float, ...] = (50.0, 95.0, 99.0)
     thresholds: Thresholds = field(default_factory=Thresholds)
     auto: AutoPlan | None = None  # --qps auto: levels chosen by the adaptive search
+    rerun_client_limited: bool = True  # run a level where the generator fell behind once more
 
 
 def normalize_endpoint(raw: str) -> str:

@@ -189,7 +189,9 @@ class _Sweep:
             qps = sc.qps[position] if not sc.auto and position < len(sc.qps) else None
             if sc.auto:
                 qps = next_qps(history, sc.auto)
-            elif _repeat(history):
+                if not sc.rerun_client_limited and history and history[-1][1] == "client_limited":
+                    qps = None  # --no-rerun: higher levels would only measure the client
+            elif sc.rerun_client_limited and _repeat(history):
                 qps = history[-1][0]
             else:
                 position += 1

@@ -55,15 +55,23 @@ def qpsweep(tmp_path: Path, capsys: pytest.CaptureFixture[str]):  # type: ignore
     """Call ``main([...])`` with a private results dir; returns a ``Run``.
 
     Sweeps get ``--no-plot`` unless ``plots=True`` or the test passes ``--plot`` itself:
-    drawing takes about a second per run, and the tests of the plots ask for them."""
+    drawing takes about a second per run, and the tests of the plots ask for them.  They get
+    ``--no-rerun`` unless ``rerun=True``, so that a stall of the shared test process never
+    changes a test's list of levels (the rerun has its own test)."""
 
     def run(
-        *args: str, dataset: Path | None = DATASET, results: bool = True, plots: bool = False
+        *args: str,
+        dataset: Path | None = DATASET,
+        results: bool = True,
+        plots: bool = False,
+        rerun: bool = False,
     ) -> Run:
         argv = list(args)
-        sweep = argv[:1] not in (["report"], ["diff"], ["demo"], ["sim"])
+        sweep = argv[:1] not in (["report"], ["diff"], ["demo"], ["sim"], ["dataset"])
         if sweep and not plots and not {"--plot", "--no-plot"} & set(argv):
             argv.append("--no-plot")
+        if sweep and not rerun:
+            argv.append("--no-rerun")  # in-process runs share the GIL: keep level lists fixed
         if dataset is not None and "--dataset" not in argv and argv[:1] != ["report"]:
             argv += ["--dataset", str(dataset)]
         if results and argv[:1] != ["report"]:

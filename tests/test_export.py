@@ -63,7 +63,8 @@ def test_requests_and_levels_match_the_analysis(qpsweep, server: ServerThread) -
 
     head, rows = read(run_dir / "requests.csv")
     assert head == REQUEST_HEAD
-    assert len(rows) == len(analysis.records) == 15  # 5 + 10 requests, constant arrivals
+    # 5 + 10 requests, constant arrivals (more if a client-limited level was run again)
+    assert len(rows) == len(analysis.records) == sum(s.n_sent for s in analysis.summaries) >= 15
     for row, r in zip(rows, analysis.records, strict=True):
         assert r.ok and r.first_token_s is not None
         assert (row["level"], row["seq"], row["status"]) == (str(r.level), str(r.seq), "200")
@@ -76,7 +77,7 @@ def test_requests_and_levels_match_the_analysis(qpsweep, server: ServerThread) -
 
     head, rows = read(run_dir / "levels.csv")
     assert head == LEVEL_HEAD  # no errors_<kind> column: the run had no failure
-    assert len(rows) == len(analysis.summaries) == 2
+    assert len(rows) == len(analysis.summaries) >= 2
     states = {st.index: st.state for st in analysis.verdict.levels}
     for row, s in zip(rows, analysis.summaries, strict=True):
         assert (row["index"], row["qps_target"], row["state"]) == (
@@ -91,7 +92,7 @@ def test_requests_and_levels_match_the_analysis(qpsweep, server: ServerThread) -
         assert row["itl_p50_ms"] == cell(s.itl_ms.get(50.0), 3) != ""
         assert row["tokens_per_sec_p50"] == cell(s.tokens_per_sec.get(50.0), 3) != ""
         assert row["send_lag_p99_ms"] == cell(s.send_lag_ms.get(99.0), 3) != ""
-    assert [row["qps_target"] for row in rows] == ["5.0", "10.0"]
+    assert {row["qps_target"] for row in rows} == {"5.0", "10.0"}
 
 
 def test_server_message_round_trips_and_errors_get_columns(qpsweep, server: ServerThread) -> None:
@@ -100,7 +101,8 @@ def test_server_message_round_trips_and_errors_get_columns(qpsweep, server: Serv
     write_csvs(run_dir, analysis)
 
     _, rows = read(run_dir / "requests.csv")
-    assert len(rows) == len(analysis.records) == 5  # a failing level stops the sweep
+    # a failing level stops the sweep
+    assert len(rows) == len(analysis.records) == sum(s.n_sent for s in analysis.summaries)
     for row, r in zip(rows, analysis.records, strict=True):
         assert r.error is not None and MESSAGE in r.error
         assert row["error"] == r.error  # written as-is, quoted by the csv module
@@ -109,7 +111,7 @@ def test_server_message_round_trips_and_errors_get_columns(qpsweep, server: Serv
 
     head, rows = read(run_dir / "levels.csv")
     assert head == [*LEVEL_HEAD, "errors_http_503"]
-    assert len(rows) == len(analysis.summaries) == 1
+    assert len(rows) == len(analysis.summaries) >= 1
     for row, s in zip(rows, analysis.summaries, strict=True):
         assert row["errors_http_503"] == row["n_failed"] == str(s.n_sent)
         assert row["success_pct"] == "0.0"
@@ -129,8 +131,12 @@ def test_summary_appends_runs_under_one_header(qpsweep, server: ServerThread) ->
     assert text.count("run_dir,") == 1
     head, rows = read(results / "benchmark_summary.csv")
     assert head == SUMMARY_HEAD
-    assert [row["run_dir"] for row in rows] == [runs[0][0].name] * 2 + [runs[1][0].name]
-    for (_, analysis), pair in zip(runs, (rows[:2], rows[2:]), strict=True):
+    n_first = len(runs[0][1].summaries)
+    n_second = len(runs[1][1].summaries)
+    assert [row["run_dir"] for row in rows] == [runs[0][0].name] * n_first + [
+        runs[1][0].name
+    ] * n_second
+    for (_, analysis), pair in zip(runs, (rows[:n_first], rows[n_first:]), strict=True):
         meta, verdict = analysis.metadata, analysis.verdict
         states = {st.index: st.state for st in verdict.levels}
         for row, s in zip(pair, analysis.summaries, strict=True):
@@ -142,8 +148,8 @@ def test_summary_appends_runs_under_one_header(qpsweep, server: ServerThread) ->
             assert row["success_pct"] == cell(s.success_pct, 3)
             assert row["saturation_qps"] == cell(verdict.saturation_qps, 4)
             assert row["recommended_qps"] == cell(verdict.recommended_qps, 4)
-    assert rows[2]["state"] == "saturated" and rows[2]["success_pct"] == "0.0"
-    assert rows[2]["ttft_p95_s"] == ""  # no successful request: no TTFT
+    assert rows[n_first]["state"] == "saturated" and rows[n_first]["success_pct"] == "0.0"
+    assert rows[n_first]["ttft_p95_s"] == ""  # no successful request: no TTFT
 
     # Concurrent appenders: every run's rows arrive whole, the header stays single.
     threads = [
@@ -154,7 +160,7 @@ def test_summary_appends_runs_under_one_header(qpsweep, server: ServerThread) ->
     for thread in threads:
         thread.join()
     head, rows = read(results / "benchmark_summary.csv")
-    assert head == SUMMARY_HEAD and len(rows) == 3 + 8 * 2 + 8 * 1
+    assert head == SUMMARY_HEAD and len(rows) == (n_first + n_second) * 9
     assert all(len(row) == len(SUMMARY_HEAD) and None not in row for row in rows)
     assert all(row["run_dir"] in {runs[0][0].name, runs[1][0].name} for row in rows)
 
@@ -165,7 +171,7 @@ def test_summary_header_written_once_and_checked(qpsweep, server, tmp_path: Path
     empty.mkdir()
     (empty / "benchmark_summary.csv").touch()  # an empty file gets the header
     head, rows = read(append_summary(empty, run_dir, analysis))
-    assert head == SUMMARY_HEAD and len(rows) == 2
+    assert head == SUMMARY_HEAD and len(rows) == len(analysis.summaries)
 
     other = tmp_path / "other"
     other.mkdir()

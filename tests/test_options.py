@@ -229,7 +229,7 @@ def test_a_level_where_the_generator_stalled_is_run_once_more(qpsweep, server_pr
     staller.start()
     run = qpsweep(
         "--endpoint", url, "--model", "m", "--qps", "20,30", "--duration", "3",
-        "--arrival", "constant",
+        "--arrival", "constant", rerun=True,
     )  # fmt: skip
     staller.join()
     assert run.code == 0

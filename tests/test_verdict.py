@@ -93,7 +93,8 @@ def test_sweep_of_the_simulator_finds_its_capacity(qpsweep_process) -> None:
             "4",
         )
     assert run.code == 0, run.out + run.err
-    below, above = run.json("benchmark_qps_results.json")
+    last = {lv["qps_target"]: lv for lv in run.json("benchmark_qps_results.json")}
+    below, above = (last[q] for q in sorted(last))  # a rerun level: its last run counts
     assert below["success_rate"] == above["success_rate"] == 100.0
     assert above["achieved_qps"] == pytest.approx(capacity, rel=0.15)
     assert above["ttft"]["p50"] > 5 * below["ttft"]["p50"]  # the queue builds past the knee
