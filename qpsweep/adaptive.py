@@ -38,14 +38,27 @@ def _round(qps: float) -> float:
     return float(f"{qps:.3g}")
 
 
-def next_qps(history: Sequence[tuple[float, str]], plan: AutoPlan) -> float | None:
-    """The next level's target QPS, or ``None`` when the search is over."""
+def rerun_due(history: Sequence[tuple[float, str]]) -> bool:
+    """The level just run was ``client_limited`` for the first time at its target: run it
+    once more (a shared machine can stall for a moment; such a level says nothing about the
+    server).  Shared by fixed lists and the adaptive search."""
+    if not history or history[-1][1] != "client_limited":
+        return False
+    target = history[-1][0]
+    return sum(1 for q, state in history if q == target and state == "client_limited") == 1
+
+
+def next_qps(
+    history: Sequence[tuple[float, str]], plan: AutoPlan, rerun: bool = True
+) -> float | None:
+    """The next level's target QPS, or ``None`` when the search is over (``rerun=False``:
+    at the first ``client_limited`` level instead of the second)."""
     if not history:
         return _round(plan.start_qps)
     limited = [q for q, state in history if state == "client_limited"]
-    if len(limited) > 1:
+    if len(limited) > (1 if rerun else 0):
         return None
-    if limited and history[-1][1] == "client_limited":
+    if rerun_due(history):
         return history[-1][0]
     history = [(q, state) for q, state in history if state != "client_limited"]
     done = {q for q, _ in history}

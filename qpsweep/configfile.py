@@ -85,13 +85,18 @@ def _qps(value: Any) -> str:
     return ",".join(f"{_number(0.0, False)(q):g}" for q in items)
 
 
-def _percentiles(value: Any) -> str:
-    text = ",".join(str(v) for v in value) if isinstance(value, list) else str(value)
+def _checked_by(parse: Callable[[str], object], text: str) -> str:
+    """``text`` if the flag's own parser accepts it; its message (without the flag) if not."""
     try:
-        parse_percentiles(text)
+        parse(text)
     except ConfigError as err:
         raise ValueError(str(err).split(": ", 1)[-1]) from None
     return text
+
+
+def _percentiles(value: Any) -> str:
+    text = ",".join(str(v) for v in value) if isinstance(value, list) else str(value)
+    return _checked_by(parse_percentiles, text)
 
 
 def _arrival(value: Any) -> str:
@@ -113,16 +118,7 @@ def _models(value: Any) -> list[str]:
 
 
 def _slo(value: Any) -> str:
-    text = _text(value)
-    try:
-        parse_slos(text)
-    except ConfigError as err:
-        raise ValueError(str(err).split(": ", 1)[-1]) from None
-    return text
-
-
-def _dataset(value: Any) -> str:
-    return _text(value)
+    return _checked_by(parse_slos, _text(value))
 
 
 # key -> (argparse dest, or None when the key only informs; check)
@@ -146,7 +142,7 @@ SCENARIO_KEYS: dict[str, tuple[str | None, Check]] = {
     "burstiness": ("burstiness", _number(0.0, False)),
     "seed": ("seed", _integer(0)),
     "percentiles": ("percentiles", _percentiles),
-    "dataset": ("dataset", _dataset),
+    "dataset": ("dataset", _text),
     "timeout": ("timeout", _number(0.0, False)),
     "connect_timeout": ("connect_timeout", _number(0.0, False)),
     "max_error_rate": ("max_error_rate", _ratio),

@@ -37,7 +37,7 @@ test.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import stats
@@ -182,7 +182,7 @@ def mann_whitney(a: np.ndarray, b: np.ndarray) -> tuple[float, int] | None:
     ``None`` with fewer than ``MIN_SAMPLES`` in either."""
     if a.size < MIN_SAMPLES or b.size < MIN_SAMPLES:
         return None
-    if np.unique(a).size == 1 and np.array_equal(np.unique(a), np.unique(b)):
+    if a.min() == a.max() == b.min() == b.max():
         return 1.0, 0  # both constant and equal: no evidence of any difference
     result = stats.mannwhitneyu(a, b, alternative="two-sided")
     centre = a.size * b.size / 2.0
@@ -262,10 +262,7 @@ def _rows(measured: _Measured, p_value: float | None, gate: tuple[float, float, 
         change = row.change_pct
         beyond = change is not None and abs(change) > threshold_pct
         regression = countable and significant and test_worse and row.worse and beyond
-        rows.append(
-            Row(measured.metric, stat, a, b, p_value, higher_is_better, significant, regression,
-                test_worse)
-        )  # fmt: skip
+        rows.append(replace(row, regression=regression, test_worse=test_worse))
     return rows
 
 

@@ -30,7 +30,7 @@ import numpy as np
 from tqdm import tqdm
 
 from qpsweep import __version__
-from qpsweep.adaptive import level_duration_s, next_qps
+from qpsweep.adaptive import level_duration_s, next_qps, rerun_due
 from qpsweep.attack import LevelAttack
 from qpsweep.client import ClientSettings, Sender, open_session, settings_for
 from qpsweep.config import Scenario, Target
@@ -188,10 +188,8 @@ class _Sweep:
         while not self.interrupted:
             qps = sc.qps[position] if not sc.auto and position < len(sc.qps) else None
             if sc.auto:
-                qps = next_qps(history, sc.auto)
-                if not sc.rerun_client_limited and history and history[-1][1] == "client_limited":
-                    qps = None  # --no-rerun: higher levels would only measure the client
-            elif sc.rerun_client_limited and _repeat(history):
+                qps = next_qps(history, sc.auto, sc.rerun_client_limited)
+            elif sc.rerun_client_limited and rerun_due(history):
                 qps = history[-1][0]
             else:
                 position += 1
@@ -313,13 +311,6 @@ class _Sweep:
             f"ok {counts['ok']}, failed {counts['failed']}",
             file=self.console,
         )
-
-
-def _repeat(history: list[tuple[float, str]]) -> bool:
-    """A fixed list runs a ``client_limited`` level once more (the first time only): a shared
-    machine can stall for a moment, and such a level says nothing about the server."""
-    limited = [q for q, state in history if state == "client_limited"]
-    return bool(limited) and history[-1][1] == "client_limited" and limited.count(limited[-1]) == 1
 
 
 def _quiet_gc() -> None:
