@@ -404,7 +404,7 @@ def _cmd_diff(argv: list[str]) -> int:
     p = _Parser(
         prog="qpsweep diff",
         description="Compare two result directories level by level (aligned by target QPS) with "
-        "a Mann-Whitney U test on the per-request samples; writes diff.json, diff.txt and "
+        "a Mann-Whitney U test on block medians of the requests; writes diff.json, diff.txt and "
         "diff.png into a new directory and prints the comparison.",
         epilog="example: qpsweep diff results/2026-11-20_10-00-00 results/2026-11-23_10-00-00 "
         "--fail-on-regression 10",

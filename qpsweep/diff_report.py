@@ -55,9 +55,9 @@ def format_diff(diff: RunDiff, base: str, candidate: str) -> str:
     out = [
         f"base:      {base}",
         f"candidate: {candidate}",
-        f"test: Mann-Whitney U per level and metric (Fisher exact for success), p-values "
-        f"Holm-adjusted, alpha {diff.alpha:g}; regression = significant, worse, and beyond "
-        f"{diff.threshold_pct:g}%",
+        "test: Mann-Whitney U on block medians per level and metric (Fisher exact for "
+        f"success), p-values Holm-adjusted, alpha {diff.alpha:g}; regression = significant, "
+        f"worse, and beyond {diff.threshold_pct:g}%",
         "",
         f"{'QPS':>8}  {'metric':<12} {'base':>10} {'candidate':>10} {'delta':>10} "
         f"{'change':>8} {'p (Holm)':>8}  verdict",
@@ -121,7 +121,8 @@ def diff_json(diff: RunDiff, base: str, candidate: str) -> dict[str, Any]:
         "candidate": candidate,
         "alpha": diff.alpha,
         "fail_on_regression_pct": diff.threshold_pct,
-        "test": "Mann-Whitney U two-sided on per-request TTFT, mean ITL, E2E and tokens/s; "
+        "test": "Mann-Whitney U two-sided on block medians (up to 10 consecutive blocks of at "
+        "least 3 requests, in send order) of TTFT, mean ITL, E2E and tokens/s; "
         "Fisher exact on success counts; p_value is Holm-Bonferroni adjusted over the diff",
         "levels": [
             {

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from qpsweep.cli import main
-from qpsweep.diff import RunData, compare, holm
+from qpsweep.diff import RunData, block_medians, compare, holm, mann_whitney
 from qpsweep.record import RequestRecord
 from qpsweep.saturation import Verdict, assess
 from qpsweep.sim import SimConfig, capacity_rps
@@ -79,6 +79,26 @@ def test_a_real_slowdown_is_a_regression_and_noise_is_not() -> None:
     assert compare(base, slow, alpha=0.01, threshold_pct=100.0).regressions == []
     # the other direction is an improvement, never a regression
     assert compare(slow, base, alpha=0.01, threshold_pct=10.0).regressions == []
+
+
+def test_block_medians_cut_in_send_order() -> None:
+    assert block_medians(np.arange(30.0)).tolist() == [1.0 + 3 * k for k in range(10)]
+    assert block_medians(np.arange(100.0)).size == 10  # at most 10 blocks
+    assert block_medians(np.arange(7.0)).tolist() == [1.5, 5.0]  # 7 // 3 = 2 blocks: 4 + 3
+    assert block_medians(np.arange(2.0)).size == 0
+
+
+def test_a_passing_stall_in_one_run_is_not_a_regression() -> None:
+    """40 consecutive requests twice as slow (a noisy neighbour for 4 s): a test on single
+    requests finds the candidate slower even after Holm over the level's 5 tests; the blocks
+    see two slow blocks out of ten."""
+    stalled = FAST_AGAIN.copy()
+    stalled[80:120] *= 2.0
+    base = _run("a", {10.0: _records(0, 10.0, FAST)})
+    cand = _run("b", {10.0: _records(0, 10.0, stalled)})
+    per_request = mann_whitney(FAST, stalled)
+    assert per_request is not None and per_request[0] * 5 < 0.01 and per_request[1] == 1
+    assert compare(base, cand, alpha=0.01, threshold_pct=5.0).regressions == []
 
 
 def test_failures_and_unmatched_levels() -> None:
