@@ -1,8 +1,11 @@
-"""Command line: ``qpsweep [sweep flags]`` and the ``demo``, ``sim`` and ``report`` commands.
+"""Command line: ``qpsweep [sweep flags]`` and the ``check``, ``demo``, ``diff``, ``report``,
+``sim`` and ``dataset`` commands.
 
 ``main(argv) -> int`` parses, makes one library call per command, and maps operator
-errors to one line on stderr with exit code 2.  Exit codes: 0 success, 2 bad input or an
-unusable results directory, 130 interrupted by Ctrl-C/SIGTERM.
+errors to one line on stderr with exit code 2.  Exit codes: 0 success, 1 the endpoint failed
+the probe before the sweep (nothing sent; ``qpsweep check`` also exits 1 then) or ``diff
+--fail-on-regression`` found one, 2 bad input or an unusable results directory, 130
+interrupted by Ctrl-C/SIGTERM.
 """
 
 from __future__ import annotations
@@ -13,10 +16,12 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import fields
 from pathlib import Path
-from typing import NoReturn
 
 from qpsweep import __version__
 from qpsweep.adaptive import AutoPlan
+from qpsweep.argparsing import Parser
+from qpsweep.check import main_check, probe_before_sweep
+from qpsweep.client import settings_for
 from qpsweep.config import (
     ARRIVALS,
     Scenario,
@@ -56,20 +61,15 @@ other commands:
   qpsweep demo           sweep the built-in simulator for a minute: see qpsweep at work
   qpsweep sim            serve the built-in LLM server simulator on 127.0.0.1
   qpsweep report DIR     rebuild the results JSON and report.txt of a result directory
+  qpsweep check URL      can this endpoint serve a sweep? (health, models, one streamed reply)
+  qpsweep diff A B       compare two result directories level by level
 
 The API key is read from $OPENAI_API_KEY (see --api-key-env) and is never written anywhere.
 """
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse that reports a usage error as one ``ConfigError`` line (exit 2 via main)."""
-
-    def error(self, message: str) -> NoReturn:
-        raise ConfigError(f"{message} (see {self.prog} --help)")
-
-
-def _sweep_parser() -> _Parser:
-    p = _Parser(
+def _sweep_parser() -> Parser:
+    p = Parser(
         prog="qpsweep",
         description="Open-loop QPS sweep of an OpenAI-compatible chat endpoint: Poisson arrivals "
         "at each level, TTFT/ITL/TPOT/E2E/tokens-per-second and errors per request.",
@@ -111,6 +111,12 @@ def _sweep_parser() -> _Parser:
     )
     target.add_argument(
         "--no-verify-tls", action="store_true", help="do not verify the server's TLS certificate"
+    )
+    target.add_argument(
+        "--no-check",
+        action="store_true",
+        help="skip the probe before the sweep (health, models, one streamed completion: "
+        "see qpsweep check)",
     )
     load = p.add_argument_group("load")
     load.add_argument(
@@ -321,7 +327,7 @@ def _scenario(ns: argparse.Namespace) -> Scenario:
 
 def _parse_sweep(argv: list[str]) -> argparse.Namespace:
     """Flags over the named scenario over the named target over the built-in defaults."""
-    pre = _Parser(prog="qpsweep", add_help=False)
+    pre = Parser(prog="qpsweep", add_help=False)
     pre.add_argument("--target")
     pre.add_argument("--scenario")
     pre.add_argument("--config", action="append", default=[])
@@ -350,6 +356,18 @@ def _cmd_sweep(argv: list[str]) -> int:
     )
     dataset = Path(ns.dataset)
     prompts = load_prompts(dataset)
+    notes = {}
+    if not ns.no_check:
+        probe = probe_before_sweep(settings_for(target, scenario))
+        failed = probe.first_failure
+        if failed is not None:
+            print(
+                f"qpsweep: the endpoint cannot serve a sweep: {failed.name}: {failed.detail} "
+                "(nothing was sent; --no-check skips this probe)",
+                file=sys.stderr,
+            )
+            return 1
+        notes["check"] = probe.as_json()
     result = run_sweep(
         target,
         scenario,
@@ -360,6 +378,7 @@ def _cmd_sweep(argv: list[str]) -> int:
         results_dir=Path(ns.results_dir),
         files=files,
         metrics=_metrics(ns),
+        notes=notes,
     )
     return _show(result)
 
@@ -384,7 +403,7 @@ def _show(result: SweepResult) -> int:
 
 
 def _cmd_report(argv: list[str]) -> int:
-    p = _Parser(
+    p = Parser(
         prog="qpsweep report",
         description="Rebuild the results JSON, saturation.json, report.txt, the plots and "
         "report.html of a result directory from its metadata.json and requests.jsonl alone.",
@@ -401,7 +420,7 @@ def _cmd_report(argv: list[str]) -> int:
 
 
 def _cmd_diff(argv: list[str]) -> int:
-    p = _Parser(
+    p = Parser(
         prog="qpsweep diff",
         description="Compare two result directories level by level (aligned by target QPS) with "
         "a Mann-Whitney U test on block medians of the requests; writes diff.json, diff.txt and "
@@ -446,7 +465,7 @@ def _cmd_diff(argv: list[str]) -> int:
 
 
 def _cmd_demo(argv: list[str]) -> int:
-    p = _Parser(
+    p = Parser(
         prog="qpsweep demo",
         description="Start the built-in LLM server simulator on a free 127.0.0.1 port, sweep it "
         "across its capacity (about a minute), write a normal result directory, print the table.",
@@ -463,7 +482,7 @@ def _cmd_demo(argv: list[str]) -> int:
 
 
 def _cmd_sim(argv: list[str]) -> int:
-    p = _Parser(
+    p = Parser(
         prog="qpsweep sim",
         description="Serve the built-in OpenAI-compatible LLM simulator on 127.0.0.1 until Ctrl-C: "
         "a continuous-batching engine whose capacity follows from these options.",
@@ -489,6 +508,7 @@ def _cmd_sim(argv: list[str]) -> int:
 
 
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
+    "check": main_check,
     "dataset": main_dataset,
     "demo": _cmd_demo,
     "diff": _cmd_diff,

@@ -33,10 +33,11 @@ import json
 import math
 import re
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import numpy as np
 
+from qpsweep.argparsing import Parser
 from qpsweep.dataset import _VOCABULARY, MAX_DATASET_BYTES
 from qpsweep.errors import ConfigError
 
@@ -48,14 +49,6 @@ EXAMPLE = (
     "example: qpsweep dataset synth --input-tokens-mean 500 --input-tokens-std 100 "
     "--output-tokens-mean 200 --turns 1-5 --count 500 --seed 1 -o datasets/synth.json"
 )
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse that reports a usage error as one ``ConfigError`` line (like ``cli._Parser``;
-    not imported from there because cli imports this module)."""
-
-    def error(self, message: str) -> NoReturn:
-        raise ConfigError(f"{message} (see {self.prog} --help)")
 
 
 def parse_turns(text: str) -> tuple[int, int]:
@@ -190,7 +183,7 @@ def _cmd_synth(ns: argparse.Namespace) -> int:
 
 def main_dataset(argv: list[str]) -> int:
     """``qpsweep dataset SUBCOMMAND ...``; returns the exit code, raises ``ConfigError``."""
-    p = _Parser(
+    p = Parser(
         prog="qpsweep dataset",
         description=f"Dataset tools. Token rule: {TOKEN_RULE}.",
         epilog=EXAMPLE,

@@ -57,7 +57,8 @@ def qpsweep(tmp_path: Path, capsys: pytest.CaptureFixture[str]):  # type: ignore
     Sweeps get ``--no-plot`` unless ``plots=True`` or the test passes ``--plot`` itself:
     drawing takes about a second per run, and the tests of the plots ask for them.  They get
     ``--no-rerun`` unless ``rerun=True``, so that a stall of the shared test process never
-    changes a test's list of levels (the rerun has its own test)."""
+    changes a test's list of levels (the rerun has its own test), and ``--no-check`` unless
+    ``check=True``: many test servers fail the probe on purpose (the probe has its tests)."""
 
     def run(
         *args: str,
@@ -65,13 +66,17 @@ def qpsweep(tmp_path: Path, capsys: pytest.CaptureFixture[str]):  # type: ignore
         results: bool = True,
         plots: bool = False,
         rerun: bool = False,
+        check: bool = False,
     ) -> Run:
         argv = list(args)
-        sweep = argv[:1] not in (["report"], ["diff"], ["demo"], ["sim"], ["dataset"])
+        commands = (["report"], ["diff"], ["demo"], ["sim"], ["dataset"], ["check"])
+        sweep = argv[:1] not in commands
         if sweep and not plots and not {"--plot", "--no-plot"} & set(argv):
             argv.append("--no-plot")
         if sweep and not rerun:
             argv.append("--no-rerun")  # in-process runs share the GIL: keep level lists fixed
+        if sweep and not check:
+            argv.append("--no-check")
         if dataset is not None and "--dataset" not in argv and argv[:1] != ["report"]:
             argv += ["--dataset", str(dataset)]
         if results and argv[:1] != ["report"]:

@@ -267,6 +267,7 @@ def test_second_signal_aborts_and_records_in_flight_as_interrupted(
             "30",
             "--timeout",
             "60",
+            "--no-check",  # the probe's one request would hang for the whole --timeout
         ],
         tmp_path,
     )
