@@ -14,6 +14,9 @@ Definitions (per level; "ok" = requests with no ``error_kind``; times from ``rec
   drain included;
 * ``output_tok_per_s`` = sum of ok output tokens / (last done_s);
 * ``success_pct`` = 100 * n_ok / n_sent; ``error_rate`` = n_failed / n_sent;
+* with ``--retries``: ``n_retried`` = requests tried more than once, ``n_retries`` = the extra
+  tries, ``first_try_error_rate`` = (n_retried + requests failed at their only try) / n_sent,
+  the error rate without retries (equal to ``error_rate`` when nothing was retried);
 * ``ttft_from_schedule_s`` / ``e2e_from_schedule_s``: the same from ``scheduled_s`` instead of
   ``sent_s`` (the coordinated-omission-corrected view: the generator's own lag counts);
 * ``scheduled_qps`` = n_scheduled / duration_s: the rate the schedule itself asked for
@@ -118,6 +121,7 @@ class LevelSummary:
     achieved_qps: float
     success_pct: float
     error_rate: float
+    first_try_error_rate: float
     ttft_s: Percentiles
     e2e_s: Percentiles
     itl_ms: Percentiles
@@ -136,6 +140,8 @@ class LevelSummary:
     output_tokens_mean: float | None
     slo_met: bool | None = None
     goodput_rps: float | None = None
+    n_retried: int = 0
+    n_retries: int = 0
 
     @property
     def n_failed(self) -> int:
@@ -242,6 +248,8 @@ def summarize_level(
     offered = len(records) / window_s if window_s > 0 else 0.0
     completion_ratio, queue_growth = steady_signals(records, window_s, offered)
     n_failed = len(records) - len(ok)
+    retried = [r for r in records if r.attempts > 1]
+    first_try_failed = len(retried) + sum(1 for r in records if r.attempts == 1 and not r.ok)
     summary = LevelSummary(
         index=info.index,
         qps_target=info.qps_target,
@@ -255,6 +263,7 @@ def summarize_level(
         achieved_qps=len(ok) / end_s if end_s > 0 else 0.0,
         success_pct=100.0 * len(ok) / len(records) if records else 0.0,
         error_rate=n_failed / len(records) if records else 0.0,
+        first_try_error_rate=first_try_failed / len(records) if records else 0.0,
         ttft_s=Percentiles.of([t - r.sent_s for r, t in first], ps),
         e2e_s=Percentiles.of([r.done_s - r.sent_s for r in ok], ps),
         itl_ms=Percentiles.of(itl, ps),
@@ -273,6 +282,8 @@ def summarize_level(
         token_counted_by=tuple(sorted(Counter(r.token_counted_by or "" for r in ok).items())),
         input_tokens_mean=_mean([r.input_tokens for r in ok if r.input_tokens is not None]),
         output_tokens_mean=_mean([r.output_tokens for r in ok]),
+        n_retried=len(retried),
+        n_retries=sum(r.attempts - 1 for r in retried),
     )
     return _slo_fields(summary, ok, slos, end_s) if slos else summary
 

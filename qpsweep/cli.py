@@ -174,6 +174,15 @@ def _sweep_parser() -> Parser:
         default=30.0,
         help="TCP connect deadline in seconds (default: %(default)g)",
     )
+    load.add_argument(
+        "--retries",
+        type=int,
+        default=0,
+        metavar="N",
+        help="send a request again, up to N times, after a connection error or a 503 that came "
+        "before any token (back-off 0.5 s, 1 s, 2 s, ... up to 8 s); retried requests are "
+        "counted and the verdict uses first-try failures (default: 0, off)",
+    )
     verdict = p.add_argument_group("verdict and stop rules")
     verdict.add_argument(
         "--no-rerun",
@@ -321,6 +330,7 @@ def _scenario(ns: argparse.Namespace) -> Scenario:
             thresholds=thresholds,
             auto=plan,
             rerun_client_limited=not ns.no_rerun,
+            retries=ns.retries,
         )
     )
 

@@ -24,6 +24,12 @@ Outcome classification (``error_kind``; ``None`` is success):
 * invalid JSON in a chunk, an ``error`` object in the stream, a 200 body that is not SSE, or
   a stream that ends with neither ``[DONE]`` nor a ``finish_reason`` -> ``protocol``;
 * a complete stream without any content -> ``empty``.
+
+Retries (``ClientSettings.retries``, off by default): a try that ends in ``RETRYABLE`` (a
+refused or broken connection, a connect timeout, HTTP 503) before any content arrived is sent
+again after ``backoff_s(k) = min(RETRY_MAX_BACKOFF_S, RETRY_BASE_S * 2 ** (k - 1))`` for the
+k-th retry, at most ``retries`` times.  The record keeps the first try's send time, failure
+kind and end (see ``record``); the last try's outcome is the request's outcome.
 """
 
 from __future__ import annotations
@@ -51,6 +57,21 @@ _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 MAX_REDIRECTS = 5
 _ERROR_BODY_BYTES = 8192
 _MESSAGE_CHARS = 200
+RETRYABLE = frozenset({"connection", "timeout_connect", "http_503"})
+RETRY_BASE_S = 0.5
+RETRY_MAX_BACKOFF_S = 8.0
+
+
+def backoff_s(retry: int) -> float:
+    """The pause before the ``retry``-th retry (1-based): 0.5, 1, 2, 4, 8, 8, ... seconds."""
+    return min(RETRY_MAX_BACKOFF_S, RETRY_BASE_S * 2.0 ** (retry - 1))
+
+
+def request_deadline_s(settings: ClientSettings) -> float:
+    """The longest one request can take: each of its ``retries + 1`` tries up to
+    ``timeout_s``, plus the back-off pauses between them."""
+    pauses_s = sum(backoff_s(k) for k in range(1, settings.retries + 1))
+    return (settings.retries + 1) * settings.timeout_s + pauses_s
 
 
 @dataclass(frozen=True)
@@ -65,6 +86,7 @@ class ClientSettings:
     verify_tls: bool = True
     max_tokens: int = 512
     temperature: float = 0.7
+    retries: int = 0
     secrets: tuple[str, ...] = field(default=(), repr=False)
 
 
@@ -90,10 +112,24 @@ class Trace:
     usage_prompt: int | None = None
     usage_completion: int | None = None
     end_s: float | None = None  # arrival of [DONE]; None: the end is when fetch returns
+    attempts: int = 1
+    first_error_kind: str | None = None
+    first_done_s: float | None = None
 
     def restart(self, sent_s: float) -> None:
         """Forget the first attempt (used by the one retry without ``stream_options``)."""
-        self.sent_s, self.status, self.chunk_s = sent_s, None, []
+        self.sent_s = sent_s
+        self._clear()
+
+    def retry(self, failed_kind: str, failed_s: float) -> None:
+        """Start another try of the same request; the first try's failure is kept."""
+        if self.attempts == 1:
+            self.first_error_kind, self.first_done_s = failed_kind, failed_s
+        self.attempts += 1
+        self._clear()
+
+    def _clear(self) -> None:
+        self.status, self.chunk_s = None, []
         self.usage_prompt = self.usage_completion = self.end_s = None
 
     def finish(self, done_s: float, error_kind: str | None, error: str | None) -> RequestRecord:
@@ -116,6 +152,9 @@ class Trace:
             output_tokens=n_tokens,
             token_counted_by=("usage" if by_usage else "chunks") if self.chunk_s else None,
             chunk_s=tuple(self.chunk_s),
+            attempts=self.attempts,
+            first_error_kind=self.first_error_kind,
+            first_done_s=self.first_done_s,
         )
 
 
@@ -140,6 +179,7 @@ def settings_for(target: Target, scenario: Scenario) -> ClientSettings:
         verify_tls=target.verify_tls,
         max_tokens=scenario.max_tokens,
         temperature=scenario.temperature,
+        retries=scenario.retries,
         secrets=secrets,
     )
 
@@ -195,6 +235,10 @@ class Sender:
             kind, message = await self._attempt(trace, prompt, t0, False)
             if trace.status not in (400, 422):
                 self.shape.include_usage = False
+        while kind in RETRYABLE and not trace.chunk_s and trace.attempts <= self._settings.retries:
+            trace.retry(kind, perf_counter() - t0)
+            await asyncio.sleep(backoff_s(trace.attempts - 1))
+            kind, message = await self._attempt(trace, prompt, t0, self.shape.include_usage)
         if message is not None:
             message = scrub(message, self._settings.secrets)[:_MESSAGE_CHARS]
         return trace.finish(perf_counter() - t0, kind, message)

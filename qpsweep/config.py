@@ -50,6 +50,7 @@ class Scenario:
     thresholds: Thresholds = field(default_factory=Thresholds)
     auto: AutoPlan | None = None  # --qps auto: levels chosen by the adaptive search
     rerun_client_limited: bool = True  # run a level where the generator fell behind once more
+    retries: int = 0  # --retries: tries again on connection errors and 503 (see client)
 
 
 def normalize_endpoint(raw: str) -> str:
@@ -138,6 +139,7 @@ def check_scenario(scenario: Scenario) -> Scenario:
     if scenario.arrival not in ARRIVALS:
         raise ConfigError(f"--arrival: {scenario.arrival!r} is not one of {', '.join(ARRIVALS)}")
     non_negative_int("--warmup", scenario.warmup)
+    non_negative_int("--retries", scenario.retries)
     t = scenario.thresholds
     if not 0.0 < t.headroom <= 1.0:
         raise ConfigError(f"--headroom: {t.headroom:g} must be in (0, 1], e.g. 0.75")

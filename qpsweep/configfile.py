@@ -5,9 +5,9 @@ settings.  Target keys: ``base_url``, ``model``, ``supported_models``, ``api_key
 ``headers`` (a mapping), ``timeout`` (s), ``verify_tls``, ``notes``.  Scenario keys: ``qps`` (a
 list, or ``auto``), ``duration``, ``warmup``, ``max_tokens``, ``temperature``, ``arrival``,
 ``burstiness``, ``seed``, ``percentiles``, ``dataset``, ``timeout``, ``connect_timeout``,
-``max_error_rate``, ``max_p95_latency``, ``headroom``, ``start_qps``, ``max_qps``, ``budget``,
-``precision``, ``slo``, ``description``.  They mean what the command-line flags of the same
-names mean.
+``retries``, ``max_error_rate``, ``max_p95_latency``, ``headroom``, ``start_qps``, ``max_qps``,
+``budget``, ``precision``, ``slo``, ``description``.  They mean what the command-line flags
+of the same names mean.
 
 ``resolve(config_files, target, scenario)`` returns argparse defaults (``dest -> value``): the
 named scenario's, then the named target's; flags given on the command line override both.
@@ -145,6 +145,7 @@ SCENARIO_KEYS: dict[str, tuple[str | None, Check]] = {
     "dataset": ("dataset", _text),
     "timeout": ("timeout", _number(0.0, False)),
     "connect_timeout": ("connect_timeout", _number(0.0, False)),
+    "retries": ("retries", _integer(0)),
     "max_error_rate": ("max_error_rate", _ratio),
     "max_p95_latency": ("max_p95_latency", _number(0.0, False)),
     "headroom": ("headroom", _ratio),

@@ -7,7 +7,13 @@ handed to the HTTP client (``sent_s - scheduled_s`` is the generator's own lag),
 ended (success or failure), and ``chunk_s`` lists the arrival time of every content chunk.
 
 A request succeeded when ``error_kind`` is ``None``; otherwise ``error_kind`` is exactly one of
-``ERROR_KINDS`` and ``error`` is a short message.  ``RecordWriter`` appends one line per
+``ERROR_KINDS`` and ``error`` is a short message.
+
+With ``--retries``, ``attempts`` counts the tries of one request (1 without a retry); then
+``first_error_kind`` and ``first_done_s`` are what the first try ended with and when, while
+``sent_s`` stays the first try's send time (so TTFT and E2E include the failed tries and the
+back-off, as the user of a retrying client would see them).  The three keys are written only
+for requests that were retried.  ``RecordWriter`` appends one line per
 record and flushes it at once, so a killed run keeps every finished request.
 """
 
@@ -53,6 +59,9 @@ class RequestRecord:
     output_tokens: int = 0
     token_counted_by: str | None = None
     chunk_s: tuple[float, ...] = field(default=())
+    attempts: int = 1
+    first_error_kind: str | None = None
+    first_done_s: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -61,26 +70,28 @@ class RequestRecord:
 
     def to_json(self) -> str:
         """One JSON line (no newline); times rounded to the microsecond."""
-        return json.dumps(
-            {
-                "level": self.level,
-                "level_qps": self.level_qps,
-                "seq": self.seq,
-                "prompt_id": self.prompt_id,
-                "scheduled_s": round(self.scheduled_s, 6),
-                "sent_s": round(self.sent_s, 6),
-                "first_token_s": _round(self.first_token_s),
-                "done_s": round(self.done_s, 6),
-                "status": self.status,
-                "error_kind": self.error_kind,
-                "error": self.error,
-                "input_tokens": self.input_tokens,
-                "output_tokens": self.output_tokens,
-                "token_counted_by": self.token_counted_by,
-                "chunk_s": [round(t, 6) for t in self.chunk_s],
-            },
-            separators=(",", ":"),
-        )
+        data: dict[str, Any] = {
+            "level": self.level,
+            "level_qps": self.level_qps,
+            "seq": self.seq,
+            "prompt_id": self.prompt_id,
+            "scheduled_s": round(self.scheduled_s, 6),
+            "sent_s": round(self.sent_s, 6),
+            "first_token_s": _round(self.first_token_s),
+            "done_s": round(self.done_s, 6),
+            "status": self.status,
+            "error_kind": self.error_kind,
+            "error": self.error,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "token_counted_by": self.token_counted_by,
+            "chunk_s": [round(t, 6) for t in self.chunk_s],
+        }
+        if self.attempts > 1:
+            data["attempts"] = self.attempts
+            data["first_error_kind"] = self.first_error_kind
+            data["first_done_s"] = _round(self.first_done_s)
+        return json.dumps(data, separators=(",", ":"))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RequestRecord:
@@ -101,6 +112,9 @@ class RequestRecord:
             output_tokens=int(data.get("output_tokens") or 0),
             token_counted_by=data.get("token_counted_by"),
             chunk_s=tuple(data.get("chunk_s") or ()),
+            attempts=int(data.get("attempts") or 1),
+            first_error_kind=data.get("first_error_kind"),
+            first_done_s=data.get("first_done_s"),
         )
 
 

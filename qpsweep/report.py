@@ -77,6 +77,10 @@ def format_table(
         if s.errors:
             lines += ["", f"QPS {s.qps_target:g} - Errors ({s.n_failed} total):"]
             lines += [f"  - {label}: {count} occurrences" for label, count in s.errors]
+    retried = [s for s in summaries if s.n_retried]
+    if retried:
+        lines += ["", "Retries (--retries; the verdict counts a retried request as failed):"]
+        lines += [retry_line(s) for s in retried]
     for s in summaries:
         if states[s.index].state == "client_limited":
             lines += ["", client_warning(s)]
@@ -113,6 +117,16 @@ def stall_note(summary: LevelSummary) -> str:
         f"note: at QPS {summary.qps_target:g} the load generator stalled briefly (send lag "
         f"max {_cell(lag_max, '.0f')} ms, p95 {_cell(lag95, '.1f')} ms): a few requests went "
         "out late; their latency is measured from their actual send."
+    )
+
+
+def retry_line(s: LevelSummary) -> str:
+    """One level's retries: how many requests needed them, and the error rates with and
+    without them."""
+    return (
+        f"  QPS {s.qps_target:g}: {s.n_retried} of {s.n_sent} requests retried "
+        f"({s.n_retries} extra tries); failed at the first try {s.first_try_error_rate:.1%}, "
+        f"in the end {s.error_rate:.1%}"
     )
 
 
@@ -185,6 +199,9 @@ def level_json(s: LevelSummary, state: LevelState) -> dict[str, Any]:
         "completion_ratio": None if s.completion_ratio is None else round(s.completion_ratio, 4),
         "queue_growth": None if s.queue_growth is None else round(s.queue_growth, 4),
         "error_rate": round(s.error_rate, 4),
+        "first_try_error_rate": round(s.first_try_error_rate, 4),
+        "n_retried": s.n_retried,
+        "n_retries": s.n_retries,
         "n_scheduled": s.n_scheduled,
         "n_sent": s.n_sent,
         "n_ok": s.n_ok,

@@ -159,6 +159,7 @@ def new_metadata(
         "burstiness": scenario.burstiness,
         "timeout_s": scenario.timeout_s,
         "connect_timeout_s": scenario.connect_timeout_s,
+        "retries": scenario.retries,
         "warmup_requests": scenario.warmup,
         "headers": {k: (MASK if is_secret_header(k) else v) for k, v in target.headers},
         "api_key_used": target.api_key is not None,

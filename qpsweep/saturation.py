@@ -8,14 +8,15 @@ Level states, first match wins (thresholds in ``Thresholds``):
    delays only a few requests (p95 fine, p99 > ``stall_p99_ms``) is reported by the report as
    a note, not as client-limited: measured on this project's 2-core VMs, isolated stalls of up
    to 100 ms hit a few requests now and then whatever the load.
-2. ``saturated``, naming each signal that fired: ``error_rate`` (failed / sent >
-   ``max_error_rate``), ``throughput_plateau`` (completion_ratio < ``plateau_ratio``),
-   ``queue_growth`` (queue_growth > ``queue_growth``), and only for a level too short to
-   measure those two, ``latency_knee`` (offered above the knee's upper bound and the knee
-   metric's p95 > ``knee_factor`` x baseline + slack).  Latency alone does not make a level
-   saturated while the server still completes what it is offered: measured against the
-   built-in simulator, p95 TTFT rises steeply from about 0.75x capacity, while the throughput
-   signals switch on at capacity.
+2. ``saturated``, naming each signal that fired: ``error_rate`` (first-try failures / sent >
+   ``max_error_rate``: with ``--retries`` a request that needed a retry counts as a failure
+   here, so that retries never hide saturation), ``throughput_plateau`` (completion_ratio <
+   ``plateau_ratio``), ``queue_growth`` (queue_growth > ``queue_growth``), and only for a
+   level too short to measure those two, ``latency_knee`` (offered above the knee's upper
+   bound and the knee metric's p95 > ``knee_factor`` x baseline + slack).  Latency alone does
+   not make a level saturated while the server still completes what it is offered: measured
+   against the built-in simulator, p95 TTFT rises steeply from about 0.75x capacity, while the
+   throughput signals switch on at capacity.
 3. ``degraded``: p95 TTFT or p95 E2E > ``degrade_factor`` x baseline + ``degrade_slack_s``, or
    p95 E2E > ``max_p95_latency_s`` when given.
 4. ``ok``.
@@ -202,7 +203,7 @@ def _state(
 ) -> LevelState:
     p95 = {"ttft": s.ttft_s.get(95.0), "e2e": s.e2e_s.get(95.0)}
     signals = []
-    if s.error_rate > t.max_error_rate:
+    if s.first_try_error_rate > t.max_error_rate:
         signals.append("error_rate")
     if s.completion_ratio is not None and s.completion_ratio < t.plateau_ratio:
         signals.append("throughput_plateau")
@@ -247,7 +248,7 @@ def assess(
     t = thresholds
     levels = sorted(summaries, key=lambda s: s.offered_qps)
     valid = [s for s in levels if s.n_sent and not client_limited(s, t)]
-    calm = [s for s in valid if s.error_rate <= t.max_error_rate]
+    calm = [s for s in valid if s.first_try_error_rate <= t.max_error_rate]
     base = (calm[0].ttft_s.get(95.0), calm[0].e2e_s.get(95.0)) if calm else (None, None)
     x = np.array([s.offered_qps for s in valid])
     empty = np.empty(0)

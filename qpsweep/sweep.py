@@ -1,7 +1,8 @@
 """A whole sweep: warmup, then each QPS level in turn, with progress and Ctrl-C handling.
 
 Per level: compute the schedule, run ``LevelAttack.schedule`` for ``duration_s`` of
-arrivals, then wait for the requests in flight (up to ``timeout_s`` + a grace period).
+arrivals, then wait for the requests in flight (up to ``timeout_s`` + a grace period; with
+``--retries``, up to every try's timeout and the pauses between them).
 Records are written as requests finish; ``metadata.json`` is rewritten at each level's
 start and end.  Signals (SIGINT, SIGTERM): the first stops scheduling and drains in-flight
 requests for up to ``INTERRUPT_DRAIN_S``; the second aborts, recording what was in flight
@@ -32,7 +33,7 @@ from tqdm import tqdm
 from qpsweep import __version__
 from qpsweep.adaptive import level_duration_s, next_qps, rerun_due
 from qpsweep.attack import LevelAttack
-from qpsweep.client import ClientSettings, Sender, open_session, settings_for
+from qpsweep.client import ClientSettings, Sender, open_session, request_deadline_s, settings_for
 from qpsweep.config import Scenario, Target
 from qpsweep.dataset import Prompt, prompt_order
 from qpsweep.errors import RunDirError
@@ -143,7 +144,8 @@ class _Sweep:
                 await self._stage(attack.schedule(t0))
             window_s = duration_s if not self.interrupted else perf_counter() - t0
             if not self.interrupted:
-                await self._stage(attack.drain(self.scenario.timeout_s + DRAIN_GRACE_S))
+                deadline_s = request_deadline_s(self.settings)
+                await self._stage(attack.drain(deadline_s + DRAIN_GRACE_S))
             if self.interrupted:
                 await attack.drain(INTERRUPT_DRAIN_S)
         finally:
@@ -225,10 +227,11 @@ class _Sweep:
         t = thresholds_of(self.metadata)
         if level is None:
             return history, None
-        if level.error_rate > t.max_error_rate:
+        if level.first_try_error_rate > t.max_error_rate:
+            retried = " at the first try" if level.n_retried else ""
             return history, (
-                f"{level.error_rate:.1%} of the requests at {level.qps_target:g} QPS failed "
-                f"(--max-error-rate {t.max_error_rate:g})"
+                f"{level.first_try_error_rate:.1%} of the requests at {level.qps_target:g} QPS "
+                f"failed{retried} (--max-error-rate {t.max_error_rate:g})"
             )
         e2e_p95 = level.e2e_s.get(95.0)
         limit = t.max_p95_latency_s

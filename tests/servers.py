@@ -7,7 +7,8 @@ Behaviours: ``ok`` (``ttft_ms``, ``itl_ms``, ``tokens``, ``usage=0`` to ignore
 stream_options), ``status`` (``code``), ``strict`` (400 when ``stream_options`` is sent),
 ``hang`` (headers, then nothing), ``stall`` (two tokens, then nothing), ``reset`` (two tokens,
 then the connection is dropped), ``badjson``, ``errorobj``, ``html``, ``empty``, ``nodone``,
-``echo_auth`` (a 401 whose message repeats the Authorization header).
+``echo_auth`` (a 401 whose message repeats the Authorization header), ``flaky`` (503 to the
+first ``fail`` requests carrying the same ``key``, then ``ok``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from qpsweep.appserver import AppServer, start_app
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 BODIES = web.AppKey("bodies", list)
 PEERS = web.AppKey("peers", set)  # client (host, port) pairs seen by ``ok``: one per connection
+SEEN = web.AppKey("seen", dict)  # flaky: requests per key
 
 
 def _chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
@@ -71,6 +73,14 @@ async def status(request: web.Request) -> web.StreamResponse:
     headers = {"Retry-After": "1"} if code == 429 else {}
     message = request.query.get("message", f"scripted {code}")
     return web.json_response({"error": {"message": message}}, status=code, headers=headers)
+
+
+async def flaky(request: web.Request) -> web.StreamResponse:
+    key = request.query.get("key", "")
+    seen = request.app[SEEN][key] = request.app[SEEN].get(key, 0) + 1
+    if seen <= int(request.query.get("fail", 1)):
+        return web.json_response({"error": {"message": "warming up"}}, status=503)
+    return await ok(request)
 
 
 async def strict(request: web.Request) -> web.StreamResponse:
@@ -154,6 +164,7 @@ BEHAVIOURS: dict[str, Handler] = {
         empty,
         nodone,
         echo_auth,
+        flaky,
     )
 }
 
@@ -162,6 +173,7 @@ def make_app() -> web.Application:
     app = web.Application()
     app[BODIES] = []
     app[PEERS] = set()
+    app[SEEN] = {}
     for name, handler in BEHAVIOURS.items():
         app.router.add_post(f"/{name}/v1/chat/completions", handler)
     return app

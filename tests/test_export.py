@@ -23,12 +23,14 @@ REQUEST_HEAD = [
     *("level", "level_qps", "seq", "prompt_id", "scheduled_s", "sent_s", "send_lag_ms"),
     *("first_token_s", "done_s", "ttft_s", "e2e_s", "status", "error_kind", "error"),
     *("input_tokens", "output_tokens", "token_counted_by", "n_chunks"),
+    *("attempts", "first_error_kind", "first_try_s"),
 ]
 LEVEL_HEAD = [
     *("index", "qps_target", "state", "offered_qps", "achieved_qps", "n_sent", "n_ok"),
     *("n_failed", "success_pct", "ttft_p50_s", "ttft_p95_s", "ttft_p99_s", "e2e_p50_s"),
     *("e2e_p95_s", "e2e_p99_s", "itl_p50_ms", "itl_p95_ms", "tpot_p50_ms"),
     *("tokens_per_sec_p50", "send_lag_p99_ms", "completion_ratio", "queue_growth"),
+    *("n_retried", "first_try_error_rate"),
 ]
 SUMMARY_HEAD = [
     *("run_dir", "timestamp", "endpoint", "model", "dataset", "qps_target", "offered_qps"),

@@ -58,6 +58,7 @@ def level(
         achieved_qps=offered,
         success_pct=100 * (1 - errors),
         error_rate=errors,
+        first_try_error_rate=errors,
         ttft_s=dist(ttft),
         e2e_s=dist(e2e),
         itl_ms=dist(None),
