@@ -2,6 +2,8 @@
 
 Level states, first match wins (thresholds in ``Thresholds``):
 
+0. ``no_requests``: nothing was sent (a schedule too short for its rate to draw any arrival,
+   or a run interrupted before the level's first send); left out of the verdict.
 1. ``client_limited``: the load generator fell behind systematically (send lag p95 >
    ``lag_p95_ms``, or offered < ``offered_min_ratio`` x the schedule's own rate).  Such a level
    describes the client and is never used as evidence about the server.  A brief stall that
@@ -262,7 +264,9 @@ def assess(
     states = [
         _state(s, base, knee, t)
         if s.index in valid_ids
-        else LevelState(s.index, s.qps_target, s.offered_qps, "client_limited")
+        else LevelState(
+            s.index, s.qps_target, s.offered_qps, "client_limited" if s.n_sent else "no_requests"
+        )
         for s in levels
     ]
     saturated = [st for st in states if st.state == "saturated"]
@@ -293,7 +297,7 @@ def assess(
 def _suggestion(states: Sequence[LevelState], valid: Sequence[LevelSummary]) -> str | None:
     if not valid:
         return None
-    judged = [st for st in states if st.state != "client_limited"]
+    judged = [st for st in states if st.state not in ("client_limited", "no_requests")]
     top, bottom = max(st.offered_qps for st in judged), min(st.offered_qps for st in judged)
     if all(st.state != "saturated" for st in judged):
         levels = ",".join(_fmt(top * f) for f in (1.5, 2, 3, 4))

@@ -308,12 +308,19 @@ class _Sweep:
             entry["n_sent"] = attack.n_sent
             bar.close()
             write_json(self.run_dir / METADATA_FILE, self.metadata)
-        of = "" if sc.auto else f"/{len(sc.qps)}"
+        of = "" if sc.auto or index >= len(sc.qps) else f"/{len(sc.qps)}"
         print(
             f"level {index + 1}{of} QPS {qps:g}: sent {attack.n_sent}, "
             f"ok {counts['ok']}, failed {counts['failed']}",
             file=self.console,
         )
+        if not len(offsets):
+            print(
+                f"note: the {sc.arrival} schedule drew no arrival in {duration_s:g} s at "
+                f"{qps:g} QPS (seed {sc.seed}): nothing to send; give the level a longer "
+                "--duration",
+                file=self.console,
+            )
 
 
 def _quiet_gc() -> None:
@@ -390,15 +397,17 @@ def run_sweep(
     console: TextIO | None = None,
     notes: dict[str, Any] | None = None,
     metrics: tuple[str, tuple[str, ...]] | None = None,
+    name: str | None = None,
 ) -> SweepResult:
     """Run every level against ``target`` into a new directory under ``results_dir``.
 
     Never raises for request failures; raises ``RunDirError`` before any traffic when the
     directory cannot be written.  ``notes`` are added to ``metadata.json`` as they are.  The
-    outputs are rebuilt from the run directory at the end.
+    outputs are rebuilt from the run directory at the end.  ``name`` names the run directory
+    (default: a timestamp).
     """
     console = console or sys.stderr
-    run_dir = create_run_dir(results_dir)
+    run_dir = create_run_dir(results_dir, name)
     try:
         check_space(run_dir, expected_requests(scenario))
     except RunDirError:

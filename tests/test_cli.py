@@ -351,3 +351,22 @@ def test_a_signal_in_any_phase_leaves_a_complete_readable_run(
         assert meta["interrupted"] is True and proc.returncode == 130
         assert all(r["error_kind"] is None for r in records)  # drained, not cut
     assert main(["report", str(run_dir)]) == 0
+
+
+def test_a_level_whose_schedule_drew_no_arrival_is_no_requests_not_client_limited(  # type: ignore[no-untyped-def]
+    qpsweep, server
+) -> None:
+    # seed 0 at 2 QPS for 2 s: the Poisson draw has no arrival in the window (e^-4, ~2%)
+    argv = ["--endpoint", server.url("ok"), "--model", "m", "--qps", "2,4", "--duration", "2"]
+    run = qpsweep(*argv, "--seed", "0", rerun=True)
+    assert run.code == 0, run.err
+    assert "note: the poisson schedule drew no arrival in 2 s at 2 QPS (seed 0)" in run.err
+    assert "fell behind at 2 QPS" not in run.err  # no rerun of a level with nothing to send
+    assert "WARNING: at QPS 2 " not in run.out
+    levels = run.json("benchmark_qps_results.json")
+    assert (levels[0]["qps_target"], levels[0]["state"], levels[0]["n_sent"]) == (
+        2,
+        "no_requests",
+        0,
+    )
+    assert levels[1]["qps_target"] == 4 and levels[1]["n_sent"] == 10
