@@ -11,11 +11,13 @@ interrupted by Ctrl-C/SIGTERM.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
+from typing import Any
 
 from qpsweep import __version__
 from qpsweep.adaptive import AutoPlan
@@ -38,6 +40,8 @@ from qpsweep.dataset import file_sha256, load_prompts
 from qpsweep.demo import run_demo
 from qpsweep.errors import ConfigError, QpsweepError
 from qpsweep.metrics import DEFAULT_GAUGES
+from qpsweep.models_run import MODELS_FILE, ModelRun, read_models, sweep_models, write_comparison
+from qpsweep.probe import probe_urls, served_models
 from qpsweep.rundir import (
     DEFAULT_PLOT_FILE,
     DEFAULT_RESULTS_FILE,
@@ -68,25 +72,8 @@ The API key is read from $OPENAI_API_KEY (see --api-key-env) and is never writte
 """
 
 
-def _sweep_parser() -> Parser:
-    p = Parser(
-        prog="qpsweep",
-        description="Open-loop QPS sweep of an OpenAI-compatible chat endpoint: Poisson arrivals "
-        "at each level, TTFT/ITL/TPOT/E2E/tokens-per-second and errors per request.",
-        epilog=EXAMPLE,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument("--version", action="version", version=f"qpsweep {__version__}")
-    named = p.add_argument_group("named targets and scenarios (YAML; flags override them)")
-    named.add_argument("--target", metavar="NAME", help="an endpoint from config/targets.yaml")
-    named.add_argument("--scenario", metavar="NAME", help="settings from config/scenarios.yaml")
-    named.add_argument(
-        "--config",
-        action="append",
-        default=[],
-        metavar="FILE",
-        help="your own YAML of targets:/scenarios:, searched first (repeatable)",
-    )
+def _endpoint_flags(p: Parser) -> None:
+    """The "endpoint" group of the sweep's flags."""
     target = p.add_argument_group("endpoint")
     target.add_argument(
         "--endpoint",
@@ -113,11 +100,40 @@ def _sweep_parser() -> Parser:
         "--no-verify-tls", action="store_true", help="do not verify the server's TLS certificate"
     )
     target.add_argument(
+        "--all-models",
+        action="store_true",
+        help="sweep each of the target's supported_models (else every model GET /v1/models "
+        "lists) in turn, into one run directory with a comparison",
+    )
+    target.add_argument(
         "--no-check",
         action="store_true",
         help="skip the probe before the sweep (health, models, one streamed completion: "
         "see qpsweep check)",
     )
+
+
+def _sweep_parser() -> Parser:
+    p = Parser(
+        prog="qpsweep",
+        description="Open-loop QPS sweep of an OpenAI-compatible chat endpoint: Poisson arrivals "
+        "at each level, TTFT/ITL/TPOT/E2E/tokens-per-second and errors per request.",
+        epilog=EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--version", action="version", version=f"qpsweep {__version__}")
+    named = p.add_argument_group("named targets and scenarios (YAML; flags override them)")
+    named.add_argument("--target", metavar="NAME", help="an endpoint from config/targets.yaml")
+    named.add_argument("--scenario", metavar="NAME", help="settings from config/scenarios.yaml")
+    named.add_argument(
+        "--config",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="your own YAML of targets:/scenarios:, searched first (repeatable)",
+    )
+    _endpoint_flags(p)
+    p.set_defaults(supported_models=None)  # from a target's YAML, for --all-models
     load = p.add_argument_group("load")
     load.add_argument(
         "--dataset",
@@ -366,31 +382,73 @@ def _cmd_sweep(argv: list[str]) -> int:
     )
     dataset = Path(ns.dataset)
     prompts = load_prompts(dataset)
-    notes = {}
-    if not ns.no_check:
-        probe = probe_before_sweep(settings_for(target, scenario))
-        failed = probe.first_failure
-        if failed is not None:
-            print(
-                f"qpsweep: the endpoint cannot serve a sweep: {failed.name}: {failed.detail} "
-                "(nothing was sent; --no-check skips this probe)",
-                file=sys.stderr,
+    metrics = _metrics(ns)
+
+    def sweep(model: str, results_dir: Path, name: str | None, notes: dict[str, Any]) -> ModelRun:
+        """Probe (unless --no-check), then sweep ``model``; a failed probe sends nothing."""
+        one = replace(target, model=model)
+        if not ns.no_check:
+            probe = probe_before_sweep(settings_for(one, scenario))
+            failed = probe.first_failure
+            if failed is not None:
+                return ModelRun(model, None, None, reason=f"{failed.name}: {failed.detail}")
+            notes = {**notes, "check": probe.as_json()}
+        result = run_sweep(
+            one,
+            scenario,
+            prompts,
+            dataset=str(dataset),
+            dataset_sha256=file_sha256(dataset),
+            argv=["qpsweep", *argv],
+            results_dir=results_dir,
+            files=files,
+            metrics=metrics,
+            notes=notes,
+            name=name,
+        )
+        print(result.table)
+        return ModelRun(model, result.run_dir, result.analysis, result.interrupted)
+
+    if ns.all_models:
+        return _sweep_all_models(ns, target, scenario, sweep)
+    run = sweep(target.model, Path(ns.results_dir), None, {})
+    if run.run_dir is None:
+        print(f"qpsweep: the endpoint cannot serve a sweep: {run.reason} {_NOTHING_SENT}",
+              file=sys.stderr)  # fmt: skip
+        return 1
+    print(f"Results: {run.run_dir}")
+    return 130 if run.interrupted else 0
+
+
+_NOTHING_SENT = "(nothing was sent; --no-check skips this probe)"
+
+
+def _sweep_all_models(
+    ns: argparse.Namespace,
+    target: Target,
+    scenario: Scenario,
+    sweep: Callable[[str, Path, str | None, dict[str, Any]], ModelRun],
+) -> int:
+    """``--all-models``: the target's ``supported_models``, else what ``/v1/models`` lists."""
+    models = tuple(ns.supported_models or ())
+    if not models:
+        listed = asyncio.run(served_models(settings_for(target, scenario)))
+        if not listed:
+            raise ConfigError(
+                "--all-models: the target has no supported_models and "
+                f"{probe_urls(target.url)[1]} lists none"
             )
-            return 1
-        notes["check"] = probe.as_json()
-    result = run_sweep(
-        target,
-        scenario,
-        prompts,
-        dataset=str(dataset),
-        dataset_sha256=file_sha256(dataset),
-        argv=["qpsweep", *argv],
-        results_dir=Path(ns.results_dir),
-        files=files,
-        metrics=_metrics(ns),
-        notes=notes,
+        models = listed
+    print(f"--all-models: {len(models)} models: {', '.join(models)}", file=sys.stderr)
+    notes = {"all_models": list(models)}
+    parent, runs, text = sweep_models(
+        models, Path(ns.results_dir), lambda m, p, slug: sweep(m, p, slug, notes)
     )
-    return _show(result)
+    print(text, end="")
+    print(f"Results: {parent}")
+    if any(r.interrupted for r in runs):
+        return 130
+    return 0 if any(r.run_dir is not None for r in runs) else 1
 
 
 def _metrics(ns: argparse.Namespace) -> tuple[str, tuple[str, ...]] | None:
@@ -422,9 +480,18 @@ def _cmd_report(argv: list[str]) -> int:
     p.add_argument("--plot", action="store_true", help="draw the plots even if the run did not")
     p.add_argument("--html", action="store_true", help="write report.html even if the run did not")
     ns = p.parse_args(argv)
-    _, table = rebuild(
-        Path(ns.run_dir), plot=True if ns.plot else None, html=True if ns.html else None
-    )
+    plot, html = True if ns.plot else None, True if ns.html else None
+    run_dir = Path(ns.run_dir)
+    if (run_dir / MODELS_FILE).is_file():  # --all-models: each model's run, then the comparison
+        runs = []
+        for entry in read_models(run_dir):
+            child = run_dir / entry["dir"] if entry["dir"] else None
+            analysis = rebuild(child, plot=plot, html=html)[0] if child else None
+            interrupted = entry["status"] == "interrupted"
+            runs.append(ModelRun(entry["model"], child, analysis, interrupted, entry["reason"]))
+        print(write_comparison(run_dir, runs), end="")
+        return 0
+    _, table = rebuild(run_dir, plot=plot, html=html)
     print(table)
     return 0
 

@@ -125,7 +125,7 @@ def _slo(value: Any) -> str:
 TARGET_KEYS: dict[str, tuple[str | None, Check]] = {
     "base_url": ("endpoint", _text),
     "model": ("model", _text),
-    "supported_models": (None, _models),
+    "supported_models": ("supported_models", _models),
     "api_key_env": ("api_key_env", _text),
     "headers": ("header", _headers),
     "timeout": ("timeout", _number(0.0, False)),

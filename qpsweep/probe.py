@@ -198,6 +198,13 @@ async def _stream(session: aiohttp.ClientSession, settings: ClientSettings) -> C
     )
 
 
+async def served_models(settings: ClientSettings) -> tuple[str, ...] | None:
+    """The model names ``GET {base}/models`` lists, or ``None`` when it lists none."""
+    async with open_session(settings) as session:
+        _, ids = await _models(session, probe_urls(settings.url)[1], replace(settings, model=""))
+    return ids or None
+
+
 async def run_probe(settings: ClientSettings) -> ProbeResult:
     """The three checks against ``settings.url`` (see the module docstring)."""
     health_url, models_url = probe_urls(settings.url)

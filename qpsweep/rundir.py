@@ -96,9 +96,10 @@ def check_space(run_dir: Path, expected_requests: float) -> None:
         probe.unlink(missing_ok=True)
 
 
-def create_run_dir(results_dir: Path) -> Path:
-    """Make a new, empty, timestamped directory under ``results_dir`` (a suffix if taken)."""
-    stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+def create_run_dir(results_dir: Path, name: str | None = None) -> Path:
+    """Make a new, empty directory under ``results_dir`` named ``name``, or by default
+    timestamped (``YYYY-MM-DD_HH-MM-SS``); a ``_2``, ``_3``... suffix if taken."""
+    stamp = name or datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
     try:
         results_dir.mkdir(parents=True, exist_ok=True)
         for n in range(1, 1000):

@@ -191,3 +191,63 @@ def test_the_sweep_stops_before_sending_when_the_probe_fails(  # type: ignore[no
     assert check["ok"] and [c["status"] for c in check["checks"]] == ["pass", "pass", "pass"]
     assert all(r["error_kind"] is None for r in good.records())  # the probe is not a record
     assert len(good.records()) == good.json("metadata.json")["levels"][0]["n_sent"]
+
+
+def _models_config(tmp_path: Path, base_url: str, models: list[str] | None) -> Path:
+    config = tmp_path / "lab.yaml"
+    listed = f"    supported_models: {json.dumps(models)}\n" if models else ""
+    config.write_text(
+        f"targets:\n  lab:\n    base_url: {base_url}\n    model: {SERVED}\n{listed}"
+        "    api_key_env: LAB_KEY\n"
+    )
+    return config
+
+
+def test_all_models_sweeps_each_into_one_directory_with_a_comparison(  # type: ignore[no-untyped-def]
+    qpsweep, strict: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LAB_KEY", KEY)
+    config = _models_config(tmp_path, strict, [SERVED, "org/typo", "other"])
+    argv = ["--config", str(config), "--target", "lab", "--all-models"]
+    run = qpsweep(*argv, "--qps", "10", "--duration", "0.5", "--arrival", "constant", check=True)
+    assert run.code == 0, run.err
+    parent = run.run_dir
+    assert parent is not None and run.out.splitlines()[-1] == f"Results: {parent}"
+    entries = json.loads((parent / "models.json").read_text())["models"]
+    assert [(e["model"], e["dir"], e["status"]) for e in entries] == [
+        (SERVED, "org_served-model", "complete"),
+        ("org/typo", None, "not_run"),
+        ("other", "other", "complete"),
+    ]
+    assert entries[1]["reason"].startswith("models: 'org/typo' is not listed")
+    for e in (entries[0], entries[2]):
+        meta = json.loads((parent / e["dir"] / "metadata.json").read_text())
+        assert meta["model"] == e["model"] and meta["check"]["ok"]
+        records = (parent / e["dir"] / "requests.jsonl").read_text().splitlines()
+        assert len(records) == 5 and all('"error_kind":null' in r for r in records)
+        assert [lv["qps_target"] for lv in e["levels"]] == [10]
+    text = (parent / "report.txt").read_text()
+    assert text.startswith("Models compared") and "not run: org/typo: models:" in text
+    assert "Models compared" in run.out
+    page = (parent / "report.html").read_text()
+    assert 'href="org_served-model/report.html"' in page and "org/typo" in page
+
+    # qpsweep report on the directory rebuilds each model's run and the comparison
+    again = qpsweep("report", str(parent), dataset=None, results=False)
+    assert again.code == 0 and again.out == text
+
+
+def test_all_models_without_a_list_sweeps_what_the_server_serves(  # type: ignore[no-untyped-def]
+    qpsweep, strict: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LAB_KEY", KEY)
+    config = _models_config(tmp_path, strict, None)
+    argv = ["--config", str(config), "--target", "lab", "--all-models"]
+    run = qpsweep(*argv, "--qps", "10", "--duration", "0.3", "--arrival", "constant")
+    assert run.code == 0, run.err
+    assert f"--all-models: 2 models: {SERVED}, other" in run.err
+    assert run.run_dir is not None
+    assert sorted(p.name for p in run.run_dir.iterdir() if p.is_dir()) == [
+        "org_served-model",
+        "other",
+    ]
