@@ -11,6 +11,15 @@ arrival of every chunk that carries generated text (``delta.content``,
 Output tokens come from the server's ``usage.completion_tokens`` when it sends usage,
 otherwise one token per content chunk; ``token_counted_by`` says which.
 
+Hot path: most events are plain content chunks, and only their arrival time matters.  An
+event is taken as one without decoding its JSON when it is an object (``{...}``) with
+``"choices"``, a content key followed by a non-empty string (``"content":"x``; the pattern
+cannot match inside a JSON string, where quotes are escaped), no ``"usage"``, no ``"error"``
+and no finish reason other than ``null``.  Every other event (the role chunk, the last chunk,
+usage, errors, a chunk cut short, anything formatted otherwise) is decoded in full.  So a
+malformed chunk that still has that shape counts as content instead of ``protocol``; one
+choice per chunk is assumed (qpsweep never asks for ``n > 1``).
+
 Outcome classification (``error_kind``; ``None`` is success):
 
 * HTTP status: 503 -> ``http_503``, 429 -> ``http_429``, other 5xx -> ``http_5xx``,
@@ -37,6 +46,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from time import perf_counter
@@ -53,6 +63,7 @@ from qpsweep.redact import is_secret_header, scrub
 from qpsweep.sse import SseParser
 
 _CONTENT_KEYS = ("content", "reasoning_content", "reasoning")
+_FAST_CONTENT = re.compile(rb'"(?:content|reasoning_content|reasoning|text)":\s*"(?!")')
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 MAX_REDIRECTS = 5
 _ERROR_BODY_BYTES = 8192
@@ -207,6 +218,7 @@ class Sender:
             **settings.headers,
         }
         self._bodies: dict[tuple[int, bool], bytes] = {}
+        self._url = URL(settings.url)
 
     def body(self, prompt: Prompt, include_usage: bool) -> bytes:
         """The JSON request body for ``prompt`` (cached)."""
@@ -244,7 +256,7 @@ class Sender:
         return trace.finish(perf_counter() - t0, kind, message)
 
     async def _attempt(self, trace: Trace, prompt: Prompt, t0: float, usage: bool) -> Outcome:
-        url = URL(self._settings.url)
+        url = self._url
         try:
             for _hop in range(MAX_REDIRECTS + 1):
                 async with self._session.post(
@@ -408,8 +420,24 @@ async def _read_sse(resp: aiohttp.ClientResponse, trace: Trace, t0: float) -> Ou
     return _end(trace, parser, done=finished)
 
 
+def _plain_content(payload: bytes) -> bool:
+    """True for a content chunk that needs no decoding (see the module docstring)."""
+    return (
+        payload[:1] == b"{"
+        and payload[-1:] == b"}"
+        and b'"usage"' not in payload
+        and b'"error"' not in payload
+        and (b'"finish_reason"' not in payload or b'"finish_reason":null' in payload)
+        and b'"choices"' in payload
+        and _FAST_CONTENT.search(payload) is not None
+    )
+
+
 def _take_event(trace: Trace, payload: bytes, now_s: float) -> tuple[Outcome | None, bool]:
     """Record one event's content time and usage; (a failure or None, finish_reason seen)."""
+    if _plain_content(payload):
+        trace.chunk_s.append(now_s)
+        return None, False
     try:
         data = json.loads(payload)
     except ValueError:
@@ -432,6 +460,8 @@ def _take_event(trace: Trace, payload: bytes, now_s: float) -> tuple[Outcome | N
 async def _read_rest(resp: aiohttp.ClientResponse) -> None:
     """Read what follows ``[DONE]`` (normally only the end of the chunked body) so that the
     connection goes back to the pool instead of being closed; gives up after 50 ms."""
+    if resp.content.at_eof():
+        return
     with contextlib.suppress(asyncio.TimeoutError, aiohttp.ClientError):
         await asyncio.wait_for(resp.content.read(), 0.05)
 

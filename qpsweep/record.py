@@ -69,7 +69,9 @@ class RequestRecord:
         return self.error_kind is None
 
     def to_json(self) -> str:
-        """One JSON line (no newline); times rounded to the microsecond."""
+        """One JSON line (no newline); times rounded to the microsecond.  ``chunk_s`` is
+        formatted directly (``%.6f``, the same values as ``round(t, 6)``) and comes last: it
+        is most of the line, and this is the generator's hot path."""
         data: dict[str, Any] = {
             "level": self.level,
             "level_qps": self.level_qps,
@@ -85,13 +87,13 @@ class RequestRecord:
             "input_tokens": self.input_tokens,
             "output_tokens": self.output_tokens,
             "token_counted_by": self.token_counted_by,
-            "chunk_s": [round(t, 6) for t in self.chunk_s],
         }
         if self.attempts > 1:
             data["attempts"] = self.attempts
             data["first_error_kind"] = self.first_error_kind
             data["first_done_s"] = _round(self.first_done_s)
-        return json.dumps(data, separators=(",", ":"))
+        chunks = ",".join(["%.6f" % t for t in self.chunk_s])  # noqa: UP031 (faster than f"")
+        return json.dumps(data, separators=(",", ":"))[:-1] + ',"chunk_s":[' + chunks + "]}"
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RequestRecord:

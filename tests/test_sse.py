@@ -59,3 +59,38 @@ def test_a_last_event_without_its_blank_line_is_still_delivered() -> None:
     parser = SseParser()
     assert parser.feed(b'data: {"a": 1}\n\ndata: {"error": "x"}') == [b'{"a": 1}']
     assert parser.close() == [b'{"error": "x"}']
+
+
+@pytest.mark.parametrize(
+    ("payload", "chunks", "outcome", "finished"),
+    [
+        (b'{"choices":[{"delta":{"content":"hi"},"finish_reason":null}]}', 1, None, False),
+        (b'{"choices":[{"delta":{"content":"say \\"usage\\" or \\"error\\""}}]}', 1, None, False),
+        (b'{"choices":[{"delta":{"role":"assistant","content":""}}]}', 0, None, False),
+        (b'{"choices":[{"delta":{"content": "spaced"}}]}', 1, None, False),
+        (b'{"choices":[{"delta":{"content":"end"},"finish_reason":"stop"}]}', 1, None, True),
+        (b'{"choices":[{"delta":{"reasoning_content":"hmm"}}]}', 1, None, False),
+        (b'{"choices":[{"delta":{"content":"cut', 0, "protocol", False),
+        (b'{"error":{"message":"engine died"},"choices":[{"delta":{"content":"a"}}]}', 0,
+         "protocol", False),
+    ],
+)  # fmt: skip
+def test_events_with_and_without_decoding_count_the_same(
+    payload: bytes, chunks: int, outcome: str | None, finished: bool
+) -> None:
+    """Plain content chunks skip json.loads (client._plain_content); the result must be what
+    full decoding gives."""
+    from qpsweep.client import Trace, _take_event
+
+    trace = Trace(0, 1.0, 0, 0, 0.0)
+    failure, fin = _take_event(trace, payload, 0.5)
+    assert (failure[0] if failure else None, fin, len(trace.chunk_s)) == (outcome, finished, chunks)
+
+
+def test_usage_is_read_from_any_event() -> None:
+    from qpsweep.client import Trace, _take_event
+
+    trace = Trace(0, 1.0, 0, 0, 0.0)
+    payload = b'{"choices":[{"delta":{"content":"x"}}],"usage":{"completion_tokens":7}}'
+    assert _take_event(trace, payload, 0.1) == (None, False)
+    assert trace.usage_completion == 7 and trace.chunk_s == [0.1]
