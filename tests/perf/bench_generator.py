@@ -1,0 +1,587 @@
+"""How fast qpsweep's attack loop can offer load: one generator process on one core.
+
+``python tests/perf/bench_generator.py [--rates 250,500,1000,2000] [--duration 10]
+[--variant fast|flush|ttft50] [--clients qpsweep,reference] [--profile FILE]``
+
+Starts the nginx echo target (``nginx_target.py``) pinned to core ``--nginx-cpu`` (1), pins
+this process to core ``--gen-cpu`` (0), and for each rate runs one level of the product's own
+pieces, as ``sweep._level`` wires them: ``arrival_offsets_s`` (Poisson by default),
+``prompt_order``, ``LevelAttack`` with a ``Sender`` on ``open_session`` on a uvloop loop, a sink
+that writes each record with ``RecordWriter`` (to a temporary ``requests.jsonl``) and updates a
+(disabled) tqdm bar like the sweep's, ``gc.collect(); gc.freeze()`` before the level.  Then the
+same schedule is sent by a minimal reference client (aiohttp + uvloop, ``async for chunk in
+resp.content.iter_any()``, nothing else but one ``perf_counter`` at the send, the first chunk and
+the end).  Each measured level is preceded by ``WARMUP_S`` of unmeasured traffic at the same rate
+(connections opened).
+
+Per level (times from the records, seconds since the level start ``t0``):
+
+* ``scheduled_qps`` = (n_scheduled - 1) / (last offset - first offset): the schedule's own rate
+  (a Poisson schedule differs from the target by chance, about 1/sqrt(n));
+* ``offered_qps`` = (n_sent - 1) / (last sent_s - first sent_s): requests sent / span of sends;
+* ``achieved_qps`` = n_ok / (last done_s): successful completions per second since ``t0``;
+* ``lag_ms`` = 1000 * (sent_s - scheduled_s), p50 / p99 / max over every sent request;
+* ``ttft_err_ms`` = 1000 * (first_token_s - sent_s - injected), p50 / p99 over ok requests
+  (injected = 0.050 s for ``ttft50``, 0 otherwise, where it is simply the TTFT);
+* ``cpu_s_per_1k`` = 1000 * (process CPU time over schedule + drain) / requests finished
+  (``time.process_time``: user + system of every thread of this process); the same for nginx
+  (``/proc/PID/stat``) in ``nginx_s_per_1k``;
+* ``others_pct`` = 100 * (busy time of the generator's core from ``/proc/stat`` - this
+  process's CPU time) / wall time: other work on that core (other processes, softirq of the
+  loopback traffic); high values mean the figures are disturbed;
+* ``conns`` = new TCP connections nginx accepted during the level (``stub_status``): few while
+  the keep-alive pool opened by the warm-up suffices, up to one per request when it does not;
+* ``cpu_ratio`` = qpsweep ``cpu_s_per_1k`` / reference ``cpu_s_per_1k`` at the same rate.
+
+Goals checked (PASS/FAIL lines; the exit status is 0 whatever they say, 2 without nginx):
+offered within 1% of the schedule's rate and lag p99 <= 2 ms at 2,000 req/s (fast), TTFT error
+p50 within 1 ms at 500 req/s (ttft50), cpu_ratio <= 1.3 at every rate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import gc
+import math
+import os
+import pstats
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from time import perf_counter
+from typing import Any
+
+import aiohttp
+import numpy as np
+import uvloop
+from nginx_target import MissingNginx, accepted_connections, nginx_target
+from tqdm import tqdm
+
+from qpsweep.attack import LevelAttack
+from qpsweep.client import ClientSettings, Sender, open_session
+from qpsweep.dataset import Prompt, prompt_order
+from qpsweep.record import RecordWriter, RequestRecord, read_records
+from qpsweep.schedule import arrival_offsets_s
+
+WARMUP_S = 1.0
+TIMEOUT_S = 30.0
+DRAIN_GRACE_S = 5.0
+N_PROMPTS = 64
+SEED = 0
+GOAL_RATE_QPS = 2000.0
+GOAL_OFFERED_TOL = 0.01
+GOAL_LAG_P99_MS = 2.0
+GOAL_TTFT_RATE_QPS = 500.0
+GOAL_TTFT_ERR_MS = 1.0
+GOAL_CPU_RATIO = 1.3
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+# --- CPU and wall-clock meters -------------------------------------------------------------
+
+
+def proc_cpu_s(pid: int) -> float:
+    """utime + stime of ``pid`` in seconds (``/proc/PID/stat`` fields 14 and 15)."""
+    text = Path(f"/proc/{pid}/stat").read_text()
+    fields = text[text.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def core_busy_s(core: int) -> float:
+    """Busy (non-idle, non-iowait) time of one core since boot, seconds, from ``/proc/stat``."""
+    for line in Path("/proc/stat").read_text().splitlines():
+        name, *values = line.split()
+        if name == f"cpu{core}":
+            ticks = [int(v) for v in values]
+            return (sum(ticks[:8]) - ticks[3] - ticks[4]) / CLK_TCK
+    raise ValueError(f"no cpu{core} in /proc/stat")
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Resources used over one measured interval."""
+
+    wall_s: float
+    cpu_s: float
+    nginx_cpu_s: float
+    others_s: float  # busy time of the generator core not spent by this process
+    connections: int  # TCP connections nginx accepted
+
+
+class Meter:
+    """Reads the clocks at ``start()`` and returns the differences at ``stop()``."""
+
+    def __init__(self, core: int, nginx_pid: int, nginx_base_url: str) -> None:
+        self.core, self.nginx_pid, self.base_url = core, nginx_pid, nginx_base_url
+        self._t = (0.0, 0.0, 0.0, 0.0)
+        self._accepts = 0
+
+    def _read(self) -> tuple[float, float, float, float]:
+        return (
+            perf_counter(),
+            time.process_time(),
+            proc_cpu_s(self.nginx_pid),
+            core_busy_s(self.core),
+        )
+
+    def start(self) -> None:
+        """Take the starting readings."""
+        self._accepts = accepted_connections(self.base_url)
+        self._t = self._read()
+
+    def stop(self) -> Usage:
+        """The interval's usage since ``start()``."""
+        wall, cpu, ngx, busy = (b - a for a, b in zip(self._t, self._read(), strict=True))
+        accepts = accepted_connections(self.base_url) - self._accepts
+        return Usage(wall, cpu, ngx, max(busy - cpu, 0.0), accepts)
+
+
+# --- one level's outcome ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Timings:
+    """Per-request times (seconds since ``t0``) of one level; NaN where absent."""
+
+    scheduled_s: np.ndarray
+    sent_s: np.ndarray
+    first_s: np.ndarray
+    done_s: np.ndarray
+    ok: np.ndarray  # bool
+
+
+@dataclass(frozen=True)
+class LevelResult:
+    """One client at one rate: the figures of the module docstring."""
+
+    client: str
+    target_qps: float
+    n_scheduled: int
+    scheduled_qps: float
+    n_sent: int
+    n_ok: int
+    offered_qps: float
+    achieved_qps: float
+    lag_ms: tuple[float, float, float]  # p50, p99, max
+    ttft_err_ms: tuple[float, float]  # p50, p99
+    usage: Usage
+
+    @property
+    def n_failed(self) -> int:
+        """Requests sent that did not succeed."""
+        return self.n_sent - self.n_ok
+
+    @property
+    def cpu_s_per_1k(self) -> float:
+        """Generator CPU seconds per 1,000 finished requests."""
+        return 1000 * self.usage.cpu_s / max(self.n_sent, 1)
+
+    @property
+    def nginx_s_per_1k(self) -> float:
+        """nginx CPU seconds per 1,000 finished requests."""
+        return 1000 * self.usage.nginx_cpu_s / max(self.n_sent, 1)
+
+    @property
+    def others_pct(self) -> float:
+        """Share of the generator core busy with work not of this process, percent."""
+        return 100 * self.usage.others_s / self.usage.wall_s
+
+
+def rate_of(times_s: np.ndarray) -> float:
+    """(n - 1) / (last - first) of the finite ``times_s``: events per second over their span."""
+    t = times_s[np.isfinite(times_s)]
+    if t.size < 2 or t.max() <= t.min():
+        return math.nan
+    return float((t.size - 1) / (t.max() - t.min()))
+
+
+def pct(values: np.ndarray, *ps: float) -> list[float]:
+    """Percentiles of the finite ``values`` (NaN when there are none)."""
+    v = values[np.isfinite(values)]
+    return [float(np.percentile(v, p)) if v.size else math.nan for p in ps]
+
+
+def summarize(
+    client: str, target_qps: float, offsets_s: np.ndarray, t: Timings, injected_s: float, u: Usage
+) -> LevelResult:
+    """A ``LevelResult`` from the per-request timings, by the module docstring's formulas."""
+    lag_ms = 1000 * (t.sent_s - t.scheduled_s)
+    ttft_err_ms = 1000 * (t.first_s - t.sent_s - injected_s)
+    ttft_err_ms[~t.ok] = math.nan
+    n_ok = int(t.ok.sum())
+    last_done_s = float(np.nanmax(t.done_s)) if np.isfinite(t.done_s).any() else math.nan
+    p50, p99, mx = pct(lag_ms, 50, 99, 100)
+    e50, e99 = pct(ttft_err_ms, 50, 99)
+    return LevelResult(
+        client=client,
+        target_qps=target_qps,
+        n_scheduled=len(offsets_s),
+        scheduled_qps=rate_of(offsets_s),
+        n_sent=int(np.isfinite(t.sent_s).sum()),
+        n_ok=n_ok,
+        offered_qps=rate_of(t.sent_s),
+        achieved_qps=n_ok / last_done_s if last_done_s > 0 else math.nan,
+        lag_ms=(p50, p99, mx),
+        ttft_err_ms=(e50, e99),
+        usage=u,
+    )
+
+
+def timings_of(records: Sequence[RequestRecord]) -> Timings:
+    """Per-request times from qpsweep's records."""
+    nan = math.nan
+    return Timings(
+        scheduled_s=np.array([r.scheduled_s for r in records]),
+        sent_s=np.array([r.sent_s for r in records]),
+        first_s=np.array([nan if r.first_token_s is None else r.first_token_s for r in records]),
+        done_s=np.array([r.done_s for r in records]),
+        ok=np.array([r.ok for r in records], dtype=bool),
+    )
+
+
+# --- the product's level ---------------------------------------------------------------------
+
+
+def bench_prompts(n: int = N_PROMPTS) -> tuple[Prompt, ...]:
+    """``n`` short chat prompts (ids 0..n-1), the kind a dataset file gives."""
+    system = ("system", "You are a helpful assistant. Answer briefly.")
+    return tuple(
+        Prompt(k, (system, ("user", f"Question {k}: what is {k} + {k}? Explain the steps.")))
+        for k in range(n)
+    )
+
+
+def prompts_for(prompts: Sequence[Prompt], n: int, seed: int = SEED) -> list[Prompt]:
+    """Prompt of each of ``n`` requests, cycled in the seeded order (as ``_Sweep._prompts_for``)."""
+    order = prompt_order(len(prompts), seed)
+    return [prompts[order[k % len(prompts)]] for k in range(n)]
+
+
+def bench_settings(url: str) -> ClientSettings:
+    """The client settings of a sweep with ``--timeout TIMEOUT_S --max-tokens 16``."""
+    return ClientSettings(url=url, model="bench", timeout_s=TIMEOUT_S, max_tokens=16)
+
+
+def sweep_sink(
+    writer: RecordWriter, attack_ref: list[LevelAttack]
+) -> Callable[[RequestRecord], None]:
+    """The sweep's per-record sink: write the record, count it, update a (disabled) bar."""
+    bar = tqdm(total=1, disable=True)
+    counts = {"ok": 0, "failed": 0}
+
+    def sink(record: RequestRecord) -> None:
+        writer.write(record)
+        counts["ok" if record.ok else "failed"] += 1
+        bar.set_postfix_str(
+            f"sent={attack_ref[0].n_sent} ok={counts['ok']} failed={counts['failed']}",
+            refresh=False,
+        )
+        bar.update(1)
+
+    return sink
+
+
+async def run_attack(attack: LevelAttack) -> None:
+    """Schedule, drain, cancel the rest: ``_Sweep._attack`` without the signal handling."""
+    try:
+        await attack.schedule(perf_counter())
+        await attack.drain(TIMEOUT_S + DRAIN_GRACE_S)
+    finally:
+        await attack.cancel_rest()
+
+
+def build_attack(
+    sender: Sender, index: int, rate: float, offsets_s: np.ndarray, writer: RecordWriter
+) -> LevelAttack:
+    """The level's ``LevelAttack`` as ``_Sweep._level`` builds it (offset and prompt lists)."""
+    holder: list[LevelAttack] = []
+    prompts = prompts_for(bench_prompts(), len(offsets_s))
+    attack = LevelAttack(
+        index, rate, offsets_s.tolist(), prompts, sender, sweep_sink(writer, holder)
+    )
+    holder.append(attack)
+    return attack
+
+
+async def qpsweep_level(
+    sender: Sender, index: int, rate: float, offsets_s: np.ndarray, path: Path
+) -> int:
+    """One level of the product into ``path``; returns the number of requests sent."""
+    writer = RecordWriter(path)
+    try:
+        attack = build_attack(sender, index, rate, offsets_s, writer)
+        await run_attack(attack)
+    finally:
+        writer.close()
+    return attack.n_sent
+
+
+# --- the reference client --------------------------------------------------------------------
+
+
+def reference_session() -> aiohttp.ClientSession:
+    """A plain aiohttp session: unlimited pool, total timeout ``TIMEOUT_S``."""
+    connector = aiohttp.TCPConnector(limit=0)
+    timeout = aiohttp.ClientTimeout(total=TIMEOUT_S)
+    return aiohttp.ClientSession(connector=connector, timeout=timeout)
+
+
+async def reference_level(
+    session: aiohttp.ClientSession, url: str, bodies: Sequence[bytes], offsets_s: np.ndarray
+) -> Timings:
+    """Send ``bodies[k]`` at ``t0 + offsets_s[k]`` and read each stream, nothing else."""
+    n = len(offsets_s)
+    sent, first, done = [math.nan] * n, [math.nan] * n, [math.nan] * n
+    ok = [False] * n
+    headers = {"Content-Type": "application/json"}
+
+    async def one(k: int, t0: float) -> None:
+        sent[k] = perf_counter() - t0
+        try:
+            async with session.post(url, data=bodies[k], headers=headers) as resp:
+                async for _chunk in resp.content.iter_any():
+                    if first[k] != first[k]:  # NaN: the first chunk
+                        first[k] = perf_counter() - t0
+                ok[k] = resp.status == 200
+        except (aiohttp.ClientError, OSError, asyncio.TimeoutError):
+            pass
+        done[k] = perf_counter() - t0
+
+    tasks: set[asyncio.Task[None]] = set()
+    loop = asyncio.get_running_loop()
+    t0 = perf_counter()
+    for k, offset in enumerate(offsets_s.tolist()):
+        delay = t0 + offset - perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        task = loop.create_task(one(k, t0))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+    if tasks:
+        await asyncio.wait(set(tasks), timeout=TIMEOUT_S + DRAIN_GRACE_S)
+    arr = np.array
+    return Timings(offsets_s, arr(sent), arr(first), arr(done), arr(ok, dtype=bool))
+
+
+# --- driving the levels ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Bench:
+    """What every level needs: the target, the cores, where records go, the schedule kind."""
+
+    url: str
+    injected_s: float
+    meter: Meter
+    workdir: Path
+    arrival: str
+    profiler: cProfile.Profile | None = None
+
+
+def schedule_for(rate: float, duration_s: float, arrival: str) -> np.ndarray:
+    """The level's arrival offsets, as the sweep computes them."""
+    return arrival_offsets_s(rate, duration_s, arrival, 1.0, SEED)
+
+
+async def measured(
+    bench: Bench, coro: Coroutine[Any, Any, Any], profile: bool = False
+) -> tuple[Any, Usage]:
+    """Run ``coro`` between ``gc.collect(); gc.freeze()`` and the meter's readings (under
+    ``bench.profiler`` when ``profile``)."""
+    profiler = bench.profiler if profile else None
+    gc.collect()
+    gc.freeze()
+    bench.meter.start()
+    if profiler is not None:
+        profiler.enable()
+    try:
+        result = await coro
+    finally:
+        if profiler is not None:
+            profiler.disable()
+        usage = bench.meter.stop()
+        gc.unfreeze()
+    return result, usage
+
+
+async def bench_qpsweep(bench: Bench, rate: float, duration_s: float) -> LevelResult:
+    """Warm up, then one measured level of the product at ``rate``."""
+    offsets_s = schedule_for(rate, duration_s, bench.arrival)
+    warm = schedule_for(rate, WARMUP_S, bench.arrival)
+    path = bench.workdir / f"requests-{rate:g}.jsonl"
+    async with open_session(bench_settings(bench.url)) as session:
+        sender = Sender(session, bench_settings(bench.url))
+        await qpsweep_level(sender, -1, rate, warm, bench.workdir / "warmup.jsonl")
+        level = qpsweep_level(sender, 0, rate, offsets_s, path)
+        _, usage = await measured(bench, level, profile=True)
+    records = sorted(read_records(path), key=lambda r: r.seq)
+    path.unlink()
+    return summarize("qpsweep", rate, offsets_s, timings_of(records), bench.injected_s, usage)
+
+
+async def bench_reference(bench: Bench, rate: float, duration_s: float) -> LevelResult:
+    """Warm up, then one measured level of the reference client at ``rate``."""
+    offsets_s = schedule_for(rate, duration_s, bench.arrival)
+    warm = schedule_for(rate, WARMUP_S, bench.arrival)
+    async with reference_session() as session:
+        sender = Sender(session, bench_settings(bench.url))  # only to encode the same bodies
+        bodies = [sender.body(p, True) for p in prompts_for(bench_prompts(), len(offsets_s))]
+        await reference_level(session, bench.url, bodies, warm)
+        timings, usage = await measured(
+            bench, reference_level(session, bench.url, bodies, offsets_s)
+        )
+    return summarize("reference", rate, offsets_s, timings, bench.injected_s, usage)
+
+
+# --- output ----------------------------------------------------------------------------------
+
+COLUMNS = (
+    "client     target  sched/s offered/s off/sched achiev/s lag50ms lag99ms lagmaxms "
+    "ttfterr50 ttfterr99 cpu_s/1k ngx_s/1k others%     ok failed  conns"
+)
+
+
+def row(r: LevelResult) -> str:
+    """One table line for ``r`` (see ``COLUMNS``)."""
+    off = 100 * (r.offered_qps / r.scheduled_qps - 1)
+    return (
+        f"{r.client:<10} {r.target_qps:6g} {r.scheduled_qps:8.1f} {r.offered_qps:9.1f} "
+        f"{off:+8.2f}% {r.achieved_qps:8.1f} {r.lag_ms[0]:7.3f} {r.lag_ms[1]:7.3f} "
+        f"{r.lag_ms[2]:8.2f} {r.ttft_err_ms[0]:9.3f} {r.ttft_err_ms[1]:9.3f} "
+        f"{r.cpu_s_per_1k:8.3f} {r.nginx_s_per_1k:8.3f} {r.others_pct:7.1f} {r.n_ok:6d} "
+        f"{r.n_failed:6d} {r.usage.connections:6d}"
+    )
+
+
+def verdict(ok: bool) -> str:
+    """PASS or FAIL."""
+    return "PASS" if ok else "FAIL"
+
+
+def goal_lines(results: Sequence[LevelResult], variant: str) -> list[str]:
+    """PASS/FAIL for each goal that the runs measured."""
+    mine = {r.target_qps: r for r in results if r.client == "qpsweep"}
+    ref = {r.target_qps: r for r in results if r.client == "reference"}
+    lines = []
+    r = mine.get(GOAL_RATE_QPS)
+    if r is not None and variant == "fast":
+        off = r.offered_qps / r.scheduled_qps - 1
+        off_t = r.offered_qps / r.target_qps - 1
+        lines.append(
+            f"{verdict(abs(off) <= GOAL_OFFERED_TOL)} offered at {GOAL_RATE_QPS:g}/s within 1% "
+            f"of the schedule's rate: {100 * off:+.2f}% (vs target: {100 * off_t:+.2f}%)"
+        )
+        lines.append(
+            f"{verdict(r.lag_ms[1] <= GOAL_LAG_P99_MS)} send lag p99 at {GOAL_RATE_QPS:g}/s "
+            f"<= {GOAL_LAG_P99_MS:g} ms: {r.lag_ms[1]:.3f} ms"
+        )
+    r = mine.get(GOAL_TTFT_RATE_QPS)
+    if r is not None and variant == "ttft50":
+        err = r.ttft_err_ms[0]
+        base = ref.get(GOAL_TTFT_RATE_QPS)
+        floor = "" if base is None else f" (reference client: {base.ttft_err_ms[0]:+.3f} ms)"
+        lines.append(
+            f"{verdict(abs(err) <= GOAL_TTFT_ERR_MS)} TTFT error p50 at "
+            f"{GOAL_TTFT_RATE_QPS:g}/s within {GOAL_TTFT_ERR_MS:g} ms: {err:+.3f} ms{floor}"
+        )
+    for rate in sorted(set(mine) & set(ref)):
+        ratio = mine[rate].cpu_s_per_1k / ref[rate].cpu_s_per_1k
+        lines.append(
+            f"{verdict(ratio <= GOAL_CPU_RATIO)} CPU per request at {rate:g}/s within "
+            f"{GOAL_CPU_RATIO:g}x the reference: cpu_ratio {ratio:.2f} "
+            f"({mine[rate].cpu_s_per_1k:.3f} / {ref[rate].cpu_s_per_1k:.3f} s per 1k)"
+        )
+    return lines
+
+
+def print_profile(profiler: cProfile.Profile, out: Path | None, top: int = 15) -> None:
+    """Top ``top`` functions by tottime and by cumtime; the raw stats to ``out`` if given."""
+    stats = pstats.Stats(profiler, stream=sys.stdout)
+    if out is not None:
+        stats.dump_stats(out)
+    for key in ("tottime", "cumulative"):
+        print(f"\n--- cProfile, top {top} by {key} (qpsweep levels only) ---")
+        stats.sort_stats(key).print_stats(top)
+
+
+# --- main ------------------------------------------------------------------------------------
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Command-line options (see the module docstring)."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--rates", default="250,500,1000,2000", help="req/s, comma-separated")
+    p.add_argument("--duration", type=float, default=10.0, help="seconds of arrivals per level")
+    p.add_argument("--variant", choices=("fast", "flush", "ttft50"), default="fast")
+    p.add_argument("--arrival", choices=("poisson", "constant"), default="poisson")
+    p.add_argument("--clients", default="qpsweep,reference", help="qpsweep and/or reference")
+    p.add_argument("--gen-cpu", type=int, default=0, help="core of this process")
+    p.add_argument("--nginx-cpu", type=int, default=1, help="core of nginx")
+    p.add_argument("--profile", type=Path, default=None, help="cProfile the qpsweep levels")
+    args = p.parse_args(argv)
+    if not 0 < args.duration <= 600:
+        p.error("--duration must be in (0, 600] seconds")
+    return args
+
+
+async def run_all(
+    bench: Bench, rates: Sequence[float], duration_s: float, clients: str
+) -> list[LevelResult]:
+    """Every rate, qpsweep then the reference at each, printing each row as it comes."""
+    results = []
+    print(COLUMNS, flush=True)
+    for rate in rates:
+        if "qpsweep" in clients:
+            results.append(await bench_qpsweep(bench, rate, duration_s))
+            print(row(results[-1]), flush=True)
+        if "reference" in clients:
+            results.append(await bench_reference(bench, rate, duration_s))
+            print(row(results[-1]), flush=True)
+    return results
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark; 0 whatever the goals say, 2 when nginx is missing."""
+    args = parse_args(argv)
+    rates = [float(x) for x in args.rates.split(",")]
+    os.sched_setaffinity(0, {args.gen_cpu})
+    profiler = cProfile.Profile() if args.profile else None
+    try:
+        with (
+            nginx_target(args.variant, args.nginx_cpu) as target,
+            tempfile.TemporaryDirectory(prefix="qpsweep-bench-") as tmp,
+        ):
+            print(
+                f"variant {args.variant} ({target.url}), arrival {args.arrival}, "
+                f"{args.duration:g} s per level, generator on core {args.gen_cpu}, nginx on core "
+                f"{args.nginx_cpu}, load average {os.getloadavg()[0]:.2f}"
+            )
+            meter = Meter(args.gen_cpu, target.pid, target.base_url)
+            bench = Bench(
+                target.url, target.injected_ttft_s, meter, Path(tmp), args.arrival, profiler
+            )
+            loop = uvloop.new_event_loop()
+            try:
+                results = loop.run_until_complete(
+                    run_all(bench, rates, args.duration, args.clients)
+                )
+            finally:
+                loop.close()
+    except MissingNginx as err:
+        print(err, file=sys.stderr)
+        return 2
+    print()
+    for line in goal_lines(results, args.variant):
+        print(line)
+    if profiler is not None:
+        print_profile(profiler, args.profile)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
