@@ -3,7 +3,9 @@
 ``LevelAttack.schedule(t0)`` walks the precomputed offsets: it sleeps until ``t0 + offset``
 (absolute times, so lateness never accumulates) and starts the request as a task without
 awaiting it.  A slow or stuck server therefore never delays the next send; the only thing
-that can is the generator itself, which ``send_lag`` in each record exposes.
+that can is the generator itself, which ``send_lag`` in each record exposes.  When it is late
+it still yields to the event loop once per send, so that finished responses hand their
+connections back before the next send instead of every overdue send opening a new one.
 
 ``drain(timeout_s)`` waits for the requests in flight; ``cancel_rest()`` cancels what is
 left, and each cancelled request is still recorded (``error_kind="interrupted"``), so every
@@ -48,8 +50,9 @@ class LevelAttack:
         loop = asyncio.get_running_loop()
         for seq, offset in enumerate(self._offsets_s):
             delay = t0 + offset - perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
+            # late or not, yield to the loop: responses that arrived free their connections
+            # for the next sends instead of each overdue send opening a new one
+            await asyncio.sleep(delay if delay > 0 else 0)
             task = loop.create_task(self._one(seq, offset, self._prompts[seq]))
             self.in_flight.add(task)
             task.add_done_callback(self.in_flight.discard)
