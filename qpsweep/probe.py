@@ -206,26 +206,28 @@ async def served_models(settings: ClientSettings) -> tuple[str, ...] | None:
 
 
 async def run_probe(settings: ClientSettings) -> ProbeResult:
-    """The three checks against ``settings.url`` (see the module docstring)."""
+    """The three checks against ``settings.url`` (see the module docstring), every detail
+    scrubbed of the settings' secrets."""
+    result = await _checks(settings)
+    checks = tuple(replace(c, detail=scrub(c.detail, settings.secrets)) for c in result.checks)
+    return replace(result, checks=checks)
+
+
+async def _checks(settings: ClientSettings) -> ProbeResult:
     health_url, models_url = probe_urls(settings.url)
     async with open_session(settings) as session:
         health = await _health(session, health_url, settings)
         if health.status == "fail":
-            return _scrubbed(ProbeResult((health,), None), settings)
+            return ProbeResult((health,), None)
         models, ids = await _models(session, models_url, settings)
         model = settings.model or (ids[0] if ids else None)
         checks = (health, models)
         if models.status == "fail" and ids is None:  # the key was refused
-            return _scrubbed(ProbeResult(checks, model, ids), settings)
+            return ProbeResult(checks, model, ids)
         if model is None:
             missing = Check("stream", "fail", "no model: give --model (the server lists none)")
-            return _scrubbed(ProbeResult((*checks, missing), None, ids), settings)
+            return ProbeResult((*checks, missing), None, ids)
         stream = await _stream(session, replace(settings, model=model))
         if models.status == "fail" and stream.status == "pass":  # an alias the list omits
             models = Check("models", "warn", f"{models.detail}, but the server answered for it")
-    return _scrubbed(ProbeResult((health, models, stream), model, ids), settings)
-
-
-def _scrubbed(result: ProbeResult, settings: ClientSettings) -> ProbeResult:
-    checks = tuple(replace(c, detail=scrub(c.detail, settings.secrets)) for c in result.checks)
-    return replace(result, checks=checks)
+    return ProbeResult((health, models, stream), model, ids)
