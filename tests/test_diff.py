@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -169,16 +170,27 @@ TOKENS = 20
 
 
 def _sweep(results: Path, config: SimConfig, seed: int) -> Path:
+    """One run; made once more when a level was client-limited even after the product's own
+    rerun (a stall of the shared VM): diff rightly does not judge such levels."""
     capacity = capacity_rps(FAST_SIM, TOKENS)  # both runs use the fast sim's levels
     levels = f"{capacity * 0.15:.3g},{capacity * 0.3:.3g}"  # the slow sim: 0.3x and 0.6x
-    with sim_process(config) as url:
-        cmd = [sys.executable, "-m", "qpsweep", "--endpoint", url, "--model", "sim"]
-        cmd += ["--max-tokens", str(TOKENS), "--qps", levels, "--duration", "5"]
-        cmd += ["--seed", str(seed), "--results-dir", str(results), "--no-plot"]
-        cmd += ["--dataset", str(REPO / "datasets" / "short_prompts.jsonl")]
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
-    assert done.returncode == 0, done.stderr
-    return Path(done.stdout.strip().splitlines()[-1].removeprefix("Results: "))
+    for _attempt in range(2):
+        with sim_process(config) as url:
+            cmd = [sys.executable, "-m", "qpsweep", "--endpoint", url, "--model", "sim"]
+            cmd += ["--max-tokens", str(TOKENS), "--qps", levels, "--duration", "5"]
+            cmd += ["--seed", str(seed), "--results-dir", str(results), "--no-plot"]
+            cmd += ["--dataset", str(REPO / "datasets" / "short_prompts.jsonl")]
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+        assert done.returncode == 0, done.stderr
+        run_dir = Path(done.stdout.strip().splitlines()[-1].removeprefix("Results: "))
+        states = {lv["qps_target"]: lv["state"] for lv in _levels(run_dir)}  # last per target
+        if "client_limited" not in states.values():
+            break
+    return run_dir
+
+
+def _levels(run_dir: Path) -> list[dict[str, Any]]:
+    return list(json.loads((run_dir / "saturation.json").read_text())["levels"])
 
 
 @pytest.fixture(scope="module")

@@ -5,6 +5,8 @@ would share the GIL with the load generator and delay sends (see ``appserver``).
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from qpsweep.sim import SimConfig, capacity_rps
@@ -25,7 +27,20 @@ SETTINGS = {
 }
 
 
-@pytest.mark.timeout(400)
+def _states_by_qps(verdict: dict[str, Any]) -> list[str]:
+    """The state of the last level run at each target, in target order."""
+    last_run = {lv["qps_target"]: lv for lv in verdict["levels"]}
+    return [last_run[q]["state"] for q in sorted(last_run)]
+
+
+def _client_limited_where_judged(verdict: dict[str, Any]) -> bool:
+    """A client-limited level up to the first saturated one (or anywhere, without one)."""
+    states = _states_by_qps(verdict)
+    end = states.index("saturated") + 1 if "saturated" in states else len(states)
+    return "client_limited" in states[:end]
+
+
+@pytest.mark.timeout(700)
 @pytest.mark.parametrize("mode", ["fixed", "auto"])
 @pytest.mark.parametrize("setting", sorted(SETTINGS))
 def test_saturation_found_within_15_percent_of_capacity(
@@ -37,19 +52,17 @@ def test_saturation_found_within_15_percent_of_capacity(
         levels = ["--qps", ",".join(f"{capacity * f:.3g}" for f in (0.4, 0.7, 0.95, 1.1, 1.25))]
     else:
         levels = ["--qps", "auto", "--start-qps", f"{capacity / 8:.3g}", "--budget", "300"]
-    with sim_process(config) as url:
-        run = qpsweep_process(
-            "--endpoint",
-            url,
-            "--model",
-            "sim",
-            "--max-tokens",
-            str(tokens),
-            "--duration",
-            "8",
-            *levels,
-            dataset=REPO / "datasets" / "short_prompts.jsonl",
-        )
+    argv = ["--model", "sim", "--max-tokens", str(tokens), "--duration", "8", *levels]
+    # A run whose judged levels were client-limited (a stall of the shared VM that outlasted
+    # the product's own rerun) cannot judge the server, as it says: such a run is made once
+    # more, in a fresh simulator, and the second one must hold.
+    for _attempt in range(2):
+        with sim_process(config) as url:
+            run = qpsweep_process(
+                "--endpoint", url, *argv, dataset=REPO / "datasets" / "short_prompts.jsonl"
+            )
+        if run.code != 0 or not _client_limited_where_judged(run.json("saturation.json")):
+            break
     seen = f"qpsweep printed:\n{run.out}\n{run.err}"
     assert run.code == 0, seen
     verdict = run.json("saturation.json")
@@ -58,9 +71,7 @@ def test_saturation_found_within_15_percent_of_capacity(
     # 2-core VM, the generator fell behind there (send lag p95 24 ms at 1.4x); the verdict then
     # leaves that level out, which is what a user sees too.  --qps auto repeats such a level
     # once; the repeat is the one that counts.
-    last_run = {lv["qps_target"]: lv for lv in verdict["levels"]}
-    by_qps = sorted(last_run.values(), key=lambda level: level["qps_target"])
-    states = [lv["state"] for lv in by_qps]
+    states = _states_by_qps(verdict)
     assert "saturated" in states, seen
     first_saturated = states.index("saturated")
     assert "client_limited" not in states[: first_saturated + 1], seen
