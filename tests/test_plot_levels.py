@@ -118,7 +118,9 @@ def test_real_run_draws_one_line_per_level(
     qpsweep: Callable[..., Run], server: ServerThread, tmp_path: Path
 ) -> None:
     url = server.url("ok", ttft_ms=20, itl_ms=5, tokens=8)
-    run = qpsweep("--endpoint", url, "--model", "m", "--qps", "5,10", "--duration", "2")
+    # 4 s: about 20 and 40 sends, so one stalled send cannot lift the send lag p95 (with 8,
+    # as at 2 s, p95 is nearly the maximum: a single late send can make a level client-limited)
+    run = qpsweep("--endpoint", url, "--model", "m", "--qps", "5,10", "--duration", "4")
     assert run.code == 0, run.err
     assert run.run_dir is not None
     analysis = analyze_run(run.run_dir)
