@@ -26,7 +26,11 @@ Sink = Callable[[RequestRecord], None]
 
 
 class LevelAttack:
-    """The requests of one level: ``offsets_s[k]`` sends ``prompts[k]``."""
+    """The requests of one level: ``offsets_s[k]`` sends ``prompts[k]`` as request number
+    ``first_seq + k * seq_step`` of the level (a worker or shard that sends every N-th
+    arrival keeps the level's numbering: see ``qpsweep.split``)."""
+
+    lead_s = 0.0  # how far ahead of its start the sweep may hand the level over
 
     def __init__(
         self,
@@ -36,10 +40,13 @@ class LevelAttack:
         prompts: Sequence[Prompt],
         sender: Sender,
         sink: Sink,
+        first_seq: int = 0,
+        seq_step: int = 1,
     ) -> None:
         self.index, self.qps = index, qps
         self._offsets_s, self._prompts = offsets_s, prompts
         self._sender, self._sink = sender, sink
+        self._first_seq, self._seq_step = first_seq, seq_step
         self.in_flight: set[asyncio.Task[None]] = set()
         self.n_sent = 0
         self.t0 = 0.0
@@ -48,12 +55,13 @@ class LevelAttack:
         """Start every request at ``t0 + offset`` (``perf_counter`` clock); never awaits one."""
         self.t0 = t0
         loop = asyncio.get_running_loop()
-        for seq, offset in enumerate(self._offsets_s):
+        first, step = self._first_seq, self._seq_step
+        for k, offset in enumerate(self._offsets_s):
             delay = t0 + offset - perf_counter()
             # late or not, yield to the loop: responses that arrived free their connections
             # for the next sends instead of each overdue send opening a new one
             await asyncio.sleep(delay if delay > 0 else 0)
-            task = loop.create_task(self._one(seq, offset, self._prompts[seq]))
+            task = loop.create_task(self._one(first + k * step, offset, self._prompts[k]))
             self.in_flight.add(task)
             task.add_done_callback(self.in_flight.discard)
 

@@ -51,6 +51,7 @@ from qpsweep.rundir import (
 from qpsweep.saturation import Thresholds
 from qpsweep.sim import SimConfig, serve
 from qpsweep.slo import parse_slos
+from qpsweep.split import parse_shard, parse_workers
 from qpsweep.sweep import SweepResult, run_sweep
 from qpsweep.synth import main_dataset
 
@@ -67,6 +68,7 @@ other commands:
   qpsweep report DIR     rebuild the results JSON and report.txt of a result directory
   qpsweep check URL      can this endpoint serve a sweep? (health, models, one streamed reply)
   qpsweep diff A B       compare two result directories level by level
+  qpsweep merge DIR...   join the result directories of --shard I/N runs into one run
 
 The API key is read from $OPENAI_API_KEY (see --api-key-env) and is never written anywhere.
 """
@@ -199,6 +201,26 @@ def _sweep_parser() -> Parser:
         "before any token (back-off 0.5 s, 1 s, 2 s, ... up to 8 s); retried requests are "
         "counted and the verdict uses first-try failures (default: 0, off)",
     )
+    scale = p.add_argument_group("scale-out (see README: Keeping the schedule at high QPS)")
+    scale.add_argument(
+        "--workers",
+        default="1",
+        metavar="N",
+        help="processes that share each level's sends: worker w sends every N-th arrival; "
+        "'auto' = cores - 1 (default: %(default)s)",
+    )
+    scale.add_argument(
+        "--shard",
+        metavar="I/N",
+        help="send only part I of N of every level (e.g. one pod of a Kubernetes Indexed Job); "
+        "needs --start-at; join the shards' directories with qpsweep merge",
+    )
+    scale.add_argument(
+        "--start-at",
+        metavar="EPOCH",
+        help="with --shard: when level 1 starts, in Unix seconds or ISO 8601 with a zone; the "
+        "same for every shard",
+    )
     verdict = p.add_argument_group("verdict and stop rules")
     verdict.add_argument(
         "--no-rerun",
@@ -274,6 +296,11 @@ def _sweep_parser() -> Parser:
         "--percentiles", default="50,95,99", help="any of 50,90,95,99,99.9 (default: %(default)s)"
     )
     out.add_argument(
+        "--name",
+        help="name of the run directory under --results-dir (default: a timestamp; a _2, _3 "
+        "suffix when taken)",
+    )
+    out.add_argument(
         "--results-dir",
         default="results",
         help="parent of the timestamped run directory (default: %(default)s)",
@@ -323,6 +350,9 @@ def _target(ns: argparse.Namespace) -> Target:
 
 def _scenario(ns: argparse.Namespace) -> Scenario:
     auto = ns.qps.strip().lower() == "auto"
+    if ns.start_at is not None and ns.shard is None:
+        raise ConfigError("--start-at: only with --shard I/N")
+    shard = parse_shard(ns.shard, ns.start_at) if ns.shard is not None else None
     plan = AutoPlan(ns.start_qps, ns.max_qps, ns.precision, ns.budget) if auto else None
     thresholds = Thresholds(
         max_error_rate=ns.max_error_rate,
@@ -345,8 +375,10 @@ def _scenario(ns: argparse.Namespace) -> Scenario:
             percentiles=parse_percentiles(ns.percentiles),
             thresholds=thresholds,
             auto=plan,
-            rerun_client_limited=not ns.no_rerun,
+            rerun_client_limited=not ns.no_rerun and shard is None,  # shards keep one timeline
             retries=ns.retries,
+            workers=parse_workers(str(ns.workers)),
+            shard=shard,
         )
     )
 
@@ -411,7 +443,9 @@ def _cmd_sweep(argv: list[str]) -> int:
 
     if ns.all_models:
         return _sweep_all_models(ns, target, scenario, sweep)
-    run = sweep(target.model, Path(ns.results_dir), None, {})
+    if ns.name is not None and _file_name("--name", ns.name) != ns.name:
+        raise ConfigError(f"--name: {ns.name!r} must be a plain directory name, without a path")
+    run = sweep(target.model, Path(ns.results_dir), ns.name, {})
     if run.run_dir is None:
         print(f"qpsweep: the endpoint cannot serve a sweep: {run.reason} {_NOTHING_SENT}",
               file=sys.stderr)  # fmt: skip
@@ -541,6 +575,32 @@ def _cmd_diff(argv: list[str]) -> int:
     return 1 if threshold is not None and result.diff.regressions else 0
 
 
+def _cmd_merge(argv: list[str]) -> int:
+    p = Parser(
+        prog="qpsweep merge",
+        description="Join the result directories of --shard I/N runs into one run directory "
+        "(records merged, then analyzed like any run); a missing shard or level, lost "
+        "records, a shard that fell behind or whose clock was off are reported.",
+        epilog="example: qpsweep merge /data/shard-0 /data/shard-1 /data/shard-2 /data/shard-3",
+    )
+    p.add_argument("dirs", nargs="+", metavar="DIR", help="the shards' result directories")
+    p.add_argument("--results-dir", default="results", help="parent of the merged directory")
+    p.add_argument("--name", help="name of the merged directory (default: a timestamp)")
+    ns = p.parse_args(argv)
+    if ns.name is not None and _file_name("--name", ns.name) != ns.name:
+        raise ConfigError(f"--name: {ns.name!r} must be a plain directory name, without a path")
+    from qpsweep.merge import merge_shards
+
+    result = merge_shards(
+        [Path(d) for d in ns.dirs], Path(ns.results_dir), ns.name, ["qpsweep", "merge", *argv]
+    )
+    for problem in result.problems:
+        print(f"WARNING: {problem}", file=sys.stderr)
+    print(result.table)
+    print(f"Results: {result.run_dir}")
+    return 0
+
+
 def _cmd_demo(argv: list[str]) -> int:
     p = Parser(
         prog="qpsweep demo",
@@ -589,6 +649,7 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "dataset": main_dataset,
     "demo": _cmd_demo,
     "diff": _cmd_diff,
+    "merge": _cmd_merge,
     "report": _cmd_report,
     "sim": _cmd_sim,
 }

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 from qpsweep.adaptive import AutoPlan
 from qpsweep.errors import ConfigError
 from qpsweep.saturation import Thresholds
+from qpsweep.split import Shard
 
 ARRIVALS = ("poisson", "constant", "gamma")
 ALLOWED_PERCENTILES = (50.0, 90.0, 95.0, 99.0, 99.9)
@@ -51,6 +52,8 @@ class Scenario:
     auto: AutoPlan | None = None  # --qps auto: levels chosen by the adaptive search
     rerun_client_limited: bool = True  # run a level where the generator fell behind once more
     retries: int = 0  # --retries: tries again on connection errors and 503 (see client)
+    workers: int = 1  # --workers: processes that share each level's sends (see workers)
+    shard: Shard | None = None  # --shard I/N --start-at: this process sends part I of N
 
 
 def normalize_endpoint(raw: str) -> str:
@@ -140,6 +143,13 @@ def check_scenario(scenario: Scenario) -> Scenario:
         raise ConfigError(f"--arrival: {scenario.arrival!r} is not one of {', '.join(ARRIVALS)}")
     non_negative_int("--warmup", scenario.warmup)
     non_negative_int("--retries", scenario.retries)
+    if scenario.workers < 1:
+        raise ConfigError(f"--workers: {scenario.workers} must be at least 1")
+    if scenario.shard is not None and scenario.auto is not None:
+        raise ConfigError(
+            "--shard: --qps auto cannot be sharded (each shard would search on its own); "
+            "give the levels, e.g. --qps 100,200,400"
+        )
     t = scenario.thresholds
     if not 0.0 < t.headroom <= 1.0:
         raise ConfigError(f"--headroom: {t.headroom:g} must be in (0, 1], e.g. 0.75")

@@ -5,9 +5,9 @@ settings.  Target keys: ``base_url``, ``model``, ``supported_models``, ``api_key
 ``headers`` (a mapping), ``timeout`` (s), ``verify_tls``, ``notes``.  Scenario keys: ``qps`` (a
 list, or ``auto``), ``duration``, ``warmup``, ``max_tokens``, ``temperature``, ``arrival``,
 ``burstiness``, ``seed``, ``percentiles``, ``dataset``, ``timeout``, ``connect_timeout``,
-``retries``, ``max_error_rate``, ``max_p95_latency``, ``headroom``, ``start_qps``, ``max_qps``,
-``budget``, ``precision``, ``slo``, ``description``.  They mean what the command-line flags
-of the same names mean.
+``retries``, ``workers``, ``max_error_rate``, ``max_p95_latency``, ``headroom``, ``start_qps``,
+``max_qps``, ``budget``, ``precision``, ``slo``, ``description``.  They mean what the
+command-line flags of the same names mean.
 
 ``resolve(config_files, target, scenario)`` returns argparse defaults (``dest -> value``): the
 named scenario's, then the named target's; flags given on the command line override both.
@@ -30,6 +30,7 @@ import yaml
 from qpsweep.config import ARRIVALS, parse_percentiles
 from qpsweep.errors import ConfigError
 from qpsweep.slo import parse_slos
+from qpsweep.split import parse_workers
 
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / "config"
 FILE_NAMES = ("targets.yaml", "scenarios.yaml")
@@ -121,6 +122,11 @@ def _slo(value: Any) -> str:
     return _checked_by(parse_slos, _text(value))
 
 
+def _workers(value: Any) -> str:
+    text = "" if isinstance(value, bool) else str(value)
+    return _checked_by(parse_workers, text)
+
+
 # key -> (argparse dest, or None when the key only informs; check)
 TARGET_KEYS: dict[str, tuple[str | None, Check]] = {
     "base_url": ("endpoint", _text),
@@ -146,6 +152,7 @@ SCENARIO_KEYS: dict[str, tuple[str | None, Check]] = {
     "timeout": ("timeout", _number(0.0, False)),
     "connect_timeout": ("connect_timeout", _number(0.0, False)),
     "retries": ("retries", _integer(0)),
+    "workers": ("workers", _workers),
     "max_error_rate": ("max_error_rate", _ratio),
     "max_p95_latency": ("max_p95_latency", _number(0.0, False)),
     "headroom": ("headroom", _ratio),

@@ -26,6 +26,7 @@ from qpsweep.analyze import LevelInfo, LevelSummary, latency_samples, summarize_
 from qpsweep.config import Scenario, Target
 from qpsweep.errors import RunDirError
 from qpsweep.metrics import METRICS_FILE, read_samples, summarize_metrics
+from qpsweep.parts import part_files
 from qpsweep.record import RequestRecord, read_records
 from qpsweep.redact import MASK, is_secret_header, redact_argv
 from qpsweep.report import format_table, results_json, verdict_json
@@ -130,6 +131,13 @@ def _public_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
+def _shard_json(scenario: Scenario) -> dict[str, Any] | None:
+    shard = scenario.shard
+    if shard is None:
+        return None
+    return {"index": shard.index, "count": shard.count, "start_at": shard.start_at_epoch}
+
+
 def new_metadata(
     target: Target,
     scenario: Scenario,
@@ -161,6 +169,8 @@ def new_metadata(
         "timeout_s": scenario.timeout_s,
         "connect_timeout_s": scenario.connect_timeout_s,
         "retries": scenario.retries,
+        "workers": scenario.workers,
+        "shard": _shard_json(scenario),
         "warmup_requests": scenario.warmup,
         "headers": {k: (MASK if is_secret_header(k) else v) for k, v in target.headers},
         "api_key_used": target.api_key is not None,
@@ -199,12 +209,12 @@ def read_metadata(run_dir: Path) -> dict[str, Any]:
 
 
 def load_records(run_dir: Path) -> list[RequestRecord]:
-    """Every record of the run (an empty list when no request finished)."""
+    """Every record of the run (an empty list when no request finished): ``requests.jsonl``,
+    or, while a run with ``--workers`` is going (or was killed), its worker parts."""
     path = run_dir / REQUESTS_FILE
-    if not path.exists():
-        return []
+    paths = [path] if path.exists() else part_files(run_dir)
     try:
-        return list(read_records(path))
+        return [record for p in paths for record in read_records(p)]
     except ValueError as err:
         raise RunDirError(str(err)) from None
 
@@ -228,6 +238,14 @@ def level_infos(metadata: dict[str, Any], records: list[RequestRecord]) -> list[
 
 
 def _status_note(metadata: dict[str, Any]) -> str:
+    shard = metadata.get("shard")
+    if shard:
+        return (
+            f"NOTE: this is shard {shard['index']}/{shard['count']} of a run: it sent every "
+            f"{shard['count']}th arrival of each level; qpsweep merge joins the shards.\n"
+        )
+    if metadata.get("merge_problems"):
+        return "".join(f"NOTE: {problem}\n" for problem in metadata["merge_problems"])
     if metadata.get("interrupted"):
         return "NOTE: this run was interrupted; its last level may be cut short.\n"
     if metadata.get("status") == "running":

@@ -21,23 +21,28 @@ import sys
 import threading
 import time
 from collections.abc import Coroutine, Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 from time import perf_counter
 from typing import Any, TextIO
 
+import aiohttp
 import numpy as np
 from tqdm import tqdm
 
 from qpsweep import __version__
 from qpsweep.adaptive import level_duration_s, next_qps, rerun_due
+from qpsweep.aioloop import run_loop
 from qpsweep.attack import LevelAttack
 from qpsweep.client import ClientSettings, Sender, open_session, request_deadline_s, settings_for
+from qpsweep.clock import measure_offset_s
 from qpsweep.config import Scenario, Target
 from qpsweep.dataset import Prompt, prompt_order
 from qpsweep.errors import RunDirError
 from qpsweep.metrics import METRICS_FILE, MetricsScraper
+from qpsweep.parts import merge_parts, part_path
+from qpsweep.probe import probe_urls
 from qpsweep.record import RecordWriter, RequestRecord
 from qpsweep.resources import expected_requests, file_limit_note
 from qpsweep.rundir import (
@@ -54,6 +59,8 @@ from qpsweep.rundir import (
     write_json,
 )
 from qpsweep.schedule import arrival_offsets_s
+from qpsweep.split import Part, level_start_epoch
+from qpsweep.workers import RemoteLevel, WorkerPool
 
 INTERRUPT_DRAIN_S = 10.0
 DEFAULT_FILES = RunFiles()
@@ -112,6 +119,11 @@ class _Sweep:
         self.signals: _Signals | None = None
         self.scraper: MetricsScraper | None = None
         self.order = prompt_order(len(prompts), scenario.seed)
+        self.pool: WorkerPool | None = None
+        if scenario.workers > 1:
+            paths = [part_path(run_dir, w) for w in range(scenario.workers)]
+            shard = scenario.shard.part if scenario.shard else None
+            self.pool = WorkerPool(paths, settings, prompts, self.order.tolist(), shard)
 
     @property
     def interrupted(self) -> bool:
@@ -134,9 +146,19 @@ class _Sweep:
         finally:
             self.signals.stage = None
 
-    async def _attack(self, attack: LevelAttack, duration_s: float) -> float:
+    def _start(self, attack: LevelAttack | RemoteLevel) -> float:
+        """The level's start on the ``perf_counter`` clock: now (plus the hand-over lead of
+        workers), or, for a shard, its slot on the timeline shared by all shards."""
+        shard = self.scenario.shard
+        if shard is None or attack.index < 0:
+            return perf_counter() + attack.lead_s
+        drain_s = request_deadline_s(self.settings) + DRAIN_GRACE_S
+        epoch = level_start_epoch(shard, attack.index, self.scenario.duration_s, drain_s)
+        return perf_counter() + (epoch - time.time())
+
+    async def _attack(self, attack: LevelAttack | RemoteLevel, duration_s: float) -> float:
         """Schedule, then drain; returns the arrival window actually used (seconds)."""
-        t0 = perf_counter()
+        t0 = self._start(attack)
         if self.scraper is not None and attack.index >= 0:
             self.scraper.mark_level(attack.index, t0)
         try:
@@ -152,7 +174,7 @@ class _Sweep:
             await attack.cancel_rest()
         return window_s
 
-    async def run(self, writer: RecordWriter) -> bool:
+    async def run(self, writer: RecordWriter | None) -> bool:
         """All levels; returns the server's support for ``stream_options`` (usage)."""
         main = asyncio.current_task()
         assert main is not None
@@ -167,12 +189,20 @@ class _Sweep:
                     await self.scraper.start(session)
                 try:
                     sender = Sender(session, self.settings)
+                    if self.scenario.shard is not None:
+                        await self._clock(session)
+                    if self.pool is not None:
+                        await self._stage(self.pool.start())
                     probe_e2e_s = None
                     if self.scenario.warmup or self.scenario.auto:
                         probe_e2e_s = await self._warmup(sender)
                     await self._levels(sender, writer, probe_e2e_s)
+                    if self.pool is not None:
+                        return self.pool.include_usage
                     return sender.shape.include_usage
                 finally:
+                    if self.pool is not None:
+                        await self.pool.close()
                     if self.scraper is not None:
                         await self.scraper.stop()
         finally:
@@ -180,8 +210,30 @@ class _Sweep:
                 with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
                     loop.remove_signal_handler(sig)
 
+    async def _clock(self, session: aiohttp.ClientSession) -> None:
+        """A shard's clock against the server's ``Date`` (for ``qpsweep merge``), and its
+        timeline."""
+        shard, sc = self.scenario.shard, self.scenario
+        assert shard is not None
+        offset = await measure_offset_s(session, probe_urls(self.settings.url)[0])
+        self.metadata["clock"] = asdict(offset) if offset else None
+        slot_s = sc.duration_s + request_deadline_s(self.settings) + DRAIN_GRACE_S
+        start = datetime.fromtimestamp(shard.start_at_epoch).astimezone()
+        print(
+            f"shard {shard.index}/{shard.count}: level 1 starts at {start.isoformat()} "
+            f"(in {shard.start_at_epoch - time.time():.1f} s), a level every {slot_s:g} s "
+            "(--duration + the longest a request may take: lower --timeout to shorten it)",
+            file=self.console,
+        )
+        if offset is None:
+            print(
+                "note: the server's clock could not be read from its Date header; qpsweep merge "
+                "will not be able to check this shard's clock",
+                file=self.console,
+            )
+
     async def _levels(
-        self, sender: Sender, writer: RecordWriter, probe_e2e_s: float | None
+        self, sender: Sender, writer: RecordWriter | None, probe_e2e_s: float | None
     ) -> None:
         """Run levels until the list (or the adaptive search) ends, or a stop rule fires."""
         sc, started = self.scenario, perf_counter()
@@ -213,8 +265,9 @@ class _Sweep:
             _quiet_gc()
             await self._level(sender, writer, index, qps, duration_s)
             history, reason = self._judge(index)
-            if reason and not sc.auto:
-                self._stop(reason)
+            failure = self.pool.failure if self.pool is not None else None
+            if failure or (reason and not sc.auto):
+                self._stop(failure or reason or "")
                 break
             index += 1
 
@@ -263,15 +316,23 @@ class _Sweep:
         return median
 
     async def _level(
-        self, sender: Sender, writer: RecordWriter, index: int, qps: float, duration_s: float
+        self,
+        sender: Sender,
+        writer: RecordWriter | None,
+        index: int,
+        qps: float,
+        duration_s: float,
     ) -> None:
         sc = self.scenario
         offsets = arrival_offsets_s(qps, duration_s, sc.arrival, sc.burstiness, sc.seed)
+        part = sc.shard.part if sc.shard else Part()  # a shard schedules its part alone
+        offsets_list = offsets.tolist()
+        n_mine = len(part.offsets(offsets_list))
         entry: dict[str, Any] = {
             "index": index,
             "qps_target": qps,
             "duration_s": duration_s,
-            "n_scheduled": len(offsets),
+            "n_scheduled": n_mine,
             "started_at": time.time(),
             "arrival_window_s": None,
             "n_sent": None,
@@ -280,7 +341,7 @@ class _Sweep:
         self.metadata["levels"].append(entry)
         write_json(self.run_dir / METADATA_FILE, self.metadata)
         bar = tqdm(
-            total=len(offsets),
+            total=n_mine,
             desc=f"QPS {qps:g}",
             unit="req",
             file=self.console,
@@ -290,22 +351,33 @@ class _Sweep:
         )
         counts = {"ok": 0, "failed": 0}
 
-        def sink(record: RequestRecord) -> None:
-            writer.write(record)
-            counts["ok" if record.ok else "failed"] += 1
-            bar.set_postfix_str(
-                f"sent={attack.n_sent} ok={counts['ok']} failed={counts['failed']}", refresh=False
-            )
-            bar.update(1)
+        def progress(n_sent: int, n_ok: int, n_failed: int) -> None:
+            counts.update(ok=n_ok, failed=n_failed)
+            bar.set_postfix_str(f"sent={n_sent} ok={n_ok} failed={n_failed}", refresh=False)
+            bar.update(n_ok + n_failed - bar.n)
 
-        attack = LevelAttack(
-            index, qps, offsets.tolist(), self._prompts_for(len(offsets)), sender, sink
-        )
+        def sink(record: RequestRecord) -> None:
+            assert writer is not None
+            writer.write(record)
+            done = counts["ok"] + counts["failed"] + 1
+            ok = counts["ok"] + record.ok
+            progress(attack.n_sent, ok, done - ok)
+
+        attack: LevelAttack | RemoteLevel
+        if self.pool is not None:
+            drain_s = request_deadline_s(self.settings) + DRAIN_GRACE_S
+            attack = self.pool.level(index, qps, offsets_list, drain_s, progress)
+        else:
+            prompts = self._prompts_for(len(offsets))[part.index :: part.count]
+            mine = part.offsets(offsets_list)
+            attack = LevelAttack(index, qps, mine, prompts, sender, sink, part.index, part.count)
         try:
             entry["arrival_window_s"] = await self._attack(attack, duration_s)
             entry["completed"] = not self.interrupted
         finally:
             entry["n_sent"] = attack.n_sent
+            if isinstance(attack, RemoteLevel):
+                entry["n_sent_by_worker"] = attack.sent_by_worker
             bar.close()
             write_json(self.run_dir / METADATA_FILE, self.metadata)
         of = "" if sc.auto or index >= len(sc.qps) else f"/{len(sc.qps)}"
@@ -363,27 +435,6 @@ def _finish_writing_first(console: TextIO) -> Iterator[list[int]]:
             signal.signal(sig, handler)
 
 
-def _run(coro: Coroutine[Any, Any, bool]) -> bool:
-    """``asyncio.run`` on uvloop where available, cancelling and awaiting leftover tasks."""
-    loop: asyncio.AbstractEventLoop
-    try:
-        import uvloop
-
-        loop = uvloop.new_event_loop()
-    except ImportError:  # pragma: no cover - platforms without uvloop
-        loop = asyncio.new_event_loop()
-    try:
-        return loop.run_until_complete(coro)
-    finally:
-        leftovers = asyncio.all_tasks(loop)
-        for task in leftovers:
-            task.cancel()
-        if leftovers:
-            loop.run_until_complete(asyncio.gather(*leftovers, return_exceptions=True))
-        loop.run_until_complete(loop.shutdown_asyncgens())
-        loop.close()
-
-
 def run_sweep(
     target: Target,
     scenario: Scenario,
@@ -428,15 +479,17 @@ def run_sweep(
         metadata["metrics_url"], metadata["metrics_gauges"] = metrics[0], list(metrics[1])
         sweep.scraper = MetricsScraper(metrics[0], metrics[1], run_dir / METRICS_FILE)
     write_json(run_dir / METADATA_FILE, metadata)
-    writer = RecordWriter(run_dir / REQUESTS_FILE)
+    writer = RecordWriter(run_dir / REQUESTS_FILE) if sweep.pool is None else None
     aborted = False
     try:
-        metadata["include_usage"] = _run(sweep.run(writer))
+        metadata["include_usage"] = run_loop(sweep.run(writer))
     except asyncio.CancelledError:
         aborted = True
     finally:
         gc.unfreeze()
-        writer.close()
+        if writer is not None:
+            writer.close()
+        merge_parts(run_dir, run_dir / REQUESTS_FILE)
         interrupted = sweep.interrupted or aborted
         if scenario.auto:
             metadata["qps_levels"] = [level["qps_target"] for level in metadata["levels"]]

@@ -102,7 +102,7 @@ def qpsweep_process(tmp_path: Path):  # type: ignore[no-untyped-def]
         cmd = [sys.executable, "-m", "qpsweep", *args, "--dataset", str(dataset)]
         cmd += ["--results-dir", str(results)]
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, check=False)
-        runs = sorted(results.glob("*")) if results.exists() else []
+        runs = sorted(p for p in results.glob("*") if p.is_dir()) if results.exists() else []
         return Run(done.returncode, done.stdout, done.stderr, runs[-1] if runs else None)
 
     return run
