@@ -24,8 +24,9 @@ import asyncio
 import contextlib
 import gc
 import signal
+import threading
 import time
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -58,6 +59,36 @@ class LevelOrder:
     drain_s: float
 
 
+def read_messages(
+    conn: Connection, loop: asyncio.AbstractEventLoop, deliver: Callable[[Message | None], None]
+) -> threading.Thread:
+    """Read ``conn`` in a thread and hand each message, then ``None`` at its end, to
+    ``deliver`` on ``loop``'s thread.
+
+    A thread, not ``loop.add_reader``: an event loop's reader makes the pipe non-blocking
+    (libuv does), and ``multiprocessing`` sends a message over 16 KiB as two writes, so a
+    reader woken between them finds half a message and fails.  Seen on a loaded machine: an
+    order of 2,500 offsets (22 KB) ended a worker, twice in a row; blocking reads cannot
+    break off."""
+
+    def run() -> None:
+        while True:
+            try:
+                message: Message | None = conn.recv()
+            except (EOFError, OSError):
+                message = None
+            try:
+                loop.call_soon_threadsafe(deliver, message)
+            except RuntimeError:  # the loop is closed: nobody is listening any more
+                return
+            if message is None:
+                return
+
+    thread = threading.Thread(target=run, name="qpsweep-pipe-reader", daemon=True)
+    thread.start()
+    return thread
+
+
 class _Worker:
     """The worker process's side: one session, one part file, levels as they are ordered."""
 
@@ -76,17 +107,15 @@ class _Worker:
         with contextlib.suppress(OSError):  # the main process is gone: its EOF aborts us
             self.conn.send(message)
 
-    def _readable(self) -> None:
-        try:
-            while self.conn.poll():
-                self.inbox.put_nowait(self.conn.recv())
-        except (EOFError, OSError):
-            asyncio.get_running_loop().remove_reader(self.conn.fileno())
+    def _deliver(self, message: Message | None) -> None:
+        if message is None:  # the main process is gone
             self.inbox.put_nowait(("abort",))
             self.inbox.put_nowait(("quit",))
+        else:
+            self.inbox.put_nowait(message)
 
     async def serve(self, path: Path) -> None:
-        asyncio.get_running_loop().add_reader(self.conn.fileno(), self._readable)
+        read_messages(self.conn, asyncio.get_running_loop(), self._deliver)
         writer = RecordWriter(path)
         try:
             async with open_session(self.settings) as session:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import multiprocessing
 import multiprocessing.process
 import time
@@ -26,7 +27,7 @@ from qpsweep.client import ClientSettings
 from qpsweep.dataset import Prompt
 from qpsweep.errors import QpsweepError
 from qpsweep.split import Part
-from qpsweep.worker import LevelOrder, Message, worker_main
+from qpsweep.worker import LevelOrder, Message, read_messages, worker_main
 
 READY_TIMEOUT_S = 120.0
 ABORT_WAIT_S = 30.0
@@ -59,6 +60,7 @@ class WorkerPool:
         self._current: RemoteLevel | None = None
         self._ready: asyncio.Event | None = None
         self._n_ready = 0
+        self._closing = False
         for path in paths:
             path.parent.mkdir(parents=True, exist_ok=True)
             mine, theirs = context.Pipe()
@@ -83,7 +85,7 @@ class WorkerPool:
         for worker, (proc, theirs) in enumerate(self._procs):
             proc.start()
             theirs.close()
-            loop.add_reader(self._conns[worker].fileno(), self._readable, worker)
+            read_messages(self._conns[worker], loop, functools.partial(self._dispatch, worker))
         try:
             await asyncio.wait_for(self._ready.wait(), READY_TIMEOUT_S)
         except asyncio.TimeoutError:
@@ -116,25 +118,24 @@ class WorkerPool:
         with contextlib.suppress(OSError):
             self._conns[worker].send(("level", order))
 
-    def _readable(self, worker: int) -> None:
-        conn = self._conns[worker]
-        try:
-            while conn.poll():
-                self._dispatch(worker, conn.recv())
-        except (EOFError, OSError):
-            asyncio.get_running_loop().remove_reader(conn.fileno())
-            proc = self._procs[worker][0]
-            proc.join(1.0)
-            self.failure = self.failure or (
-                f"worker {worker} ended unexpectedly (exit code {proc.exitcode}); the requests "
-                "it had in flight are not recorded"
-            )
-            if self._ready is not None:
-                self._ready.set()
-            if self._current is not None:
-                self._current.lost(worker)
+    def _lost(self, worker: int) -> None:
+        if self._closing:
+            return
+        proc = self._procs[worker][0]
+        proc.join(1.0)
+        self.failure = self.failure or (
+            f"worker {worker} ended unexpectedly (exit code {proc.exitcode}); the requests "
+            "it had in flight are not recorded"
+        )
+        if self._ready is not None:
+            self._ready.set()
+        if self._current is not None:
+            self._current.lost(worker)
 
-    def _dispatch(self, worker: int, message: Message) -> None:
+    def _dispatch(self, worker: int, message: Message | None) -> None:
+        if message is None:
+            self._lost(worker)
+            return
         kind = message[0]
         if kind == "ready":
             self._n_ready += 1
@@ -148,10 +149,8 @@ class WorkerPool:
     async def close(self) -> None:
         """Ask the workers to quit and wait for them (ended by force after a few seconds)."""
         loop = asyncio.get_running_loop()
+        self._closing = True
         self.broadcast(("quit",))
-        for conn in self._conns:
-            with contextlib.suppress(ValueError, OSError):
-                loop.remove_reader(conn.fileno())
         for proc, _ in self._procs:
             if proc.pid is None:
                 continue

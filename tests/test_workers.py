@@ -91,6 +91,7 @@ def test_ctrl_c_with_workers_drains_and_records_every_request_sent(
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "Interrupted" in err and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == [run_dir]  # one run: the workers did not run the CLI
     meta = json.loads((run_dir / "metadata.json").read_text())
     assert meta["status"] == "interrupted" and not (run_dir / "parts").exists()
     records = [json.loads(x) for x in (run_dir / "requests.jsonl").read_text().splitlines()]
@@ -145,3 +146,18 @@ def test_bad_scale_out_flags_get_one_line_and_exit_2(qpsweep, flags, message) ->
     run = qpsweep("--endpoint", "http://127.0.0.1:9/v1", "--model", "m", *flags)
     assert run.code == 2 and run.run_dir is None
     assert run.err.startswith(f"qpsweep: error: {message}") and run.err.count("\n") == 1
+
+
+def test_a_level_order_larger_than_a_pipe_buffer_reaches_every_worker(qpsweep) -> None:
+    # 16,000 arrivals: each worker's order (8,000 offsets) is larger than a 64 KiB pipe buffer.
+    # Sent to a closed port, every request fails at once: cheap, and still one record each.
+    run = qpsweep(
+        "--endpoint", "http://127.0.0.1:9/v1", "--model", "m", "--qps", "8000",
+        "--duration", "2", "--workers", "2", "--max-error-rate", "0.99", "--timeout", "5",
+    )  # fmt: skip
+    assert run.code == 0, run.err
+    assert "ended unexpectedly" not in run.err
+    (level,) = run.json("metadata.json")["levels"]
+    assert level["n_sent"] == level["n_scheduled"] == sum(level["n_sent_by_worker"]) > 15_000
+    assert len(run.records()) == level["n_sent"]
+    assert {r["error_kind"] for r in run.records()} == {"connection"}
