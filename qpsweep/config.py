@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from qpsweep.adaptive import AutoPlan
@@ -113,6 +114,14 @@ def parse_header(text: str) -> tuple[str, str]:
     if not sep or not name or any(ch.isspace() for ch in name):
         raise ConfigError(f"--header: {text!r} must look like 'Name: value'")
     return name, value.strip()
+
+
+def plain_name(flag: str, name: str | None) -> str | None:
+    """``name`` if it is ``None`` or a plain file or directory name (no path, not ``.`` or
+    ``..``), else ``ConfigError`` naming ``flag``."""
+    if name is not None and (Path(name).name != name or name in (".", "..")):
+        raise ConfigError(f"{flag}: {name!r} must be a plain name, without a path")
+    return name
 
 
 def positive(flag: str, value: float) -> float:
