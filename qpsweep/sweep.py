@@ -18,9 +18,8 @@ import gc
 import shutil
 import signal
 import sys
-import threading
 import time
-from collections.abc import Coroutine, Iterator
+from collections.abc import Coroutine
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -59,10 +58,10 @@ from qpsweep.rundir import (
     write_json,
 )
 from qpsweep.schedule import arrival_offsets_s
+from qpsweep.signals import INTERRUPT_DRAIN_S, Signals, finish_writing_first
 from qpsweep.split import Part, level_start_epoch
 from qpsweep.workers import RemoteLevel, WorkerPool
 
-INTERRUPT_DRAIN_S = 10.0
 DEFAULT_FILES = RunFiles()
 DRAIN_GRACE_S = 5.0
 PROBE_REQUESTS = 5
@@ -78,32 +77,6 @@ class SweepResult:
     interrupted: bool
 
 
-class _Signals:
-    """First signal: cancel the current stage (scheduling or draining).  Second: abort."""
-
-    def __init__(self, main: asyncio.Task[Any], console: TextIO) -> None:
-        self.count = 0
-        self.stage: asyncio.Task[Any] | None = None
-        self._main, self._console = main, console
-
-    def __call__(self) -> None:
-        self.count += 1
-        if self.count == 1:
-            print(
-                "\nInterrupted: no new requests; draining the ones in flight "
-                f"(up to {INTERRUPT_DRAIN_S:g} s). Press Ctrl-C again to abort.",
-                file=self._console,
-            )
-            if self.stage is not None:
-                self.stage.cancel()
-        else:
-            print(
-                "\nAborting: requests still in flight are recorded as interrupted.",
-                file=self._console,
-            )
-            self._main.cancel()
-
-
 class _Sweep:
     def __init__(
         self,
@@ -116,7 +89,7 @@ class _Sweep:
     ) -> None:
         self.settings, self.scenario, self.prompts = settings, scenario, prompts
         self.run_dir, self.metadata, self.console = run_dir, metadata, console
-        self.signals: _Signals | None = None
+        self.signals: Signals | None = None
         self.scraper: MetricsScraper | None = None
         self.order = prompt_order(len(prompts), scenario.seed)
         self.pool: WorkerPool | None = None
@@ -178,7 +151,7 @@ class _Sweep:
         """All levels; returns the server's support for ``stream_options`` (usage)."""
         main = asyncio.current_task()
         assert main is not None
-        self.signals = _Signals(main, self.console)
+        self.signals = Signals(main, self.console)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
@@ -410,31 +383,6 @@ def _isatty(stream: TextIO) -> bool:
         return False
 
 
-@contextlib.contextmanager
-def _finish_writing_first(console: TextIO) -> Iterator[list[int]]:
-    """While the results are written: a first SIGINT/SIGTERM is noted (the writing, a few
-    seconds at most, completes, so no file is left half-made); a second stops at once with
-    ``KeyboardInterrupt`` (``requests.jsonl`` and ``metadata.json`` are complete by then, and
-    ``qpsweep report DIR`` rebuilds the rest).  Yields the list of signals received."""
-    received: list[int] = []
-
-    def on_signal(signum: int, _frame: object) -> None:
-        received.append(signum)
-        if len(received) > 1:
-            raise KeyboardInterrupt
-        print("Interrupted while writing the results: finishing them first", file=console)
-
-    if threading.current_thread() is not threading.main_thread():
-        yield received
-        return
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield received
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
 def run_sweep(
     target: Target,
     scenario: Scenario,
@@ -499,7 +447,7 @@ def run_sweep(
             finished_at=datetime.now().isoformat(),
         )
         write_json(run_dir / METADATA_FILE, metadata)
-    with _finish_writing_first(console) as received:
+    with finish_writing_first(console) as received:
         analysis, table = rebuild(run_dir)
         if files.csv:
             from qpsweep.export import append_summary

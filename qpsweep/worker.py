@@ -38,9 +38,9 @@ from qpsweep.attack import LevelAttack
 from qpsweep.client import ClientSettings, Sender, open_session
 from qpsweep.dataset import Prompt
 from qpsweep.record import RecordWriter, RequestRecord
+from qpsweep.signals import INTERRUPT_DRAIN_S
 from qpsweep.split import Part
 
-INTERRUPT_DRAIN_S = 10.0
 PROGRESS_S = 0.5
 
 Message = tuple[Any, ...]
