@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -108,7 +109,8 @@ def test_merge_reports_a_missing_shard_lost_records_and_clock_skew(shards, tmp_p
     done = _merge(str(s0), str(s1), "--results-dir", str(tmp_path / "out"))
     assert done.returncode == 0, done.stderr
     assert "sent but" in done.stderr and "recorded" in done.stderr
-    assert "WARNING: clock skew: the shards' clocks were 2.0" in done.stderr
+    apart = re.search(r"WARNING: clock skew: the shards' clocks were ([\d.]+) s apart", done.stderr)
+    assert apart is not None and abs(float(apart.group(1)) - 2.0) < 0.1, done.stderr
     merged = sorted((tmp_path / "out").iterdir())[-1]
     assert "NOTE: clock skew" in (merged / "report.txt").read_text()
 
