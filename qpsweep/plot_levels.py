@@ -26,8 +26,8 @@ import numpy.typing as npt
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from qpsweep.analyze import LevelSummary
-from qpsweep.record import RequestRecord
+from qpsweep.analyze import LevelSummary, Records, as_table
+from qpsweep.record_table import RecordTable
 
 Array = npt.NDArray[np.float64]
 LEVEL_PLOTS: tuple[str, ...] = ("ttft_distribution.png", "itl_distribution.png", "in_flight.png")
@@ -137,23 +137,21 @@ def _cdf_figure(
     return fig
 
 
-def _in_flight_figure(
-    styles: list[Style], by_level: Mapping[int, Sequence[RequestRecord]]
-) -> Figure:
+def _in_flight_figure(styles: list[Style], by_level: Mapping[int, RecordTable]) -> Figure:
     fig = Figure(figsize=(14.0, 9.0), dpi=DPI, layout="tight")
     top, bottom = fig.subplots(2, 1, sharex=True)
     drawn = done_drawn = 0
     for index, label, color, style in styles:
         recs = by_level[index]
-        if recs:
-            t, count = in_flight_steps([r.sent_s for r in recs], [r.done_s for r in recs])
+        if len(recs):
+            t, count = in_flight_steps(recs.sent_s, recs.done_s)
             start = min(0.0, float(t[0]))  # the count is 0 before the first send
             t, count = downsample_steps(np.append(start, t), np.append(0.0, count))
             top.plot(
                 t, count, style, drawstyle="steps-post", color=color, label=label, gid=LEVEL_GID
             )
             drawn += 1
-        edges, rate = completions_per_s([r.done_s for r in recs if r.ok])
+        edges, rate = completions_per_s(recs.done_s[recs.ok])
         if rate.size:
             y = np.append(rate, rate[-1])
             bottom.plot(
@@ -172,24 +170,20 @@ def _in_flight_figure(
 
 
 def level_figures(
-    records: Sequence[RequestRecord],
+    records: Records,
     summaries: Sequence[LevelSummary],
     states: Mapping[int, str],
 ) -> dict[str, Figure]:
     """``LEVEL_PLOTS`` name -> figure; ``states`` maps level index to its verdict state."""
-    by_level: dict[int, list[RequestRecord]] = {s.index: [] for s in summaries}
-    for r in records:
-        if r.level in by_level:
-            by_level[r.level].append(r)
+    levels = as_table(records).levels
+    none = RecordTable.from_records(())
+    by_level = {s.index: levels.get(s.index, none) for s in summaries}
     ttft: dict[int, Array] = {}
     itl: dict[int, Array] = {}
     for index, recs in by_level.items():
-        ok = [r for r in recs if r.ok]
-        ttft[index] = np.array(
-            [r.first_token_s - r.sent_s for r in ok if r.first_token_s is not None], dtype=float
-        )
-        gaps = [np.diff(r.chunk_s) for r in ok if len(r.chunk_s) > 1]
-        itl[index] = np.concatenate(gaps) * 1000.0 if gaps else np.zeros(0)
+        first = recs.ok & ~np.isnan(recs.first_token_s)
+        ttft[index] = recs.first_token_s[first] - recs.sent_s[first]
+        itl[index] = recs.itl_ms
     styles = _styles(summaries, states)
     ttft_title = "TTFT distribution per level (successful requests)"
     itl_title = "inter-token latency distribution per level (successful requests, pooled)"

@@ -1,8 +1,9 @@
 """The columnar route gives what the per-record route gives, on an awkward run.
 
-``read_table`` against ``read_records`` on records with failures of every kind, retries, no
-chunks, no status, odd messages, levels that interleave, plus lines that ``to_json`` would not
-write (spaces, exponents, extra keys), cut short or broken.
+``read_table`` against ``read_records``, and the summaries, latency samples and HTML error
+tables of a ``RecordTable`` against the per-record code in ``tests/reference.py``, on records
+with failures of every kind, retries, no chunks, no status, odd messages, levels that
+interleave, plus lines that ``to_json`` would not write (spaces, exponents, extra keys).
 """
 
 from __future__ import annotations
@@ -13,10 +14,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import reference
 
 from qpsweep import table_reader
+from qpsweep.analyze import LevelInfo, latency_samples, summarize_levels
+from qpsweep.html_report import _errors
 from qpsweep.record import ERROR_KINDS, RequestRecord, read_records
 from qpsweep.record_table import RecordTable
+from qpsweep.slo import Slo
 from qpsweep.table_reader import read_table
 
 QPS = (5.0, 10.0, 20.0, 40.0)
@@ -184,6 +189,31 @@ def test_table_round_trip_take_and_concat() -> None:
     halves = [table.take(np.arange(0, 77)), table.take(np.arange(77, 200))]
     assert RecordTable.concat(halves).records() == records
     assert RecordTable.from_records([]).records() == []
+
+
+def test_summaries_are_those_of_the_per_record_code() -> None:
+    records = make_records(3000, 7)
+    infos = [LevelInfo(i, q, 3.0, 700, 3.0) for i, q in enumerate(QPS[:3])] + [
+        LevelInfo(7, 80.0, 3.0, 0)  # a level without records
+    ]
+    slos = (Slo("ttft", 95.0, 0.15), Slo("tpot", 90.0, 0.02), Slo("e2e", 50.0, 0.5))
+    table = RecordTable.from_records(records)
+    for kwargs in ({}, {"slos": slos}):
+        got = summarize_levels(infos, table, (50.0, 99.9), **kwargs)  # type: ignore[arg-type]
+        want = reference.summarize_levels(infos, records, (50.0, 99.9), **kwargs)  # type: ignore[arg-type]
+        assert got == want
+    assert got[0].errors and got[0].n_retried and got[0].slo_met is not None
+    samples, expected = latency_samples(table), reference.latency_samples(records)
+    assert sorted(samples) == sorted(expected)
+    for level, (ttft, e2e) in expected.items():
+        assert np.array_equal(samples[level][0], ttft)
+        assert np.array_equal(samples[level][1], e2e)
+
+
+def test_html_error_tables_are_those_of_the_per_record_code() -> None:
+    records = make_records(2000, 8)
+    assert _errors(RecordTable.from_records(records)) == reference.errors_html(records)
+    assert _errors([]) == reference.errors_html([])
 
 
 def test_odd_lines_are_records() -> None:
