@@ -73,7 +73,10 @@ def find(x: Words, byte: int) -> npt.NDArray[np.int64]:
     return np.where(m == 0, 8, k.astype(np.int64))
 
 
-def digits_ok(x: Words, n: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+Count = npt.NDArray[np.int64] | int  # per word, or one for all
+
+
+def digits_ok(x: Words, n: Count) -> npt.NDArray[np.bool_]:
     """Whether the ``n`` (0-8) low bytes of each word are all ASCII digits."""
     mask = MASKS[n]
     y = x & mask
@@ -84,10 +87,11 @@ def digits_ok(x: Words, n: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
     )
 
 
-def value(x: Words, n: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+def value(x: Words, n: Count) -> npt.NDArray[np.int64]:
     """The integer written by the ``n`` (0-8) low bytes of each word (digits, see
     ``digits_ok``); 0 where ``n`` is 0."""
-    d = (x & MASKS[n] & np.uint64(0x0F0F0F0F0F0F0F0F)) << (np.uint64(8) * (8 - n).astype(np.uint64))
+    up = np.asarray(8 * (8 - np.asarray(n)), dtype=np.uint64)  # bits to move the digits up
+    d = (x & MASKS[n] & np.uint64(0x0F0F0F0F0F0F0F0F)) << up
     d = ((d * np.uint64(2561)) >> np.uint64(8)) & np.uint64(0x00FF00FF00FF00FF)
     d = ((d * np.uint64(6553601)) >> np.uint64(16)) & np.uint64(0x0000FFFF0000FFFF)
     out: npt.NDArray[np.int64] = ((d * np.uint64(42949672960001)) >> np.uint64(32)).astype(np.int64)

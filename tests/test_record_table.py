@@ -53,6 +53,8 @@ def make_records(n: int, seed: int) -> list[RequestRecord]:
     for k in range(n):
         level = rng.randrange(4) if rng.random() < 0.1 else k * 3 // n
         scheduled = rng.choice([0.0, 5e-05, 1e-06]) if rng.random() < 0.02 else rng.uniform(0, 3)
+        if rng.random() < 0.1:  # chunk times that cross 10 s or 100 s: lists of mixed widths
+            scheduled = rng.choice([9.7, 99.7, 999.7]) + rng.uniform(0, 0.3)
         sent = scheduled + rng.uniform(0, 0.002)
         retry = rng.random() < 0.1
         common = dict(
@@ -165,11 +167,15 @@ def test_chunk_lists_and_numbers_off_the_fast_route(tmp_path: Path) -> None:
     assert read_table(path).records() == list(read_records(path))
 
 
-@pytest.mark.parametrize("text", ['"error":"caf\u00e9"', '"error":"x"\r'])
-def test_non_ascii_and_carriage_returns_read_as_text(tmp_path: Path, text: str) -> None:
+@pytest.mark.parametrize(("end", "raw_utf8"), [("\n", True), ("\r\n", False)])
+def test_non_ascii_and_carriage_returns_read_as_text(
+    tmp_path: Path, end: str, raw_utf8: bool
+) -> None:
     path = tmp_path / "requests.jsonl"
-    line = make_records(1, 5)[0].to_json().replace('"error":null', text)
-    path.write_bytes(("\n".join([line] * 3) + "\n").encode())
+    lines = [r.to_json() for r in make_records(20, 5)]
+    if raw_utf8:
+        lines[3] = lines[3].replace('"error":null', '"error":"caf\u00e9"')
+    path.write_bytes((end.join(lines) + end).encode())
     assert read_table(path).records() == list(read_records(path))
 
 
