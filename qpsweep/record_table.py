@@ -147,6 +147,11 @@ class RecordTable:
         starts_gap[ends[self.n_chunks > 0] - 1] = False  # a record's last chunk
         return np.asarray(np.diff(self.chunk_s)[starts_gap[:-1]] * 1000.0)
 
+    @cached_property
+    def itl_ms_sorted(self) -> FloatArray:
+        """``itl_ms`` sorted (for percentiles and plotted distributions)."""
+        return np.sort(self.itl_ms)
+
     def rows_between(self, start: int, stop: int) -> RecordTable:
         """Rows ``start`` to ``stop - 1`` (views, no copy)."""
         lo, hi = int(self.offsets[start]), int(self.offsets[stop])
