@@ -39,6 +39,7 @@ from qpsweep.configfile import resolve
 from qpsweep.dataset import file_sha256, load_prompts
 from qpsweep.demo import run_demo
 from qpsweep.errors import ConfigError, QpsweepError
+from qpsweep.heap import keep_freed_memory
 from qpsweep.metrics import DEFAULT_GAUGES
 from qpsweep.models_run import MODELS_FILE, ModelRun, read_models, sweep_models, write_comparison
 from qpsweep.probe import probe_urls, served_models
@@ -480,6 +481,7 @@ def _cmd_report(argv: list[str]) -> int:
     p.add_argument("--plot", action="store_true", help="draw the plots even if the run did not")
     p.add_argument("--html", action="store_true", help="write report.html even if the run did not")
     ns = p.parse_args(argv)
+    keep_freed_memory()  # a big run's numpy temporaries: reuse them, do not fault them in again
     plot, html = True if ns.plot else None, True if ns.html else None
     run_dir = Path(ns.run_dir)
     if (run_dir / MODELS_FILE).is_file():  # --all-models: each model's run, then the comparison
