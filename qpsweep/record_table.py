@@ -12,8 +12,11 @@ holds (``from_records`` and ``records`` convert both ways without loss), one arr
 * ``Labels`` (int32 codes into a tuple of names, ``-1`` for ``None``): ``error_kind``,
   ``error``, ``token_counted_by``, ``first_error_kind``;
 * ``chunk_s``: every record's chunk times, record after record (record ``i``'s are
-  ``chunk_s[offsets[i]:offsets[i] + n_chunks[i]]``, ``offsets`` = exclusive cumulative sum of
+  ``chunk_s[offsets[i]:offsets[i + 1]]``, ``offsets`` = 0 then the cumulative sum of
   ``n_chunks``).
+
+Derived, computed once per table: ``ok``, ``offsets``, ``levels`` (level -> its rows, views
+when each level's rows are together), ``itl_ms`` and ``itl_ms_sorted``.
 """
 
 from __future__ import annotations
