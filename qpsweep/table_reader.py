@@ -25,6 +25,7 @@ non-ASCII byte anywhere is read by ``read_records`` itself (its text mode also e
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from io import BufferedReader
 from pathlib import Path
@@ -94,17 +95,17 @@ def _key_ok(rows: swar.Words, key: bytes) -> BoolArray:
     return ok
 
 
-def _blocks(file: BufferedReader) -> Iterator[tuple[bytearray, int, bool]]:
-    """``(buffer, size, last)``: the file's lines a block at a time in ``buffer[:size]`` (one
-    buffer, refilled: done with a block before asking for the next), whole lines but for the
-    end of the file (``last``), where the final line may lack its newline."""
+def _blocks(file: BufferedReader, limit: int) -> Iterator[tuple[bytearray, int, bool]]:
+    """``(buffer, size, last)``: the next ``limit`` bytes of the file, whole lines, a block at
+    a time in ``buffer[:size]`` (one buffer, refilled: done with a block before asking for
+    the next); ``last``: no more bytes, where the final line may lack its newline."""
     cap, kept = BLOCK_BYTES, 0
     buffer = bytearray(cap + _PAD)
     while True:
         end = kept
         with memoryview(buffer) as view:
-            while end < cap and (got := file.readinto(view[end:cap])):
-                end += got
+            while end < cap and limit and (got := file.readinto(view[end : min(cap, end + limit)])):
+                end, limit = end + got, limit - got
         last = end < cap
         cut = end if last else buffer.rfind(b"\n", 0, end) + 1
         if cut == 0 and not last:  # one line longer than the buffer
@@ -248,7 +249,7 @@ def read_table(path: Path) -> RecordTable:
     """The records of a ``requests.jsonl`` file as a table; see the module docstring."""
     parts, first = [], 1
     with path.open("rb") as file:
-        for buffer, size, last in _blocks(file):
+        for buffer, size, last in _blocks(file, os.fstat(file.fileno()).st_size):
             if buffer.find(b"\r", 0, size) >= 0 or not buffer.isascii():
                 return RecordTable.from_records(read_records(path))
             block = Block(buffer, size)
