@@ -32,21 +32,26 @@ class Percentiles:
         samples: Sequence[float] | np.ndarray,
         ps: Iterable[float],
         ordered: np.ndarray | None = None,
+        scratch: bool = False,
     ) -> Percentiles:
-        """Linear-interpolated percentiles (numpy's default method) of ``samples``.
-        ``ordered``: the same samples sorted, when at hand: percentiles and max are read from
-        it (the same values, faster); the mean is always summed in the order of ``samples``."""
+        """Linear-interpolated percentiles (numpy's default method) of ``samples``; the mean
+        is summed in the order of ``samples``.  ``ordered``: the same samples sorted, when at
+        hand (percentiles and max come from it, faster, the same values).  ``scratch``: the
+        caller has no further use for ``samples`` (an array): numpy may then reorder it in
+        place instead of working on a copy."""
         arr = np.asarray(samples, dtype=float)
         ps = tuple(ps)
         if arr.size == 0:
             return cls(0, None, None, tuple((p, None) for p in ps))
-        values = np.percentile(arr if ordered is None else ordered, ps)
-        return cls(
-            int(arr.size),
-            float(arr.mean()),
-            float(arr.max() if ordered is None else ordered[-1]),
-            tuple((p, float(v)) for p, v in zip(ps, values, strict=True)),
-        )
+        mean = float(arr.mean())  # before any reordering
+        if ordered is None:
+            top = float(arr.max())
+            values = np.percentile(arr, ps, overwrite_input=scratch and arr is samples)
+        else:
+            top = float(ordered[-1])
+            values = np.percentile(ordered, ps)
+        pairs = tuple((p, float(v)) for p, v in zip(ps, values, strict=True))
+        return cls(int(arr.size), mean, top, pairs)
 
     def get(self, p: float) -> float | None:
         """The value of percentile ``p`` (``None`` without samples)."""
