@@ -243,7 +243,7 @@ def summarize_level(
         first_try_error_rate=(n_retried + int((~retried & ~ok).sum())) / n if n else 0.0,
         ttft_s=Percentiles.of(t.first_token_s[first] - t.sent_s[first], ps, scratch=True),
         e2e_s=Percentiles.of(e2e, ps, scratch=True),
-        itl_ms=Percentiles.of(t.itl_ms, ps, t.itl_ms_sorted),
+        itl_ms=Percentiles.of_sorted(*t.itl_ms_sorted, ps),
         tpot_ms=Percentiles.of(tpot, ps, scratch=True),
         tokens_per_sec=Percentiles.of(tok_s, ps, scratch=True),
         send_lag_ms=Percentiles.of((t.sent_s - t.scheduled_s) * 1000.0, ps, scratch=True),

@@ -28,30 +28,30 @@ class Percentiles:
 
     @classmethod
     def of(
-        cls,
-        samples: Sequence[float] | np.ndarray,
-        ps: Iterable[float],
-        ordered: np.ndarray | None = None,
-        scratch: bool = False,
+        cls, samples: Sequence[float] | np.ndarray, ps: Iterable[float], scratch: bool = False
     ) -> Percentiles:
-        """Linear-interpolated percentiles (numpy's default method) of ``samples``; the mean
-        is summed in the order of ``samples``.  ``ordered``: the same samples sorted, when at
-        hand (percentiles and max come from it, faster, the same values).  ``scratch``: the
-        caller has no further use for ``samples`` (an array): numpy may then reorder it in
-        place instead of working on a copy."""
+        """Linear-interpolated percentiles (numpy's default method) of ``samples``.
+        ``scratch``: the caller has no further use for ``samples`` (an array): numpy may then
+        reorder it in place instead of working on a copy (mean and max are taken before)."""
         arr = np.asarray(samples, dtype=float)
         ps = tuple(ps)
         if arr.size == 0:
             return cls(0, None, None, tuple((p, None) for p in ps))
-        mean = float(arr.mean())  # before any reordering
-        if ordered is None:
-            top = float(arr.max())
-            values = np.percentile(arr, ps, overwrite_input=scratch and arr is samples)
-        else:
-            top = float(ordered[-1])
-            values = np.percentile(ordered, ps)
+        mean, top = float(arr.mean()), float(arr.max())
+        values = np.percentile(arr, ps, overwrite_input=scratch and arr is samples)
         pairs = tuple((p, float(v)) for p, v in zip(ps, values, strict=True))
         return cls(int(arr.size), mean, top, pairs)
+
+    @classmethod
+    def of_sorted(cls, ordered: np.ndarray, mean: float | None, ps: Iterable[float]) -> Percentiles:
+        """``of`` for samples already sorted whose ``mean`` is known (summed in their own
+        order): the same values, without numpy's sort work."""
+        ps = tuple(ps)
+        if ordered.size == 0 or mean is None:
+            return cls(0, None, None, tuple((p, None) for p in ps))
+        values = np.percentile(ordered, ps)
+        pairs = tuple((p, float(v)) for p, v in zip(ps, values, strict=True))
+        return cls(int(ordered.size), mean, float(ordered[-1]), pairs)
 
     def get(self, p: float) -> float | None:
         """The value of percentile ``p`` (``None`` without samples)."""

@@ -188,7 +188,7 @@ def level_figures(
     for index, recs in by_level.items():
         first = recs.ok & ~np.isnan(recs.first_token_s)
         ttft[index] = np.sort(recs.first_token_s[first] - recs.sent_s[first])
-        itl[index] = recs.itl_ms_sorted
+        itl[index] = recs.itl_ms_sorted[0]
     styles = _styles(summaries, states)
     ttft_title = "TTFT distribution per level (successful requests)"
     itl_title = "inter-token latency distribution per level (successful requests, pooled)"

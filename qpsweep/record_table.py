@@ -16,7 +16,7 @@ holds (``from_records`` and ``records`` convert both ways without loss), one arr
   ``n_chunks``).
 
 Derived, computed once per table: ``ok``, ``offsets``, ``levels`` (level -> its rows, views
-when each level's rows are together), ``itl_ms`` and ``itl_ms_sorted``.
+when each level's rows are together), ``itl_ms_sorted``; ``itl_ms()`` each time asked.
 """
 
 from __future__ import annotations
@@ -139,7 +139,6 @@ class RecordTable:
         pairs = zip(values.tolist(), starts.tolist(), ends.tolist(), strict=True)
         return {level: self.rows_between(start, end) for level, start, end in pairs}
 
-    @cached_property
     def itl_ms(self) -> FloatArray:
         """The gaps between consecutive chunk times of each successful request with two or
         more, times 1000, one request after the other: ``np.diff`` per record, pooled."""
@@ -148,12 +147,18 @@ class RecordTable:
         starts_gap = np.repeat(self.ok, self.n_chunks)
         ends = self.offsets[1:]
         starts_gap[ends[self.n_chunks > 0] - 1] = False  # a record's last chunk
-        return np.asarray(np.diff(self.chunk_s)[starts_gap[:-1]] * 1000.0)
+        gaps = np.diff(self.chunk_s)
+        gaps *= 1000.0
+        return np.asarray(gaps[starts_gap[:-1]])
 
     @cached_property
-    def itl_ms_sorted(self) -> FloatArray:
-        """``itl_ms`` sorted (for percentiles and plotted distributions)."""
-        return np.sort(self.itl_ms)
+    def itl_ms_sorted(self) -> tuple[FloatArray, float | None]:
+        """``(itl_ms() sorted, its mean)``: the mean summed in file order, before the sort
+        (in place: a big run's gaps are the largest array of its analysis)."""
+        gaps = self.itl_ms()
+        mean = float(gaps.mean()) if gaps.size else None
+        gaps.sort()
+        return gaps, mean
 
     def rows_between(self, start: int, stop: int) -> RecordTable:
         """Rows ``start`` to ``stop - 1`` (views, no copy)."""
