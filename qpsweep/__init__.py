@@ -6,10 +6,11 @@ report.  ``qpsweep.cli.main`` is the command line; the names below are the libra
 
 __version__ = "0.1.0"
 
-from qpsweep.analyze import LevelSummary, Percentiles, summarize_levels
+from qpsweep.analyze import LevelSummary, summarize_levels
 from qpsweep.config import Scenario, Target
 from qpsweep.dataset import Prompt, load_prompts
 from qpsweep.errors import ConfigError, DatasetError, QpsweepError, RunDirError
+from qpsweep.percentiles import Percentiles
 from qpsweep.record import ERROR_KINDS, RequestRecord, read_records
 from qpsweep.schedule import arrival_offsets_s
 

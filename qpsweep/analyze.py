@@ -37,19 +37,22 @@ Definitions (per level; "ok" = requests with no ``error_kind``; times from ``rec
 from __future__ import annotations
 
 import dataclasses
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from qpsweep.percentiles import Percentiles
 from qpsweep.record import RequestRecord
-from qpsweep.slo import Slo, request_meets
+from qpsweep.record_table import NO_INT, RecordTable
+from qpsweep.slo import Slo, requests_meet
+from qpsweep.table_ops import first_counts, most_common
 
 BASE_PERCENTILES = (50.0, 90.0, 95.0, 99.0)
 MIN_STEADY_SENDS = 10
 _GRID_POINTS = 50
 
+Records = Iterable[RequestRecord] | RecordTable
 _KIND_LABELS = {
     "timeout_connect": "Timeout (connect)",
     "timeout_ttft": "Timeout (TTFT)",
@@ -59,50 +62,6 @@ _KIND_LABELS = {
     "empty": "Empty response",
     "interrupted": "Interrupted",
 }
-
-
-def percentile_key(p: float) -> str:
-    """50.0 -> "p50", 99.9 -> "p99.9"."""
-    return f"p{p:g}"
-
-
-@dataclass(frozen=True)
-class Percentiles:
-    """Distribution summary; all ``None`` when there are no samples."""
-
-    n: int
-    mean: float | None
-    max: float | None
-    values: tuple[tuple[float, float | None], ...]
-
-    @classmethod
-    def of(cls, samples: Sequence[float] | np.ndarray, ps: Iterable[float]) -> Percentiles:
-        """Linear-interpolated percentiles (numpy's default method) of ``samples``."""
-        arr = np.asarray(samples, dtype=float)
-        ps = tuple(ps)
-        if arr.size == 0:
-            return cls(0, None, None, tuple((p, None) for p in ps))
-        values = np.percentile(arr, ps)
-        return cls(
-            int(arr.size),
-            float(arr.mean()),
-            float(arr.max()),
-            tuple((p, float(v)) for p, v in zip(ps, values, strict=True)),
-        )
-
-    def get(self, p: float) -> float | None:
-        """The value of percentile ``p`` (``None`` without samples)."""
-        return dict(self.values).get(p)
-
-    def to_dict(self, digits: int = 6) -> dict[str, float | int | None]:
-        """``{"p50": .., "p90": .., "mean": .., "max": .., "n": ..}`` rounded to ``digits``."""
-
-        def rnd(v: float | None) -> float | None:
-            return None if v is None else round(v, digits)
-
-        out: dict[str, float | int | None] = {percentile_key(p): rnd(v) for p, v in self.values}
-        out.update(mean=rnd(self.mean), max=rnd(self.max), n=self.n)
-        return out
 
 
 @dataclass(frozen=True)
@@ -160,27 +119,34 @@ class LevelInfo:
     duration_s: float = 0.0  # planned; 0 when unknown (then the arrival window is used)
 
 
-def error_label(record: RequestRecord) -> str:
-    """The seed's per-level error label: ``HTTP 503``, ``Timeout (TTFT)``, ..."""
-    if record.error_kind and record.error_kind.startswith("http_") and record.status:
-        return f"HTTP {record.status}"
-    return _KIND_LABELS.get(record.error_kind or "", record.error_kind or "unknown")
+def error_label(kind: str | None, status: int | None) -> str:
+    """The seed's per-level error label of a failure: ``HTTP 503``, ``Timeout (TTFT)``, ..."""
+    if kind and kind.startswith("http_") and status:
+        return f"HTTP {status}"
+    return _KIND_LABELS.get(kind or "", kind or "unknown")
 
 
-def _mean(values: list[float]) -> float | None:
-    return float(np.mean(values)) if values else None
+def as_table(records: Records) -> RecordTable:
+    """``records`` as a ``RecordTable`` (a table is returned as it is)."""
+    return records if isinstance(records, RecordTable) else RecordTable.from_records(records)
+
+
+def _mean(values: np.ndarray) -> float | None:
+    return float(np.mean(values)) if values.size else None
 
 
 def steady_signals(
-    records: Sequence[RequestRecord], window_s: float, offered_qps: float
+    table: RecordTable, window_s: float, offered_qps: float
 ) -> tuple[float | None, float | None]:
     """``(completion_ratio, queue_growth)`` of one level; see the module docstring."""
     half_s = window_s / 2
-    sent = np.sort(np.array([r.sent_s for r in records]))
-    done = np.sort(np.array([r.done_s for r in records]))
-    answered = [r for r in records if half_s <= r.done_s <= window_s and _answered(r)]
-    finished = [r.done_s - r.sent_s for r in answered if r.ok]
-    shift_s = min(float(np.median(finished)), half_s) if finished else 0.0
+    sent, done = np.sort(table.sent_s), np.sort(table.done_s)
+    kinds = table.error_kind
+    http = [code for code, name in enumerate(kinds.names) if name.startswith("http_")]
+    answered = (half_s <= table.done_s) & (table.done_s <= window_s)
+    answered &= table.ok | np.isin(kinds.codes, http)  # the server answered
+    finished = (table.done_s - table.sent_s)[answered & table.ok]
+    shift_s = min(float(np.median(finished)), half_s) if finished.size else 0.0
     lo, hi = np.searchsorted(sent, [half_s - shift_s, window_s - shift_s], "left")
     n_sent = int(hi - lo)
     if n_sent < MIN_STEADY_SENDS or offered_qps <= 0:
@@ -188,12 +154,7 @@ def steady_signals(
     grid = np.linspace(half_s, window_s, _GRID_POINTS)
     in_flight = np.searchsorted(sent, grid, "right") - np.searchsorted(done, grid, "right")
     slope = float(np.polyfit(grid, in_flight, 1)[0])
-    return len(answered) / n_sent, slope / offered_qps
-
-
-def _answered(record: RequestRecord) -> bool:
-    """The server answered: a success or an HTTP error status."""
-    return record.ok or (record.error_kind or "").startswith("http_")
+    return int(answered.sum()) / n_sent, slope / offered_qps
 
 
 def slo_values(summary: LevelSummary, slo: Slo) -> float | None:
@@ -206,7 +167,7 @@ def slo_values(summary: LevelSummary, slo: Slo) -> float | None:
 
 
 def _slo_fields(
-    summary: LevelSummary, ok: Sequence[RequestRecord], slos: Sequence[Slo], end_s: float
+    summary: LevelSummary, t: RecordTable, slos: Sequence[Slo], end_s: float
 ) -> LevelSummary:
     """``summary`` with ``slo_met`` and ``goodput_rps`` (see ``qpsweep.slo``)."""
     values = [slo_values(summary, slo) for slo in slos]
@@ -215,41 +176,57 @@ def _slo_fields(
         if any(v is None for v in values)
         else all(v is not None and v <= slo.limit_s for v, slo in zip(values, slos, strict=True))
     )
-    good = 0
-    for r in ok:
-        ttft = None if r.first_token_s is None else r.first_token_s - r.sent_s
-        tpot = None
-        if r.first_token_s is not None and r.output_tokens > 1:
-            tpot = (r.done_s - r.first_token_s) / (r.output_tokens - 1)
-        good += request_meets(slos, ttft, r.done_s - r.sent_s, tpot)
+    ok = t.ok
+    first_token_s, sent_s, done_s = t.first_token_s[ok], t.sent_s[ok], t.done_s[ok]
+    tokens = t.output_tokens[ok]
+    with np.errstate(divide="ignore", invalid="ignore"):  # NaN: no first token, or no TPOT
+        tpot = np.where(tokens > 1, (done_s - first_token_s) / (tokens - 1), np.nan)
+    good = int(requests_meet(slos, first_token_s - sent_s, done_s - sent_s, tpot).sum())
     goodput = good / end_s if end_s > 0 else 0.0
     return dataclasses.replace(summary, slo_met=met, goodput_rps=goodput)
 
 
+def _errors(t: RecordTable) -> tuple[tuple[tuple[str, int], ...], tuple[tuple[str, int], ...]]:
+    """``(errors, errors_by_kind)``: labels and kinds of the failures, most common first."""
+    failed = ~t.ok
+    groups = first_counts(t.error_kind.codes[failed], t.status[failed])
+    names = [*t.error_kind.names, ""]  # code -1 (no kind) never occurs among failures
+
+    def label(key: tuple[int, int]) -> str:
+        return error_label(names[key[0]], None if key[1] == NO_INT else key[1])
+
+    by_kind = most_common(groups, lambda key: names[key[0]] or "")
+    return most_common(groups, label), by_kind
+
+
 def summarize_level(
     info: LevelInfo,
-    records: Sequence[RequestRecord],
+    records: Records,
     percentiles: Iterable[float],
     slos: Sequence[Slo] = (),
 ) -> LevelSummary:
     """Summary of one level from its records (any order); SLO fields when ``slos`` given."""
+    t = as_table(records)
     ps = sorted(set(BASE_PERCENTILES) | set(percentiles))
-    ok = [r for r in records if r.ok]
-    first = [(r, r.first_token_s) for r in ok if r.first_token_s is not None]
-    tpot = [
-        (r.done_s - t) / (r.output_tokens - 1) * 1000.0 for r, t in first if r.output_tokens > 1
-    ]
-    tok_s = [r.output_tokens / (r.done_s - r.sent_s) for r in ok if r.done_s > r.sent_s]
-    gaps = [np.diff(r.chunk_s) for r in ok if len(r.chunk_s) > 1]
-    itl = np.concatenate(gaps) * 1000.0 if gaps else np.empty(0)
-    window_s = max([info.arrival_window_s] + [r.sent_s for r in records])
+    ok = t.ok
+    n, n_ok = len(t), int(ok.sum())
+    first = ok & ~np.isnan(t.first_token_s)
+    multi = first & (t.output_tokens > 1)
+    tpot = (t.done_s[multi] - t.first_token_s[multi]) / (t.output_tokens[multi] - 1) * 1000.0
+    e2e = t.done_s[ok] - t.sent_s[ok]
+    tokens = t.output_tokens[ok]
+    tok_s = tokens[e2e > 0] / e2e[e2e > 0]
+    window_s = max(info.arrival_window_s, float(t.sent_s.max())) if n else info.arrival_window_s
     duration_s = info.duration_s or window_s
-    end_s = max((r.done_s for r in records), default=0.0)
-    offered = len(records) / window_s if window_s > 0 else 0.0
-    completion_ratio, queue_growth = steady_signals(records, window_s, offered)
-    n_failed = len(records) - len(ok)
-    retried = [r for r in records if r.attempts > 1]
-    first_try_failed = len(retried) + sum(1 for r in records if r.attempts == 1 and not r.ok)
+    end_s = float(t.done_s.max()) if n else 0.0
+    offered = n / window_s if window_s > 0 else 0.0
+    completion_ratio, queue_growth = steady_signals(t, window_s, offered)
+    retried = t.attempts > 1
+    n_retried = int(retried.sum())
+    errors, errors_by_kind = _errors(t)
+    sources = [*t.token_counted_by.names, ""]
+    counted = first_counts(t.token_counted_by.codes[ok])
+    inputs = t.input_tokens[ok]
     summary = LevelSummary(
         index=info.index,
         qps_target=info.qps_target,
@@ -257,57 +234,56 @@ def summarize_level(
         arrival_window_s=window_s,
         n_scheduled=info.n_scheduled,
         scheduled_qps=info.n_scheduled / duration_s if duration_s > 0 else 0.0,
-        n_sent=len(records),
-        n_ok=len(ok),
+        n_sent=n,
+        n_ok=n_ok,
         offered_qps=offered,
-        achieved_qps=len(ok) / end_s if end_s > 0 else 0.0,
-        success_pct=100.0 * len(ok) / len(records) if records else 0.0,
-        error_rate=n_failed / len(records) if records else 0.0,
-        first_try_error_rate=first_try_failed / len(records) if records else 0.0,
-        ttft_s=Percentiles.of([t - r.sent_s for r, t in first], ps),
-        e2e_s=Percentiles.of([r.done_s - r.sent_s for r in ok], ps),
-        itl_ms=Percentiles.of(itl, ps),
-        tpot_ms=Percentiles.of(tpot, ps),
-        tokens_per_sec=Percentiles.of(tok_s, ps),
-        send_lag_ms=Percentiles.of([(r.sent_s - r.scheduled_s) * 1000.0 for r in records], ps),
-        ttft_from_schedule_s=Percentiles.of([t - r.scheduled_s for r, t in first], ps),
-        e2e_from_schedule_s=Percentiles.of([r.done_s - r.scheduled_s for r in ok], ps),
+        achieved_qps=n_ok / end_s if end_s > 0 else 0.0,
+        success_pct=100.0 * n_ok / n if n else 0.0,
+        error_rate=(n - n_ok) / n if n else 0.0,
+        first_try_error_rate=(n_retried + int((~retried & ~ok).sum())) / n if n else 0.0,
+        ttft_s=Percentiles.of(t.first_token_s[first] - t.sent_s[first], ps, scratch=True),
+        e2e_s=Percentiles.of(e2e, ps, scratch=True),
+        itl_ms=Percentiles.of_sorted(*t.itl_ms_sorted, ps),
+        tpot_ms=Percentiles.of(tpot, ps, scratch=True),
+        tokens_per_sec=Percentiles.of(tok_s, ps, scratch=True),
+        send_lag_ms=Percentiles.of((t.sent_s - t.scheduled_s) * 1000.0, ps, scratch=True),
+        ttft_from_schedule_s=Percentiles.of(
+            t.first_token_s[first] - t.scheduled_s[first], ps, scratch=True
+        ),
+        e2e_from_schedule_s=Percentiles.of(t.done_s[ok] - t.scheduled_s[ok], ps, scratch=True),
         completion_ratio=completion_ratio,
         queue_growth=queue_growth,
-        output_tok_per_s=sum(r.output_tokens for r in ok) / end_s if end_s > 0 else 0.0,
-        errors=tuple(Counter(error_label(r) for r in records if not r.ok).most_common()),
-        errors_by_kind=tuple(
-            Counter(r.error_kind or "" for r in records if not r.ok).most_common()
-        ),
-        token_counted_by=tuple(sorted(Counter(r.token_counted_by or "" for r in ok).items())),
-        input_tokens_mean=_mean([r.input_tokens for r in ok if r.input_tokens is not None]),
-        output_tokens_mean=_mean([r.output_tokens for r in ok]),
-        n_retried=len(retried),
-        n_retries=sum(r.attempts - 1 for r in retried),
+        output_tok_per_s=int(tokens.sum()) / end_s if end_s > 0 else 0.0,
+        errors=errors,
+        errors_by_kind=errors_by_kind,
+        token_counted_by=tuple(sorted(most_common(counted, lambda k: sources[k[0]]))),
+        input_tokens_mean=_mean(inputs[inputs != NO_INT]),
+        output_tokens_mean=_mean(tokens),
+        n_retried=n_retried,
+        n_retries=int((t.attempts[retried] - 1).sum()),
     )
-    return _slo_fields(summary, ok, slos, end_s) if slos else summary
+    return _slo_fields(summary, t, slos, end_s) if slos else summary
 
 
-def latency_samples(records: Iterable[RequestRecord]) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+def latency_samples(records: Records) -> dict[int, tuple[np.ndarray, np.ndarray]]:
     """Per level: the TTFT and E2E (seconds) of each successful request, for resampling."""
-    out: dict[int, tuple[list[float], list[float]]] = {}
-    for r in records:
-        if r.ok and r.first_token_s is not None:
-            ttft, e2e = out.setdefault(r.level, ([], []))
-            ttft.append(r.first_token_s - r.sent_s)
-            e2e.append(r.done_s - r.sent_s)
-    return {level: (np.array(t), np.array(e)) for level, (t, e) in out.items()}
+    out = {}
+    for level, t in as_table(records).levels.items():
+        keep = t.ok & ~np.isnan(t.first_token_s)
+        if keep.any():
+            sent_s = t.sent_s[keep]
+            out[level] = (t.first_token_s[keep] - sent_s, t.done_s[keep] - sent_s)
+    return out
 
 
 def summarize_levels(
     infos: Sequence[LevelInfo],
-    records: Iterable[RequestRecord],
+    records: Records,
     percentiles: Iterable[float],
     slos: Sequence[Slo] = (),
 ) -> list[LevelSummary]:
-    """One summary per level in ``infos`` order; records are grouped by ``record.level``."""
-    by_level: dict[int, list[RequestRecord]] = {info.index: [] for info in infos}
-    for record in records:
-        by_level.setdefault(record.level, []).append(record)
+    """One summary per level in ``infos`` order; records are grouped by their ``level``."""
+    by_level = as_table(records).levels
+    none = RecordTable.from_records(())
     ps = tuple(percentiles)
-    return [summarize_level(info, by_level[info.index], ps, slos) for info in infos]
+    return [summarize_level(info, by_level.get(info.index, none), ps, slos) for info in infos]

@@ -12,6 +12,7 @@ from qpsweep.argparsing import Parser
 from qpsweep.config import parse_qps, plain_name, positive
 from qpsweep.demo import run_demo
 from qpsweep.errors import ConfigError
+from qpsweep.heap import keep_freed_memory
 from qpsweep.models_run import MODELS_FILE, ModelRun, read_models, write_comparison
 from qpsweep.rundir import rebuild
 from qpsweep.sim import SimConfig, serve
@@ -35,6 +36,7 @@ def main_report(argv: list[str]) -> int:
     p.add_argument("--plot", action="store_true", help="draw the plots even if the run did not")
     p.add_argument("--html", action="store_true", help="write report.html even if the run did not")
     ns = p.parse_args(argv)
+    keep_freed_memory()  # a big run's numpy temporaries: reuse them, do not fault them in again
     plot, html = True if ns.plot else None, True if ns.html else None
     run_dir = Path(ns.run_dir)
     if (run_dir / MODELS_FILE).is_file():  # --all-models: each model's run, then the comparison

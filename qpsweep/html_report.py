@@ -15,15 +15,18 @@ from __future__ import annotations
 import base64
 import html
 import json
-from collections import Counter
+import math
 from collections.abc import Sequence
 from dataclasses import fields
 from typing import Any
 
-from qpsweep.analyze import LevelSummary
-from qpsweep.record import RequestRecord
+import numpy as np
+
+from qpsweep.analyze import LevelSummary, Records, as_table
+from qpsweep.record_table import NO_INT, RecordTable
 from qpsweep.report import client_warning, stall_note
 from qpsweep.saturation import Knee, Thresholds, Verdict, stalled
+from qpsweep.table_ops import first_counts, largest
 
 MAX_EXAMPLES = 3
 SLOWEST = 10
@@ -193,15 +196,19 @@ def _plots(images: Sequence[tuple[str, bytes]]) -> str:
     )
 
 
-def _example(r: RequestRecord) -> str:
-    message = r.error or "(no message)"
-    return message if r.status is None else f"[{r.status}] {message}"
+def _example(message: str | None, status: int | None) -> str:
+    text = message or "(no message)"
+    return text if status is None else f"[{status}] {text}"
 
 
-def _slow_row(r: RequestRecord) -> str:
-    ttft_s = None if r.first_token_s is None else r.first_token_s - r.sent_s
-    cells = [r.level, f"{r.level_qps:g}", r.prompt_id, _num(ttft_s, ".3f")]
-    return _row([*cells, f"{r.done_s - r.sent_s:.3f}", _num(r.status, "d")])
+def _slow_row(t: RecordTable, i: int) -> str:
+    first_token_s, sent_s = float(t.first_token_s[i]), float(t.sent_s[i])
+    ttft_s = None if math.isnan(first_token_s) else first_token_s - sent_s
+    status = None if t.status[i] == NO_INT else int(t.status[i])
+    cells = [int(t.level[i]), f"{float(t.level_qps[i]):g}", int(t.prompt_id[i])]
+    return _row(
+        [*cells, _num(ttft_s, ".3f"), f"{float(t.done_s[i]) - sent_s:.3f}", _num(status, "d")]
+    )
 
 
 def _table(table_id: str, head: str, rows: Sequence[str], empty: str) -> str:
@@ -211,22 +218,31 @@ def _table(table_id: str, head: str, rows: Sequence[str], empty: str) -> str:
     return f'<table id="{_e(table_id)}">{head}<tbody>{"".join(rows)}</tbody></table>'
 
 
-def _errors(records: Sequence[RequestRecord]) -> str:
-    counts = Counter((r.level, r.level_qps, r.error_kind or "") for r in records if not r.ok)
+def _errors(records: Records) -> str:
+    t = as_table(records)
+    failed = ~t.ok
+    kinds, messages = [*t.error_kind.names, ""], [*t.error.names, None]
     examples: dict[tuple[int, str], list[str]] = {}
-    for r in records:
-        seen = examples.setdefault((r.level, r.error_kind or ""), [])
-        if not r.ok and len(seen) < MAX_EXAMPLES and _example(r) not in seen:
-            seen.append(_example(r))
+    by_message = (t.level, t.error_kind.codes, t.error.codes, t.status)
+    for (level, kind, error, status), _, _ in first_counts(*(c[failed] for c in by_message)):
+        seen = examples.setdefault((level, kinds[kind]), [])
+        text = _example(messages[error], None if status == NO_INT else status)
+        if len(seen) < MAX_EXAMPLES and text not in seen:
+            seen.append(text)
+    by_kind = (t.level, t.level_qps, t.error_kind.codes)
+    counts = [
+        ((level, qps, kinds[kind]), n)
+        for (level, qps, kind), n, _ in first_counts(*(c[failed] for c in by_kind))
+    ]
     rows = []
-    for (level, qps, kind), n in sorted(counts.items(), key=lambda kv: (kv[0][0], -kv[1])):
+    for (level, qps, kind), n in sorted(counts, key=lambda kv: (kv[0][0], -kv[1])):
         items = "".join(f"<li>{_e(x)}</li>" for x in examples[(level, kind)])
         tail = f'<td class="text"><ul class="examples">{items}</ul></td>'
         rows.append(_row([level, f"{qps:g}", kind, n], cell_cls={2: "text"}, tail=tail))
     head = _head(["level", "target QPS", "kind", "count", "examples"], {2: "text", 4: "text"})
     failures = _table("errors", head, rows, "no request failed")
-    ok = sorted((r for r in records if r.ok), key=lambda r: r.done_s - r.sent_s, reverse=True)
-    slow = [_slow_row(r) for r in ok[:SLOWEST]]
+    ok = np.flatnonzero(t.ok)
+    slow = [_slow_row(t, int(ok[i])) for i in largest(t.done_s[ok] - t.sent_s[ok], SLOWEST)]
     head = _head(["level", "target QPS", "prompt_id", "TTFT (s)", "E2E (s)", "status"])
     slowest = _table("slowest", head, slow, "no successful request")
     return f"{failures}\n<h3>The {SLOWEST} slowest successful requests</h3>\n{slowest}"
@@ -249,7 +265,7 @@ def render_html(
     summaries: Sequence[LevelSummary],
     verdict: Verdict,
     table: str,
-    records: Sequence[RequestRecord],
+    records: Records,
     images: Sequence[tuple[str, bytes]],
 ) -> str:
     """The whole report page; see the module docstring for the contract."""

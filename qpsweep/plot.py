@@ -20,7 +20,8 @@ import matplotlib
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from qpsweep.analyze import LevelSummary, Percentiles, percentile_key
+from qpsweep.analyze import LevelSummary
+from qpsweep.percentiles import Percentiles, percentile_key
 from qpsweep.saturation import Verdict
 
 FIGSIZE_IN = (20.0, 12.0)

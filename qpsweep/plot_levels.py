@@ -11,8 +11,11 @@ levels are dashed.  Times in records are seconds since their level's start.
 * ``in_flight.png``: in flight(t) = #{requests: sent_s <= t < done_s} (every request), and
   below it successful completions per second in 1-s bins of done_s.
 
-ECDF: x = sorted values, y = i / n for i = 1..n.  The x axis is logarithmic when the values
-span more than a factor of 20; levels without a successful request are left out.
+ECDF: x = sorted values, y = i / n for i = 1..n, drawn through at most ``MAX_POINTS`` of its
+points, evenly spaced in rank (exact quantiles: every sample counts, however large the run);
+the in-flight count through at most ``MAX_POINTS`` bins, each at its peak.  The x axis is
+logarithmic when the values span more than a factor of 20; levels without a successful
+request are left out.
 """
 
 from __future__ import annotations
@@ -26,8 +29,8 @@ import numpy.typing as npt
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from qpsweep.analyze import LevelSummary
-from qpsweep.record import RequestRecord
+from qpsweep.analyze import LevelSummary, Records, as_table
+from qpsweep.record_table import RecordTable
 
 Array = npt.NDArray[np.float64]
 LEVEL_PLOTS: tuple[str, ...] = ("ttft_distribution.png", "itl_distribution.png", "in_flight.png")
@@ -79,12 +82,13 @@ def completions_per_s(done_s: Sequence[float] | Array, bin_s: float = 1.0) -> tu
     return np.arange(rate.size + 1, dtype=np.float64) * bin_s, rate.astype(np.float64)
 
 
-def _thin(x: Array, y: Array) -> tuple[Array, Array]:
-    """At most ``MAX_POINTS`` points, evenly spaced in rank, first and last kept."""
-    if x.size <= MAX_POINTS:
-        return x, y
-    keep = np.unique(np.linspace(0, x.size - 1, MAX_POINTS).astype(int))
-    return x[keep], y[keep]
+def ecdf_points(ordered: Array, max_points: int = MAX_POINTS) -> tuple[Array, Array]:
+    """``ecdf`` of values already sorted, at most ``max_points`` of its points: evenly spaced
+    in rank, first and last kept (a dense grid of exact quantiles)."""
+    keep = np.arange(ordered.size)
+    if ordered.size > max_points:
+        keep = np.unique(np.linspace(0, ordered.size - 1, max_points).astype(int))
+    return ordered[keep], (keep + 1) / max(ordered.size, 1)
 
 
 Style = tuple[int, str, tuple[float, float, float, float], str]  # index, label, colour, line
@@ -115,15 +119,16 @@ def _finish(ax: Axes, title: str, xlabel: str, ylabel: str, drawn: int) -> None:
 def _cdf_figure(
     styles: list[Style], samples: Mapping[int, Array], title: str, xlabel: str, ylabel: str
 ) -> Figure:
+    """One ECDF per level of ``samples`` (each sorted)."""
     fig = Figure(figsize=(14.0, 7.0), dpi=DPI, layout="tight")
     ax = fig.subplots()
     drawn, positive = 0, []
     for index, label, color, style in styles:
-        x, y = ecdf(samples[index])
-        if x.size:
-            pos = x[x > 0]  # smallest and largest positive value, for the log-scale test
-            positive += [float(pos[0]), float(pos[-1])] if pos.size else []
-            x, y = _thin(x, y)  # below: a point at 0 so that the first step is drawn too
+        ordered = samples[index]
+        if ordered.size:
+            first = int(np.searchsorted(ordered, 0.0, "right"))  # the smallest positive value
+            positive += [float(ordered[first]), float(ordered[-1])] if first < ordered.size else []
+            x, y = ecdf_points(ordered)  # below: a point at 0 so that the first step is drawn
             x, y = np.append(x[0], x), np.append(0.0, y)
             ax.plot(x, y, style, drawstyle="steps-post", color=color, label=label, gid=LEVEL_GID)
             drawn += 1
@@ -137,23 +142,21 @@ def _cdf_figure(
     return fig
 
 
-def _in_flight_figure(
-    styles: list[Style], by_level: Mapping[int, Sequence[RequestRecord]]
-) -> Figure:
+def _in_flight_figure(styles: list[Style], by_level: Mapping[int, RecordTable]) -> Figure:
     fig = Figure(figsize=(14.0, 9.0), dpi=DPI, layout="tight")
     top, bottom = fig.subplots(2, 1, sharex=True)
     drawn = done_drawn = 0
     for index, label, color, style in styles:
         recs = by_level[index]
-        if recs:
-            t, count = in_flight_steps([r.sent_s for r in recs], [r.done_s for r in recs])
+        if len(recs):
+            t, count = in_flight_steps(recs.sent_s, recs.done_s)
             start = min(0.0, float(t[0]))  # the count is 0 before the first send
             t, count = downsample_steps(np.append(start, t), np.append(0.0, count))
             top.plot(
                 t, count, style, drawstyle="steps-post", color=color, label=label, gid=LEVEL_GID
             )
             drawn += 1
-        edges, rate = completions_per_s([r.done_s for r in recs if r.ok])
+        edges, rate = completions_per_s(recs.done_s[recs.ok])
         if rate.size:
             y = np.append(rate, rate[-1])
             bottom.plot(
@@ -172,24 +175,20 @@ def _in_flight_figure(
 
 
 def level_figures(
-    records: Sequence[RequestRecord],
+    records: Records,
     summaries: Sequence[LevelSummary],
     states: Mapping[int, str],
 ) -> dict[str, Figure]:
     """``LEVEL_PLOTS`` name -> figure; ``states`` maps level index to its verdict state."""
-    by_level: dict[int, list[RequestRecord]] = {s.index: [] for s in summaries}
-    for r in records:
-        if r.level in by_level:
-            by_level[r.level].append(r)
+    levels = as_table(records).levels
+    none = RecordTable.from_records(())
+    by_level = {s.index: levels.get(s.index, none) for s in summaries}
     ttft: dict[int, Array] = {}
     itl: dict[int, Array] = {}
     for index, recs in by_level.items():
-        ok = [r for r in recs if r.ok]
-        ttft[index] = np.array(
-            [r.first_token_s - r.sent_s for r in ok if r.first_token_s is not None], dtype=float
-        )
-        gaps = [np.diff(r.chunk_s) for r in ok if len(r.chunk_s) > 1]
-        itl[index] = np.concatenate(gaps) * 1000.0 if gaps else np.zeros(0)
+        first = recs.ok & ~np.isnan(recs.first_token_s)
+        ttft[index] = np.sort(recs.first_token_s[first] - recs.sent_s[first])
+        itl[index] = recs.itl_ms_sorted[0]
     styles = _styles(summaries, states)
     ttft_title = "TTFT distribution per level (successful requests)"
     itl_title = "inter-token latency distribution per level (successful requests, pooled)"

@@ -11,7 +11,8 @@ import textwrap
 from collections.abc import Sequence
 from typing import Any
 
-from qpsweep.analyze import LevelSummary, Percentiles, percentile_key
+from qpsweep.analyze import LevelSummary
+from qpsweep.percentiles import Percentiles, percentile_key
 from qpsweep.saturation import BOOTSTRAP, Knee, LevelState, Thresholds, Verdict, stalled
 from qpsweep.slo import describe
 

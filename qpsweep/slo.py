@@ -20,6 +20,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+import numpy.typing as npt
+
 from qpsweep.errors import ConfigError
 
 METRICS = ("ttft", "tpot", "itl", "e2e")
@@ -82,3 +85,18 @@ def request_meets(
         if value is None and slo.metric == "ttft":
             return False
     return True
+
+
+def requests_meet(
+    slos: Sequence[Slo],
+    ttft_s: npt.NDArray[np.float64],
+    e2e_s: npt.NDArray[np.float64],
+    tpot_s: npt.NDArray[np.float64],
+) -> npt.NDArray[np.bool_]:
+    """``request_meets`` for many successful requests at once, NaN standing for ``None``."""
+    values = {"ttft": ttft_s, "e2e": e2e_s, "tpot": tpot_s, "itl": tpot_s}
+    met = np.ones(e2e_s.size, dtype=bool)
+    for slo in slos:
+        value = values[slo.metric]
+        met &= np.where(np.isnan(value), slo.metric != "ttft", value <= slo.limit_s)
+    return met
