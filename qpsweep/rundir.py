@@ -22,8 +22,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-import numpy as np
-
 from qpsweep import __version__
 from qpsweep.analyze import (
     LevelInfo,
@@ -258,10 +256,9 @@ def level_infos(metadata: dict[str, Any], records: Records) -> list[LevelInfo]:
         )
         for lv in metadata.get("levels", [])
     }
-    levels, first = np.unique(table.level, return_index=True)
-    for level, row in zip(levels.tolist(), first.tolist(), strict=True):
+    for level, rows in table.levels.items():  # the first record's rate, as the records say
         if level not in infos:
-            infos[level] = LevelInfo(level, float(table.level_qps[row]), 0.0, 0)
+            infos[level] = LevelInfo(level, float(rows.level_qps[0]), 0.0, 0)
     return [infos[i] for i in sorted(infos)]
 
 
