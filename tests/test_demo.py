@@ -38,7 +38,9 @@ def test_demo_writes_a_normal_result_directory(qpsweep) -> None:
     meta = run.json("metadata.json")
     assert meta["model"] == "qpsweep-sim" and meta["simulator_capacity_rps"] > 5
     levels = run.json("benchmark_qps_results.json")
-    assert [lv["qps_target"] for lv in levels] == [3.0, 6.0]
+    # a level where the generator fell behind (one late send of ~9 on a busy machine) is run
+    # once more, as designed: its rerun is another entry of the same target
+    assert sorted({lv["qps_target"] for lv in levels}) == [3.0, 6.0] and len(levels) <= 4
     assert all(lv["success_rate"] == 100.0 for lv in levels)
 
 
