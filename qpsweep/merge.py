@@ -31,7 +31,7 @@ import numpy as np
 
 from qpsweep.errors import ConfigError
 from qpsweep.metrics import METRICS_FILE
-from qpsweep.parts import merge_files, part_files
+from qpsweep.parts import merge_files
 from qpsweep.record import RequestRecord
 from qpsweep.rundir import (
     METADATA_FILE,
@@ -40,6 +40,7 @@ from qpsweep.rundir import (
     load_records,
     read_metadata,
     rebuild,
+    record_files,
     write_json,
 )
 
@@ -58,8 +59,8 @@ SAME = (
 
 
 @dataclass(frozen=True)
-class Shard:
-    """One shard's directory read back."""
+class ShardDir:
+    """One shard's result directory read back."""
 
     path: Path
     index: int
@@ -77,15 +78,15 @@ class MergeResult:
     table: str
 
 
-def _read(path: Path) -> Shard:
+def _read(path: Path) -> ShardDir:
     metadata = read_metadata(path)
     shard = metadata.get("shard")
     if not shard:
         raise ConfigError(f"{path}: not a shard (its run was made without --shard I/N)")
-    return Shard(path, int(shard["index"]), int(shard["count"]), metadata, load_records(path))
+    return ShardDir(path, int(shard["index"]), int(shard["count"]), metadata, load_records(path))
 
 
-def _check_same(shards: list[Shard]) -> None:
+def _check_same(shards: list[ShardDir]) -> None:
     first = shards[0]
     for shard in shards[1:]:
         for key in ("count", "start_at"):
@@ -107,7 +108,7 @@ def _check_same(shards: list[Shard]) -> None:
         seen[shard.index] = shard.path
 
 
-def find_problems(shards: list[Shard]) -> list[str]:
+def find_problems(shards: list[ShardDir]) -> list[str]:
     """Everything that makes the merged run less than whole (see the module docstring)."""
     count = shards[0].count
     problems = [
@@ -150,7 +151,7 @@ def _lag_problems(name: str, records: list[RequestRecord]) -> list[str]:
     return out
 
 
-def _clock_problems(shards: list[Shard]) -> list[str]:
+def _clock_problems(shards: list[ShardDir]) -> list[str]:
     clocks = {s.index: s.metadata.get("clock") for s in shards}
     known = {i: c for i, c in clocks.items() if c}
     out = [
@@ -173,7 +174,7 @@ def _clock_problems(shards: list[Shard]) -> list[str]:
     return out
 
 
-def _levels(shards: list[Shard]) -> list[dict[str, Any]]:
+def _levels(shards: list[ShardDir]) -> list[dict[str, Any]]:
     """The shards' level entries added up, per level index."""
     merged: dict[int, dict[str, Any]] = {}
     for s in sorted(shards, key=lambda s: s.index):
@@ -186,12 +187,6 @@ def _levels(shards: list[Shard]) -> list[dict[str, Any]]:
             into["arrival_window_s"] = max(window_s) if window_s else None
             into["started_at"] = min(into["started_at"], lv["started_at"])
     return [merged[i] for i in sorted(merged)]
-
-
-def _record_files(run_dir: Path) -> list[Path]:
-    """A shard's ``requests.jsonl``, or its worker parts if it was killed before joining them."""
-    path = run_dir / REQUESTS_FILE
-    return [path] if path.exists() else part_files(run_dir)
 
 
 def merge_shards(
@@ -228,7 +223,7 @@ def merge_shards(
     metadata["stopped_early"] = stopped[0] if stopped else None
     run_dir = create_run_dir(results_dir, name)
     write_json(run_dir / METADATA_FILE, metadata)
-    merge_files([p for s in shards for p in _record_files(s.path)], run_dir / REQUESTS_FILE)
+    merge_files([p for s in shards for p in record_files(s.path)], run_dir / REQUESTS_FILE)
     scraped = next(
         (s.path / METRICS_FILE for s in shards if (s.path / METRICS_FILE).exists()), None
     )

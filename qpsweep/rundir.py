@@ -218,13 +218,18 @@ def read_metadata(run_dir: Path) -> dict[str, Any]:
     return data
 
 
+def record_files(run_dir: Path) -> list[Path]:
+    """Where the run's records are: ``requests.jsonl``, or, while a run with ``--workers`` is
+    going (or was killed before joining them), its worker parts; empty when neither exists."""
+    path = run_dir / REQUESTS_FILE
+    return [path] if path.exists() else part_files(run_dir)
+
+
 def load_records(run_dir: Path) -> list[RequestRecord]:
     """Every record of the run (an empty list when no request finished): ``requests.jsonl``,
     or, while a run with ``--workers`` is going (or was killed), its worker parts."""
-    path = run_dir / REQUESTS_FILE
-    paths = [path] if path.exists() else part_files(run_dir)
     try:
-        return [record for p in paths for record in read_records(p)]
+        return [record for p in record_files(run_dir) for record in read_records(p)]
     except ValueError as err:
         raise RunDirError(str(err)) from None
 
@@ -232,8 +237,7 @@ def load_records(run_dir: Path) -> list[RequestRecord]:
 def load_table(run_dir: Path) -> RecordTable:
     """``load_records`` as columns (``read_table``: far faster than the records themselves);
     the same files: ``requests.jsonl``, or the worker parts of a run that has not joined them."""
-    path = run_dir / REQUESTS_FILE
-    paths = [path] if path.exists() else part_files(run_dir)
+    paths = record_files(run_dir)
     if not paths:
         return RecordTable.from_records(())
     try:

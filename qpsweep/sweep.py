@@ -92,6 +92,7 @@ class _Sweep:
         self.signals: Signals | None = None
         self.scraper: MetricsScraper | None = None
         self.order = prompt_order(len(prompts), scenario.seed)
+        self.drain_s = request_deadline_s(settings) + DRAIN_GRACE_S  # the most a level drains
         self.pool: WorkerPool | None = None
         if scenario.workers > 1:
             paths = [part_path(run_dir, w) for w in range(scenario.workers)]
@@ -125,8 +126,7 @@ class _Sweep:
         shard = self.scenario.shard
         if shard is None or attack.index < 0:
             return perf_counter() + attack.lead_s
-        drain_s = request_deadline_s(self.settings) + DRAIN_GRACE_S
-        epoch = level_start_epoch(shard, attack.index, self.scenario.duration_s, drain_s)
+        epoch = level_start_epoch(shard, attack.index, self.scenario.duration_s, self.drain_s)
         return perf_counter() + (epoch - time.time())
 
     async def _attack(self, attack: LevelAttack | RemoteLevel, duration_s: float) -> float:
@@ -139,8 +139,7 @@ class _Sweep:
                 await self._stage(attack.schedule(t0))
             window_s = duration_s if not self.interrupted else perf_counter() - t0
             if not self.interrupted:
-                deadline_s = request_deadline_s(self.settings)
-                await self._stage(attack.drain(deadline_s + DRAIN_GRACE_S))
+                await self._stage(attack.drain(self.drain_s))
             if self.interrupted:
                 await attack.drain(INTERRUPT_DRAIN_S)
         finally:
@@ -190,7 +189,7 @@ class _Sweep:
         assert shard is not None
         offset = await measure_offset_s(session, probe_urls(self.settings.url)[0])
         self.metadata["clock"] = asdict(offset) if offset else None
-        slot_s = sc.duration_s + request_deadline_s(self.settings) + DRAIN_GRACE_S
+        slot_s = sc.duration_s + self.drain_s
         start = datetime.fromtimestamp(shard.start_at_epoch).astimezone()
         print(
             f"shard {shard.index}/{shard.count}: level 1 starts at {start.isoformat()} "
@@ -338,8 +337,7 @@ class _Sweep:
 
         attack: LevelAttack | RemoteLevel
         if self.pool is not None:
-            drain_s = request_deadline_s(self.settings) + DRAIN_GRACE_S
-            attack = self.pool.level(index, qps, offsets_list, drain_s, progress)
+            attack = self.pool.level(index, qps, offsets_list, self.drain_s, progress)
         else:
             prompts = self._prompts_for(len(offsets))[part.index :: part.count]
             mine = part.offsets(offsets_list)
