@@ -7,6 +7,7 @@ Definitions (per level; "ok" = requests with no ``error_kind``; times from ``rec
 * ``tpot_ms`` = (e2e - ttft) / (output_tokens - 1), ok requests with >= 2 output tokens;
 * ``tokens_per_sec`` = output_tokens / e2e, per ok request (the seed's "Tok/s");
 * ``send_lag_ms`` = sent_s - scheduled_s, every sent request: the generator's own delay;
+  ``n_late_sends``: the requests sent more than ``LATE_SEND_MS`` after their scheduled time;
 * ``arrival_window_s``: how long the level scheduled arrivals (``--duration`` unless stopped
   early), widened to the last actual send when the generator ran late;
 * ``offered_qps`` (the seed's "Actual QPS") = n_sent / arrival_window_s;
@@ -50,6 +51,7 @@ from qpsweep.table_ops import first_counts, most_common
 
 BASE_PERCENTILES = (50.0, 90.0, 95.0, 99.0)
 MIN_STEADY_SENDS = 10
+LATE_SEND_MS = 10.0  # a send this much after its scheduled time is late
 _GRID_POINTS = 50
 
 Records = Iterable[RequestRecord] | RecordTable
@@ -101,6 +103,7 @@ class LevelSummary:
     goodput_rps: float | None = None
     n_retried: int = 0
     n_retries: int = 0
+    n_late_sends: int = 0
 
     @property
     def n_failed(self) -> int:
@@ -261,6 +264,7 @@ def summarize_level(
         output_tokens_mean=_mean(tokens),
         n_retried=n_retried,
         n_retries=int((t.attempts[retried] - 1).sum()),
+        n_late_sends=int(((t.sent_s - t.scheduled_s) * 1000.0 > LATE_SEND_MS).sum()),
     )
     return _slo_fields(summary, t, slos, end_s) if slos else summary
 

@@ -15,8 +15,10 @@ What makes the merged numbers less than whole is found and reported, never hidde
 * shards whose clocks were more than ``SKEW_LIMIT_S`` apart, each measured against the
   server's ``Date`` header (``qpsweep.clock``; the server's own error cancels out); or a
   shard whose clock could not be measured;
-* a shard that fell behind its schedule (send lag p99 above ``LAG_LIMIT_S``): it started
-  late or could not keep up.
+* a shard that fell behind its schedule at a level, by the rule that makes a level
+  ``client_limited`` (``saturation.Thresholds``: more than 5% of its sends, and at least 2,
+  over ``analyze.LATE_SEND_MS`` late): it started late or could not keep up.  A brief stall
+  of a few sends is not a merge problem; the merged report notes it like any run's.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from qpsweep.analyze import LATE_SEND_MS
 from qpsweep.errors import ConfigError
 from qpsweep.metrics import METRICS_FILE
 from qpsweep.parts import merge_files
@@ -43,9 +46,9 @@ from qpsweep.rundir import (
     record_files,
     write_json,
 )
+from qpsweep.saturation import Thresholds
 
 SKEW_LIMIT_S = 0.25
-LAG_LIMIT_S = 0.010
 SAME = (
     "qps_levels",
     "duration",
@@ -137,16 +140,18 @@ def find_problems(shards: list[ShardDir]) -> list[str]:
 
 
 def _lag_problems(name: str, records: list[RequestRecord]) -> list[str]:
-    by_level: dict[tuple[int, float], list[float]] = defaultdict(list)
+    rule = Thresholds()
+    lags_ms: dict[tuple[int, float], list[float]] = defaultdict(list)
     for r in records:
-        by_level[(r.level, r.level_qps)].append(r.sent_s - r.scheduled_s)
+        lags_ms[(r.level, r.level_qps)].append((r.sent_s - r.scheduled_s) * 1000.0)
     out = []
-    for (index, qps), lags in sorted(by_level.items()):
-        p99_s = float(np.percentile(lags, 99))
-        if p99_s > LAG_LIMIT_S:
+    for (index, qps), lags in sorted(lags_ms.items()):
+        late = sum(1 for lag in lags if lag > LATE_SEND_MS)
+        if late >= rule.min_late_sends and late > rule.late_share * len(lags):
             out.append(
-                f"{name}: level {index + 1} (QPS {qps:g}) ran behind its schedule (send lag "
-                f"p99 {1000 * p99_s:.0f} ms): the shard started late or could not keep up"
+                f"{name}: level {index + 1} (QPS {qps:g}) ran behind its schedule ({late} of "
+                f"{len(lags)} sends over {LATE_SEND_MS:g} ms late, send lag p99 "
+                f"{np.percentile(lags, 99):.0f} ms): the shard started late or could not keep up"
             )
     return out
 

@@ -11,7 +11,7 @@ import textwrap
 from collections.abc import Sequence
 from typing import Any
 
-from qpsweep.analyze import LevelSummary
+from qpsweep.analyze import LATE_SEND_MS, LevelSummary
 from qpsweep.percentiles import Percentiles, percentile_key
 from qpsweep.saturation import BOOTSTRAP, Knee, LevelState, Thresholds, Verdict, stalled
 from qpsweep.slo import describe
@@ -136,7 +136,8 @@ def client_warning(summary: LevelSummary) -> str:
     lag50, lag95 = summary.send_lag_ms.get(50.0), summary.send_lag_ms.get(95.0)
     return (
         f"WARNING: at QPS {summary.qps_target:g} the load generator fell behind its schedule "
-        f"(send lag p50 {_cell(lag50, '.1f')} ms, p95 {_cell(lag95, '.1f')} ms; offered "
+        f"({summary.n_late_sends} of {summary.n_sent} sends over {LATE_SEND_MS:g} ms late; send "
+        f"lag p50 {_cell(lag50, '.1f')} ms, p95 {_cell(lag95, '.1f')} ms; offered "
         f"{summary.offered_qps:.2f} of {summary.scheduled_qps:.2f} QPS scheduled). Latencies at "
         "this level describe the client, not the server, and the verdict ignores it. Remedy: "
         "close other programs, give qpsweep a free core, or lower the level."
@@ -193,6 +194,7 @@ def level_json(s: LevelSummary, state: LevelState) -> dict[str, Any]:
         "itl_ms": _dist(s.itl_ms, 3),
         "tpot_ms": _dist(s.tpot_ms, 3),
         "send_lag_ms": _dist(s.send_lag_ms, 3),
+        "n_late_sends": s.n_late_sends,
         "ttft_from_schedule": _dist(s.ttft_from_schedule_s, 6),
         "e2e_from_schedule": _dist(s.e2e_from_schedule_s, 6),
         "slo_met": s.slo_met,

@@ -16,6 +16,7 @@ import numpy as np
 from qpsweep.analyze import (
     _KIND_LABELS,
     BASE_PERCENTILES,
+    LATE_SEND_MS,
     MIN_STEADY_SENDS,
     LevelInfo,
     LevelSummary,
@@ -144,6 +145,7 @@ def summarize_level(
         output_tokens_mean=_mean([r.output_tokens for r in ok]),
         n_retried=len(retried),
         n_retries=sum(r.attempts - 1 for r in retried),
+        n_late_sends=sum(1 for r in records if (r.sent_s - r.scheduled_s) * 1000.0 > LATE_SEND_MS),
     )
     return _slo_fields(summary, ok, slos, end_s) if slos else summary
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import replace
 
 import numpy as np
@@ -38,12 +39,12 @@ def level(
     completion: float = 1.0,
     growth: float = 0.0,
     errors: float = 0.0,
-    lag_p95_ms: float = 1.0,
+    late: int = 0,
     lag_p99_ms: float = 2.0,
     offered: float | None = None,
 ) -> LevelSummary:
     offered = qps if offered is None else offered
-    lags = {50.0: 0.5, 90.0: 0.8, 95.0: lag_p95_ms, 99.0: max(lag_p99_ms, lag_p95_ms)}
+    lags = {50.0: 0.5, 90.0: 0.8, 95.0: 1.0, 99.0: lag_p99_ms}
     lag = Percentiles(100, 0.5, lags[99.0], tuple(lags.items()))
     return LevelSummary(
         index=index,
@@ -75,6 +76,7 @@ def level(
         token_counted_by=(),
         input_tokens_mean=None,
         output_tokens_mean=None,
+        n_late_sends=late,
     )
 
 
@@ -177,7 +179,7 @@ def test_client_limited_levels_are_not_evidence() -> None:
     levels = [
         level(0, 5, 0.05, 1.0),
         level(1, 10, 0.05, 1.0),
-        level(2, 400, 9.0, 20.0, completion=0.2, growth=0.8, lag_p95_ms=30.0),
+        level(2, 400, 9.0, 20.0, completion=0.2, growth=0.8, late=9000),
         level(3, 500, 9.0, 20.0, offered=300.0),  # sent well under the schedule's rate
     ]
     v = assess(levels, {})
@@ -188,13 +190,26 @@ def test_client_limited_levels_are_not_evidence() -> None:
 
 
 def test_a_brief_stall_is_a_note_not_a_client_limited_level() -> None:
-    stall = level(1, 10, 0.05, 1.0, lag_p95_ms=2.0, lag_p99_ms=90.0)
+    stall = level(1, 10, 0.05, 1.0, late=1, lag_p99_ms=90.0)
     v = assess([level(0, 5, 0.05, 1.0), stall], {})
     assert [st.state for st in v.levels] == ["ok", "ok"]
     assert stalled(stall, Thresholds()) and not client_limited(stall, Thresholds())
     table = format_table([stall], (50.0,), v)
     assert "note: at QPS 10 the load generator stalled briefly (send lag max 90 ms" in table
     assert "WARNING" not in table
+
+
+def test_one_late_send_in_a_short_level_is_a_stall_two_are_falling_behind() -> None:
+    """A 1.5 s level at 6 QPS sends about 9 requests: one late send is a stall (numpy's p95 of
+    9 lags would be mostly that one); two late sends (22%) are the generator falling behind."""
+    t = Thresholds()
+    short = dataclasses.replace(level(0, 6, 0.05, 1.0, lag_p99_ms=40.0), n_sent=9)
+    assert not client_limited(dataclasses.replace(short, n_late_sends=1), t)
+    assert stalled(dataclasses.replace(short, n_late_sends=1), t)
+    assert client_limited(dataclasses.replace(short, n_late_sends=2), t)
+    big = dataclasses.replace(short, n_sent=1000)  # 5% of 1,000 sends is the line
+    assert not client_limited(dataclasses.replace(big, n_late_sends=50), t)
+    assert client_limited(dataclasses.replace(big, n_late_sends=51), t)
 
 
 def test_degraded_by_latency_factor_and_by_the_p95_limit() -> None:

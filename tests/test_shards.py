@@ -104,11 +104,20 @@ def test_merge_reports_a_missing_shard_lost_records_and_clock_skew(shards, tmp_p
     assert "WARNING: shard 1/2 is missing: every level lacks 1/2 of its arrivals" in done.stderr
     lines = (s1 / "requests.jsonl").read_text().splitlines(keepends=True)
     (s1 / "requests.jsonl").write_text("".join(lines[3:]))  # three records lost
+    late = [json.loads(x) for x in (s0 / "requests.jsonl").read_text().splitlines()]
+    for r in late:
+        r["sent_s"] += 0.05 if r["level"] == 1 else 0.0  # shard 0 started level 2 late
+    (s0 / "requests.jsonl").write_text("".join(json.dumps(r) + "\n" for r in late))
     clock = json.loads((s1 / "metadata.json").read_text())["clock"]
     _edit(s1, clock={**clock, "offset_s": clock["offset_s"] + 2.0})  # a pod 2 s ahead
     done = _merge(str(s0), str(s1), "--results-dir", str(tmp_path / "out"))
     assert done.returncode == 0, done.stderr
     assert "sent but" in done.stderr and "recorded" in done.stderr
+    n_late = sum(1 for r in late if r["level"] == 1)
+    assert f"level 2 (QPS {LEVELS[1]:g}) ran behind its schedule ({n_late} of {n_late} sends" in (
+        done.stderr
+    )
+    assert "level 1 (QPS 10) ran behind" not in done.stderr  # its own small lags are fine
     apart = re.search(r"WARNING: clock skew: the shards' clocks were ([\d.]+) s apart", done.stderr)
     assert apart is not None and abs(float(apart.group(1)) - 2.0) < 0.1, done.stderr
     merged = sorted((tmp_path / "out").iterdir())[-1]
