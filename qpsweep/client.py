@@ -11,14 +11,9 @@ arrival of every chunk that carries generated text (``delta.content``,
 Output tokens come from the server's ``usage.completion_tokens`` when it sends usage,
 otherwise one token per content chunk; ``token_counted_by`` says which.
 
-Hot path: most events are plain content chunks, and only their arrival time matters.  An
-event is taken as one without decoding its JSON when it is an object (``{...}``) with
-``"choices"``, a content key followed by a non-empty string (``"content":"x``; the pattern
-cannot match inside a JSON string, where quotes are escaped), no ``"usage"``, no ``"error"``
-and no finish reason other than ``null``.  Every other event (the role chunk, the last chunk,
-usage, errors, a chunk cut short, anything formatted otherwise) is decoded in full.  So a
-malformed chunk that still has that shape counts as content instead of ``protocol``; one
-choice per chunk is assumed (qpsweep never asks for ``n > 1``).
+Hot path: most events are plain content chunks, and only their arrival time matters; those
+are recognized without decoding their JSON (``qpsweep.plain_chunk``, which says what is taken
+for one).  Every other event is decoded in full.
 
 Outcome classification (``error_kind``; ``None`` is success):
 
@@ -46,8 +41,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from time import perf_counter
 from typing import Any
@@ -58,12 +52,12 @@ from yarl import URL
 from qpsweep import __version__
 from qpsweep.config import Scenario, Target
 from qpsweep.dataset import Prompt
+from qpsweep.plain_chunk import PlainChunks, is_plain
 from qpsweep.record import RequestRecord
 from qpsweep.redact import is_secret_header, scrub
 from qpsweep.sse import SseParser
 
 _CONTENT_KEYS = ("content", "reasoning_content", "reasoning")
-_FAST_CONTENT = re.compile(rb'"(?:content|reasoning_content|reasoning|text)":\s*"(?!")')
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 MAX_REDIRECTS = 5
 _ERROR_BODY_BYTES = 8192
@@ -393,6 +387,7 @@ def _has_content(choice: Any) -> bool:
 
 async def _read_sse(resp: aiohttp.ClientResponse, trace: Trace, t0: float) -> Outcome:
     parser = SseParser()
+    plain = PlainChunks()
     finished = False
     async for piece in resp.content.iter_any():
         now_s = perf_counter() - t0
@@ -405,7 +400,7 @@ async def _read_sse(resp: aiohttp.ClientResponse, trace: Trace, t0: float) -> Ou
                 trace.end_s = now_s
                 await _read_rest(resp)
                 return _end(trace, parser, done=True)
-            failure, fin = _take_event(trace, payload, now_s)
+            failure, fin = _take_event(trace, payload, now_s, plain)
             if failure is not None:
                 return failure
             finished = finished or fin
@@ -413,29 +408,19 @@ async def _read_sse(resp: aiohttp.ClientResponse, trace: Trace, t0: float) -> Ou
     for payload in parser.close():  # a last event without its blank line
         if payload == b"[DONE]":
             return _end(trace, parser, done=True)
-        failure, fin = _take_event(trace, payload, now_s)
+        failure, fin = _take_event(trace, payload, now_s, plain)
         if failure is not None:
             return failure
         finished = finished or fin
     return _end(trace, parser, done=finished)
 
 
-def _plain_content(payload: bytes) -> bool:
-    """True for a content chunk that needs no decoding (see the module docstring)."""
-    return (
-        payload[:1] == b"{"
-        and payload[-1:] == b"}"
-        and b'"usage"' not in payload
-        and b'"error"' not in payload
-        and (b'"finish_reason"' not in payload or b'"finish_reason":null' in payload)
-        and b'"choices"' in payload
-        and _FAST_CONTENT.search(payload) is not None
-    )
-
-
-def _take_event(trace: Trace, payload: bytes, now_s: float) -> tuple[Outcome | None, bool]:
-    """Record one event's content time and usage; (a failure or None, finish_reason seen)."""
-    if _plain_content(payload):
+def _take_event(
+    trace: Trace, payload: bytes, now_s: float, plain: Callable[[bytes], bool] = is_plain
+) -> tuple[Outcome | None, bool]:
+    """Record one event's content time and usage; (a failure or None, finish_reason seen).
+    ``plain``: ``is_plain`` or a response's ``PlainChunks``."""
+    if plain(payload):
         trace.chunk_s.append(now_s)
         return None, False
     try:

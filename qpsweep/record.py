@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from json.encoder import encode_basestring_ascii
 from pathlib import Path
 from typing import IO, Any
 
@@ -69,31 +70,40 @@ class RequestRecord:
         return self.error_kind is None
 
     def to_json(self) -> str:
-        """One JSON line (no newline); times rounded to the microsecond.  ``chunk_s`` is
-        formatted directly (``%.6f``, the same values as ``round(t, 6)``) and comes last: it
-        is most of the line, and this is the generator's hot path."""
-        data: dict[str, Any] = {
-            "level": self.level,
-            "level_qps": self.level_qps,
-            "seq": self.seq,
-            "prompt_id": self.prompt_id,
-            "scheduled_s": round(self.scheduled_s, 6),
-            "sent_s": round(self.sent_s, 6),
-            "first_token_s": _round(self.first_token_s),
-            "done_s": round(self.done_s, 6),
-            "status": self.status,
-            "error_kind": self.error_kind,
-            "error": self.error,
-            "input_tokens": self.input_tokens,
-            "output_tokens": self.output_tokens,
-            "token_counted_by": self.token_counted_by,
-        }
+        """One JSON line (no newline): the fields in declaration order, the retry fields only
+        when ``attempts > 1``, ``chunk_s`` last; times as ``%.6f`` (rounded to the
+        microsecond: the same values as ``round(t, 6)``).  What ``json.loads`` reads back is
+        what ``json.dumps`` of those keys would have written; the line is formatted by one
+        ``%`` per record (the format cached per chunk count) because this is the generator's
+        hot path."""
+        chunk_s = self.chunk_s
+        n = len(chunk_s)
+        form = _FORMATS.get(n) or _format(n)
+        retry = ""
         if self.attempts > 1:
-            data["attempts"] = self.attempts
-            data["first_error_kind"] = self.first_error_kind
-            data["first_done_s"] = _round(self.first_done_s)
-        chunks = ",".join(["%.6f" % t for t in self.chunk_s])  # noqa: UP031 (faster than f"")
-        return json.dumps(data, separators=(",", ":"))[:-1] + ',"chunk_s":[' + chunks + "]}"
+            retry = _RETRY % (
+                self.attempts,
+                _opt_str(self.first_error_kind),
+                _opt_time(self.first_done_s),
+            )
+        return form % (
+            self.level,
+            _number(self.level_qps),
+            self.seq,
+            self.prompt_id,
+            self.scheduled_s,
+            self.sent_s,
+            _opt_time(self.first_token_s),
+            self.done_s,
+            _opt(self.status),
+            _opt_str(self.error_kind),
+            _opt_str(self.error),
+            _opt(self.input_tokens),
+            self.output_tokens,
+            _opt_str(self.token_counted_by),
+            retry,
+            *chunk_s,
+        )
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RequestRecord:
@@ -120,8 +130,38 @@ class RequestRecord:
         )
 
 
-def _round(value: float | None) -> float | None:
-    return None if value is None else round(value, 6)
+_HEAD = (
+    '{"level":%d,"level_qps":%s,"seq":%d,"prompt_id":%d,"scheduled_s":%.6f,"sent_s":%.6f,'
+    '"first_token_s":%s,"done_s":%.6f,"status":%s,"error_kind":%s,"error":%s,'
+    '"input_tokens":%s,"output_tokens":%d,"token_counted_by":%s%s,"chunk_s":['
+)
+_RETRY = ',"attempts":%d,"first_error_kind":%s,"first_done_s":%s'
+_FORMATS: dict[int, str] = {}  # line format per chunk count, up to _CACHED_FORMATS chunks
+_CACHED_FORMATS = 256
+
+
+def _format(n_chunks: int) -> str:
+    form = _HEAD + ",".join(["%.6f"] * n_chunks) + "]}"
+    if n_chunks <= _CACHED_FORMATS:
+        _FORMATS[n_chunks] = form
+    return form
+
+
+def _number(value: float) -> str:
+    """``value`` as json writes it (an int, as some callers pass, stays an int)."""
+    return float.__repr__(value) if isinstance(value, float) else "%d" % value  # noqa: UP031
+
+
+def _opt_time(value: float | None) -> str:
+    return "null" if value is None else "%.6f" % value  # noqa: UP031
+
+
+def _opt(value: int | None) -> str:
+    return "null" if value is None else "%d" % value  # noqa: UP031
+
+
+def _opt_str(value: str | None) -> str:
+    return "null" if value is None else encode_basestring_ascii(value)
 
 
 class RecordWriter:

@@ -3,13 +3,16 @@ oracle of the tests that the columnar code gives the very same summaries and err
 
 Copied from ``qpsweep/analyze.py`` and ``qpsweep/html_report.py`` as they were (one Python
 object per request, ``collections.Counter``, ``np.diff`` per record); not used by qpsweep.
+``record_json`` is ``RequestRecord.to_json`` as it was, by ``json.dumps``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -205,3 +208,33 @@ def errors_html(records: Sequence[RequestRecord]) -> str:
     head = _head(["level", "target QPS", "prompt_id", "TTFT (s)", "E2E (s)", "status"])
     slowest = _table("slowest", head, slow, "no successful request")
     return f"{failures}\n<h3>The {SLOWEST} slowest successful requests</h3>\n{slowest}"
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 6)
+
+
+def record_json(r: RequestRecord) -> str:
+    """One JSON line of ``r``, built as a dict and written by ``json.dumps``."""
+    data: dict[str, Any] = {
+        "level": r.level,
+        "level_qps": r.level_qps,
+        "seq": r.seq,
+        "prompt_id": r.prompt_id,
+        "scheduled_s": round(r.scheduled_s, 6),
+        "sent_s": round(r.sent_s, 6),
+        "first_token_s": _round(r.first_token_s),
+        "done_s": round(r.done_s, 6),
+        "status": r.status,
+        "error_kind": r.error_kind,
+        "error": r.error,
+        "input_tokens": r.input_tokens,
+        "output_tokens": r.output_tokens,
+        "token_counted_by": r.token_counted_by,
+    }
+    if r.attempts > 1:
+        data["attempts"] = r.attempts
+        data["first_error_kind"] = r.first_error_kind
+        data["first_done_s"] = _round(r.first_done_s)
+    chunks = ",".join("%.6f" % t for t in r.chunk_s)  # noqa: UP031
+    return json.dumps(data, separators=(",", ":"))[:-1] + ',"chunk_s":[' + chunks + "]}"

@@ -94,3 +94,113 @@ def test_usage_is_read_from_any_event() -> None:
     payload = b'{"choices":[{"delta":{"content":"x"}}],"usage":{"completion_tokens":7}}'
     assert _take_event(trace, payload, 0.1) == (None, False)
     assert trace.usage_completion == 7 and trace.chunk_s == [0.1]
+
+
+_HEADS = (
+    b'{"id":"chatcmpl-%s","object":"chat.completion.chunk","created":%s,"model":"m",'
+    b'"choices":[{"index":0,"delta":{"content":"',
+    b'{"id":"%s","created":%s,"choices":[{"index":0,"delta":{"reasoning_content":"',
+    b'{"id":"cmpl-%s","created":%s,"choices":[{"index":0,"text":"',
+    b'{"id":"%s","created":%s,"choices":[{"delta":{"content": "',
+)
+_TAILS = (
+    b'"},"logprobs":null,"finish_reason":null}]}',
+    b'"},"finish_reason":null}]}',
+    b'","finish_reason":null}]}',
+    b'"},"finish_reason":"stop"}]}',
+    b'"},"finish_reason":null}],"usage":{"completion_tokens":3}}',
+    b'"}}],"error":{"message":"x"}}',
+    b'"}}]',
+)
+_TEXTS = st.text(alphabet='ab "\\\n\u00e9{}:,', max_size=6).map(
+    lambda t: t.encode().replace(b"\n", b"\\n")
+)
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(_HEADS),
+            st.sampled_from([b"1", b"22"]),
+            st.sampled_from([b"1700000000", b"1700000001"]),
+            _TEXTS,
+            st.sampled_from(_TAILS),
+        ),
+        max_size=12,
+    )
+)
+def test_a_learned_chunk_template_answers_as_the_full_test_does(events: list) -> None:
+    """``PlainChunks`` skips the substring searches for events that fit the template it
+    learned; it must say exactly what ``is_plain`` says of every event, in any sequence."""
+    from qpsweep.plain_chunk import PlainChunks, is_plain
+
+    plain = PlainChunks()
+    for head, ident, created, text, tail in events:
+        payload = head % (ident, created) + text + tail
+        assert plain(payload) == is_plain(payload), payload
+
+
+def test_a_template_never_admits_what_changes_the_json() -> None:
+    from qpsweep.plain_chunk import PlainChunks
+
+    head = b'{"id":"a","choices":[{"delta":{"content":"'
+    tail = b'"},"finish_reason":null}]}'
+    plain = PlainChunks()
+    assert plain(head + b"hello" + tail)  # learned here
+    assert plain(head + b" world \\n" + tail)
+    assert not plain(head + b"" + tail)  # empty text: not content
+    assert not plain(head + b'x"},"usage":{"completion_tokens":1},"y":{"z":"' + tail)
+    assert plain(head + b"ends in \\\\" + tail)  # an escaped backslash: full test, still content
+    assert not plain(head[:-5] + b"cut")
+
+
+_LINES = st.sampled_from(
+    [b"data: x", b"data:y", b"data: ", b"data: [DONE]", b": ping", b"event: e", b"id: 1",
+     b"retry: 5", b"junk", b"", b"data: {\"a\": 1}"]
+)  # fmt: skip
+
+
+def _line_walk(stream: bytes) -> tuple[list[bytes], int]:
+    """The events and the count of other lines of ``stream``, by a plain walk over lines."""
+    lines = stream.replace(b"\r\n", b"\n").split(b"\n")
+    events, data, other = [], [], 0
+    for line in [*lines, b""]:
+        if not line:
+            if data:
+                events.append(b"\n".join(data))
+                data = []
+        elif line.startswith(b"data:"):
+            data.append(line[6:] if line.startswith(b"data: ") else line[5:])
+        elif not line.startswith((b":", b"event:", b"id:", b"retry:")):
+            other += 1
+    return events, other
+
+
+def _parse_cut(stream: bytes, cuts: list[int]) -> tuple[list[bytes], int]:
+    points = [0, *sorted(c for c in cuts if c <= len(stream)), len(stream)]
+    parser = SseParser()
+    events = [e for a, b in itertools.pairwise(points) for e in parser.feed(stream[a:b])]
+    return events + parser.close(), parser.other_lines
+
+
+@given(
+    st.lists(st.tuples(_LINES, st.sampled_from([b"\n", b"\r\n"])), max_size=30),
+    st.lists(st.integers(0, 400), max_size=8),
+)
+def test_any_stream_cut_anywhere_gives_the_line_walks_events(lines: list, cuts: list) -> None:
+    stream = b"".join(line + end for line, end in lines)
+    assert _parse_cut(stream, cuts) == _line_walk(stream)
+
+
+_EVENTS = st.sampled_from(
+    [b"data: a\n\n", b"data: [DONE]\n\n", b"data: \n\n", b"data:x\n\n", b"data: a\r\n\r\n",
+     b"data: a\ndata: b\n\n", b": c\n\n", b"\n", b"data: q\n", b"data: data: x\n\n"]
+)  # fmt: skip
+
+
+@given(st.lists(_EVENTS, max_size=20), st.lists(st.integers(0, 200), max_size=4))
+def test_the_whole_event_shortcut_yields_what_the_line_walk_does(events: list, cuts: list) -> None:
+    """Streams made mostly of whole ``data: `` events, which the parser splits in one go
+    when a chunk is nothing else: the same events and other lines as the line walk."""
+    stream = b"".join(events)
+    assert _parse_cut(stream, cuts) == _line_walk(stream)
