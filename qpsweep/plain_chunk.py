@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import re
 
+_BACKSLASH = ord("\\")
 _FAST_CONTENT = re.compile(rb'"(?:content|reasoning_content|reasoning|text)":\s*"(?!")')
 
 
@@ -57,11 +58,15 @@ class PlainChunks:
     def __call__(self, payload: bytes) -> bool:
         """``is_plain(payload)``."""
         head, tail = self._head, self._tail
-        if payload.startswith(head) and payload.endswith(tail):
-            end = len(payload) - len(tail)
-            text = payload[len(head) : end]
-            if end > len(head) and b'"' not in text and text[-1:] != b"\\":
-                return True
+        start, end = len(head), len(payload) - len(tail)  # the text is payload[start:end]
+        if (
+            end > start
+            and payload.startswith(head)
+            and payload.endswith(tail)
+            and payload.find(b'"', start, end) < 0
+            and payload[end - 1] != _BACKSLASH
+        ):
+            return True
         found = _match(payload)
         if found is None:
             return False
