@@ -67,11 +67,17 @@ def test_merged_shards_are_the_run_one_process_would_have_sent(shards, tmp_path:
         assert "NOTE: this is shard" in (run_dir / "report.txt").read_text()
     done = _merge(*map(str, shards), "--results-dir", str(tmp_path), "--name", "merged")
     assert done.returncode == 0, done.stderr
-    assert "WARNING" not in done.stderr and "Results:" in done.stdout
+    # A shard that fell behind is reported, and a busy CI machine can make one (seen: 5 of
+    # 30 sends over 10 ms late in both shards at once); that report has its own test below.
+    # Nothing else may be wrong with shards that ran to the end.
+    warnings = [x for x in done.stderr.splitlines() if "ran behind its schedule" not in x]
+    assert not any("WARNING" in x for x in warnings), done.stderr
+    assert "Results:" in done.stdout
     merged = tmp_path / "merged"
     records = [json.loads(x) for x in (merged / "requests.jsonl").read_text().splitlines()]
     meta = json.loads((merged / "metadata.json").read_text())
-    assert meta["merge_problems"] == [] and len(meta["merged_from"]) == 2
+    assert all("ran behind its schedule" in x for x in meta["merge_problems"])
+    assert len(meta["merged_from"]) == 2
     for index, qps in enumerate(LEVELS):
         offsets = arrival_offsets_s(qps, DURATION_S, "poisson", 1.0, SEED)
         mine = sorted((r["seq"], r["scheduled_s"]) for r in records if r["level"] == index)
@@ -97,14 +103,22 @@ def _edit(run_dir: Path, **changes: object) -> None:
     path.write_text(json.dumps(meta))
 
 
+def _on_time(run_dir: Path) -> list[dict]:
+    """The shard's records, each sent at its scheduled time."""
+    records = [json.loads(x) for x in (run_dir / "requests.jsonl").read_text().splitlines()]
+    for r in records:
+        r["sent_s"] = r["scheduled_s"]
+    return records
+
+
 def test_merge_reports_a_missing_shard_lost_records_and_clock_skew(shards, tmp_path) -> None:
     s0, s1 = _copy(shards, tmp_path)
     done = _merge(str(s0), "--results-dir", str(tmp_path / "out"))
     assert done.returncode == 0
     assert "WARNING: shard 1/2 is missing: every level lacks 1/2 of its arrivals" in done.stderr
-    lines = (s1 / "requests.jsonl").read_text().splitlines(keepends=True)
-    (s1 / "requests.jsonl").write_text("".join(lines[3:]))  # three records lost
-    late = [json.loads(x) for x in (s0 / "requests.jsonl").read_text().splitlines()]
+    late = _on_time(s1)  # (what a busy machine did to the send times is left out)
+    (s1 / "requests.jsonl").write_text("".join(json.dumps(r) + "\n" for r in late[3:]))  # lost
+    late = _on_time(s0)
     for r in late:
         r["sent_s"] += 0.05 if r["level"] == 1 else 0.0  # shard 0 started level 2 late
     (s0 / "requests.jsonl").write_text("".join(json.dumps(r) + "\n" for r in late))
@@ -117,7 +131,7 @@ def test_merge_reports_a_missing_shard_lost_records_and_clock_skew(shards, tmp_p
     assert f"level 2 (QPS {LEVELS[1]:g}) ran behind its schedule ({n_late} of {n_late} sends" in (
         done.stderr
     )
-    assert "level 1 (QPS 10) ran behind" not in done.stderr  # its own small lags are fine
+    assert "level 1 (QPS 10) ran behind" not in done.stderr
     apart = re.search(r"WARNING: clock skew: the shards' clocks were ([\d.]+) s apart", done.stderr)
     assert apart is not None and abs(float(apart.group(1)) - 2.0) < 0.1, done.stderr
     merged = sorted((tmp_path / "out").iterdir())[-1]
