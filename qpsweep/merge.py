@@ -16,8 +16,8 @@ What makes the merged numbers less than whole is found and reported, never hidde
   server's ``Date`` header (``qpsweep.clock``; the server's own error cancels out); or a
   shard whose clock could not be measured;
 * a shard that fell behind its schedule at a level, by the rule that makes a level
-  ``client_limited`` (``saturation.Thresholds``: more than 5% of its sends, and at least 2,
-  over ``analyze.LATE_SEND_MS`` late): it started late or could not keep up.  A brief stall
+  ``client_limited`` (``saturation.too_many_late``: more than 5% of its sends, and at least
+  2, over ``analyze.LATE_SEND_MS`` late): it started late or could not keep up.  A brief stall
   of a few sends is not a merge problem; the merged report notes it like any run's.
 """
 
@@ -46,7 +46,7 @@ from qpsweep.rundir import (
     record_files,
     write_json,
 )
-from qpsweep.saturation import Thresholds
+from qpsweep.saturation import Thresholds, too_many_late
 
 SKEW_LIMIT_S = 0.25
 SAME = (
@@ -140,14 +140,13 @@ def find_problems(shards: list[ShardDir]) -> list[str]:
 
 
 def _lag_problems(name: str, records: list[RequestRecord]) -> list[str]:
-    rule = Thresholds()
     lags_ms: dict[tuple[int, float], list[float]] = defaultdict(list)
     for r in records:
         lags_ms[(r.level, r.level_qps)].append((r.sent_s - r.scheduled_s) * 1000.0)
     out = []
     for (index, qps), lags in sorted(lags_ms.items()):
         late = sum(1 for lag in lags if lag > LATE_SEND_MS)
-        if late >= rule.min_late_sends and late > rule.late_share * len(lags):
+        if too_many_late(late, len(lags), Thresholds()):
             out.append(
                 f"{name}: level {index + 1} (QPS {qps:g}) ran behind its schedule ({late} of "
                 f"{len(lags)} sends over {LATE_SEND_MS:g} ms late, send lag p99 "

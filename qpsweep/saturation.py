@@ -186,10 +186,15 @@ def find_knee(
     return Knee(metric, k, float(min(low, k)), float(max(high, k)), before, after, kneedle(x, y))
 
 
+def too_many_late(n_late_sends: int, n_sent: int, t: Thresholds) -> bool:
+    """True when more than ``late_share`` of ``n_sent`` sends, and at least
+    ``min_late_sends``, were late: the generator (or a shard) fell behind, not a brief stall."""
+    return n_late_sends >= t.min_late_sends and n_late_sends > t.late_share * n_sent
+
+
 def client_limited(s: LevelSummary, t: Thresholds) -> bool:
     """True when the generator fell behind systematically at this level (see module doc)."""
-    late = s.n_late_sends
-    return (late >= t.min_late_sends and late > t.late_share * s.n_sent) or (
+    return too_many_late(s.n_late_sends, s.n_sent, t) or (
         s.scheduled_qps > 0 and s.offered_qps < t.offered_min_ratio * s.scheduled_qps
     )
 
