@@ -395,24 +395,45 @@ async def _read_sse(resp: aiohttp.ClientResponse, trace: Trace, t0: float) -> Ou
             payloads = parser.feed(piece)
         except ValueError as err:
             return "protocol", str(err)
-        for payload in payloads:
-            if payload == b"[DONE]":
-                trace.end_s = now_s
-                await _read_rest(resp)
-                return _end(trace, parser, done=True)
-            failure, fin = _take_event(trace, payload, now_s, plain)
-            if failure is not None:
-                return failure
-            finished = finished or fin
-    now_s = perf_counter() - t0
-    for payload in parser.close():  # a last event without its blank line
-        if payload == b"[DONE]":
-            return _end(trace, parser, done=True)
-        failure, fin = _take_event(trace, payload, now_s, plain)
+        failure, fin, done = _take_events(trace, payloads, now_s, plain)
         if failure is not None:
             return failure
         finished = finished or fin
-    return _end(trace, parser, done=finished)
+        if done:
+            trace.end_s = now_s
+            await _read_rest(resp)
+            return _end(trace, parser, done=True)
+    failure, fin, done = _take_events(trace, parser.close(), perf_counter() - t0, plain)
+    if failure is not None:  # a last event without its blank line
+        return failure
+    return _end(trace, parser, done=done or finished or fin)
+
+
+def _take_events(
+    trace: Trace, payloads: list[bytes], now_s: float, plain: PlainChunks
+) -> tuple[Outcome | None, bool, bool]:
+    """The events of one network piece, in order, all at ``now_s``: (a failure or None,
+    finish_reason seen, ``[DONE]`` seen); events after a failure or ``[DONE]`` are left.
+    Runs of content chunks that fit ``plain``'s template are counted in one go
+    (``PlainChunks.leading``), every other event goes through ``_take_event``."""
+    chunk_s = trace.chunk_s
+    finished = False
+    k, n = 0, len(payloads)
+    while k < n:
+        run = plain.leading(payloads, k)
+        if run:
+            chunk_s.extend([now_s] * run)
+            k += run
+            continue
+        payload = payloads[k]
+        k += 1
+        if payload == b"[DONE]":
+            return None, finished, True
+        failure, fin = _take_event(trace, payload, now_s, plain)
+        if failure is not None:
+            return failure, finished, False
+        finished = finished or fin
+    return None, finished, False
 
 
 def _take_event(

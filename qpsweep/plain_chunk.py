@@ -3,10 +3,11 @@
 Most events of a streamed completion are plain content chunks, and of those only the arrival
 time matters.  ``is_plain(payload)`` takes an event for one when it is an object (``{...}``)
 with ``"choices"``, a content key followed by a non-empty string (``"content":"x``; the
-pattern cannot match inside a JSON string, where quotes are escaped), no ``"usage"``, no
-``"error"`` and no finish reason other than ``null``.  Every other event (the role chunk, the
-last chunk, usage, errors, a chunk cut short, anything formatted otherwise) is for the caller
-to decode in full.  So a malformed chunk that still has that shape counts as content; one
+pattern cannot match inside a JSON string, where quotes are escaped), no ``"error"``, no
+finish reason other than ``null`` and no ``"usage"`` other than one ``"usage":null`` (OpenAI's
+API, asked for usage, puts that in every chunk but the last).  Every other event (the role
+chunk, the last chunk, usage, errors, a chunk cut short, anything formatted otherwise) is for
+the caller to decode in full.  So a malformed chunk that still has that shape counts as content; one
 choice per chunk is assumed (qpsweep never asks for ``n > 1``).
 
 ``PlainChunks`` gives the same answers faster for the events of one response.  A server
@@ -15,36 +16,49 @@ the content string) + text + ``tail`` (from the closing quote on).  When ``is_pl
 an event whose text has no backslash, its head and tail are kept, and a later event that
 starts with that head and ends with that tail, with a text between them that is non-empty,
 has no quote and does not end in a backslash, is the same JSON with another string:
-``is_plain`` would accept it too, so its six substring searches and regular expression are
-skipped (``startswith``, ``endswith``, one bounded ``find`` and one byte instead).  Anything
-else goes to ``is_plain``, which relearns the template from each event it accepts (the id or
-``created`` can change mid-stream).
+``is_plain`` would accept it too, so its substring searches are skipped (``startswith``,
+``endswith``, one bounded ``find`` and one byte instead).  Anything else goes to ``is_plain``,
+which relearns the template from each event it accepts (the id or ``created`` can change
+mid-stream).  ``leading`` applies that test to a run of events in one loop.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 _BACKSLASH = ord("\\")
+_QUOTE = ord('"')
 _FAST_CONTENT = re.compile(rb'"(?:content|reasoning_content|reasoning|text)":\s*"(?!")')
 
 
 def is_plain(payload: bytes) -> bool:
     """True for a content chunk that needs no decoding (see the module docstring)."""
-    return _match(payload) is not None
+    return _text_start(payload) >= 0
 
 
-def _match(payload: bytes) -> re.Match[bytes] | None:
+def _text_start(payload: bytes) -> int:
+    """Where the content string's text starts in a plain chunk (after its opening quote);
+    -1 when ``payload`` is not one.  ``"content":"`` is looked for first (one ``find``), the
+    other keys and spacings by ``_FAST_CONTENT``."""
     if (
         payload[:1] == b"{"
         and payload[-1:] == b"}"
-        and b'"usage"' not in payload
+        and (b'"usage"' not in payload or _usage_null_only(payload))
         and b'"error"' not in payload
         and (b'"finish_reason"' not in payload or b'"finish_reason":null' in payload)
         and b'"choices"' in payload
     ):
-        return _FAST_CONTENT.search(payload)
-    return None
+        at = payload.find(b'"content":"')
+        if at >= 0 and payload[at + 11] != _QUOTE:  # a non-empty text (the "}" is further)
+            return at + 11
+        found = _FAST_CONTENT.search(payload)
+        return -1 if found is None else found.end()
+    return -1
+
+
+def _usage_null_only(payload: bytes) -> bool:
+    return payload.count(b'"usage"') == 1 and b'"usage":null' in payload
 
 
 class PlainChunks:
@@ -56,23 +70,37 @@ class PlainChunks:
         self._head = b"{"
         self._tail = b"\x00"  # no event ends so: nothing matches before the first learning
 
-    def __call__(self, payload: bytes) -> bool:
-        """``is_plain(payload)``."""
+    def leading(self, payloads: Sequence[bytes], start: int = 0) -> int:
+        """How many events from ``payloads[start]`` on, one after the other, fit the learned
+        template (each of them ``is_plain``; the first that does not fit ends the count).  One
+        loop over a piece's events instead of a call per event."""
         head, tail = self._head, self._tail
-        start, end = len(head), len(payload) - len(tail)  # the text is payload[start:end]
-        if (
-            end > start
-            and payload.startswith(head)
-            and payload.endswith(tail)
-            and payload.find(b'"', start, end) < 0
-            and payload[end - 1] != _BACKSLASH
-        ):
+        n_head, n_tail = len(head), len(tail)
+        k, n = start, len(payloads)
+        while k < n:
+            payload = payloads[k]
+            end = len(payload) - n_tail  # the text is payload[n_head:end]
+            if (
+                end > n_head
+                and payload.startswith(head)
+                and payload.endswith(tail)
+                and payload.find(b'"', n_head, end) < 0
+                and payload[end - 1] != _BACKSLASH
+            ):
+                k += 1
+            else:
+                break
+        return k - start
+
+    def __call__(self, payload: bytes) -> bool:
+        """``is_plain(payload)``; an event that does not fit the template but is plain becomes
+        the template."""
+        if self.leading((payload,)):
             return True
-        found = _match(payload)
-        if found is None:
+        start = _text_start(payload)
+        if start < 0:
             return False
-        start = found.end()
         close = payload.find(b'"', start)
-        if close > start and b"\\" not in payload[start:close]:
+        if close > start and payload.find(b"\\", start, close) < 0:
             self._head, self._tail = payload[:start], payload[close:]
         return True

@@ -1,4 +1,5 @@
 import itertools
+import json
 
 import pytest
 from hypothesis import given
@@ -70,6 +71,10 @@ def test_a_last_event_without_its_blank_line_is_still_delivered() -> None:
         (b'{"choices":[{"delta":{"content": "spaced"}}]}', 1, None, False),
         (b'{"choices":[{"delta":{"content":"end"},"finish_reason":"stop"}]}', 1, None, True),
         (b'{"choices":[{"delta":{"reasoning_content":"hmm"}}]}', 1, None, False),
+        (b'{"choices":[{"delta":{"content":"hi"},"finish_reason":null}],"usage":null}', 1, None,
+         False),  # OpenAI's chunks when usage is asked for
+        (b'{"choices":[{"delta":{"content":"x"}}],"usage":null,"u":{"usage":{"a":1}}}', 1, None,
+         False),  # a second "usage": decoded in full
         (b'{"choices":[{"delta":{"content":"cut', 0, "protocol", False),
         (b'{"error":{"message":"engine died"},"choices":[{"delta":{"content":"a"}}]}', 0,
          "protocol", False),
@@ -109,6 +114,8 @@ _TAILS = (
     b'","finish_reason":null}]}',
     b'"},"finish_reason":"stop"}]}',
     b'"},"finish_reason":null}],"usage":{"completion_tokens":3}}',
+    b'"},"finish_reason":null}],"usage":null}',
+    b'"},"finish_reason":null}],"usage":null,"x":{"usage":{"completion_tokens":3}}}',
     b'"}}],"error":{"message":"x"}}',
     b'"}}]',
 )
@@ -138,6 +145,44 @@ def test_a_learned_chunk_template_answers_as_the_full_test_does(events: list) ->
     for head, ident, created, text, tail in events:
         payload = head % (ident, created) + text + tail
         assert plain(payload) == is_plain(payload), payload
+
+
+_EVENTS = st.lists(
+    st.tuples(
+        st.sampled_from(_HEADS),
+        st.sampled_from([b"1", b"22"]),
+        st.sampled_from([b"1700000000", b"1700000001"]),
+        _TEXTS,
+        st.sampled_from(_TAILS),
+    ).map(lambda e: e[0] % (e[1], e[2]) + e[3] + e[4]),
+    max_size=12,
+)
+
+
+@given(_EVENTS)
+def test_what_is_taken_as_plain_decodes_to_content_and_nothing_else(payloads: list) -> None:
+    """Soundness against full decoding: an event ``is_plain`` accepts, when it is JSON, has a
+    choice with non-empty content, no finish reason, no error and no usage (or a null one);
+    ``leading`` counts only such events, in a row."""
+    from qpsweep.plain_chunk import PlainChunks, is_plain
+
+    for payload in payloads:
+        if not is_plain(payload):
+            continue
+        try:
+            data = json.loads(payload)
+        except ValueError:
+            continue  # not JSON: counted as content, as the module says
+        (choice,) = data["choices"]
+        delta = choice.get("delta") or {}
+        text = choice.get("text") or delta.get("content") or delta.get("reasoning_content")
+        assert text and choice.get("finish_reason") is None, payload
+        assert "error" not in data and data.get("usage") is None, payload
+    plain = PlainChunks()
+    for start in range(len(payloads)):
+        run = plain.leading(payloads, start)
+        assert all(is_plain(p) for p in payloads[start : start + run])
+        plain(payloads[start])  # learn as the client does
 
 
 def test_a_template_never_admits_what_changes_the_json() -> None:

@@ -27,7 +27,7 @@ from typing import IO
 import uvloop
 from nginx_target import sse_events
 
-from qpsweep.client import Trace, _take_event
+from qpsweep.client import Trace, _take_event, _take_events
 from qpsweep.plain_chunk import PlainChunks
 from qpsweep.record import RecordWriter, RequestRecord
 from qpsweep.sse import SseParser
@@ -58,12 +58,40 @@ def parse_body() -> list[bytes]:
     return events
 
 
-def take_events() -> Trace:
-    """``_take_event`` for each non-[DONE] payload, with a response's ``PlainChunks`` (the
-    content template learned, ``json.loads`` for the rest)."""
+def take_events(events: list[bytes]) -> Trace:
+    """``_take_events`` (``_read_sse``'s loop) on a response's payloads in one piece, with a
+    new ``PlainChunks``: the template learned, runs of content chunks counted in one go,
+    ``json.loads`` for the rest."""
+    trace = Trace(0, 1.0, 0, 0, 0.0)
+    _take_events(trace, events, 0.001, PlainChunks())
+    return trace
+
+
+def openai_style_events() -> list[bytes]:
+    """19 payloads + [DONE] as OpenAI's API streams them when usage is asked for: every chunk
+    carries ``"usage":null``, the role chunk has empty content, a finish chunk, and a last
+    chunk with ``"choices":[]`` and the usage."""
+    ident = b'"id":"chatcmpl-1","object":"chat.completion.chunk","created":1700000000,"model":"m"'
+    role = b'"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null'
+    out = [b'{%s,"choices":[{"index":0,%s}],"usage":null}' % (ident, role)]
+    for k in range(16):
+        out.append(
+            b'{%s,"choices":[{"index":0,"delta":{"content":" t%d"},"logprobs":null,'
+            b'"finish_reason":null}],"usage":null}' % (ident, k)
+        )
+    out.append(
+        b'{%s,"choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"usage":null}' % ident
+    )
+    usage = b'{"prompt_tokens":8,"completion_tokens":16,"total_tokens":24}'
+    out += [b'{%s,"choices":[],"usage":%s}' % (ident, usage), b"[DONE]"]
+    return out
+
+
+def old_take_events(events: list[bytes]) -> Trace:
+    """alt: ``_take_event`` per payload (no runs), as before ``_take_events``."""
     trace = Trace(0, 1.0, 0, 0, 0.0)
     plain = PlainChunks()
-    for payload in events_cached[:-1]:
+    for payload in events[:-1]:
         _take_event(trace, payload, 0.001, plain)
     return trace
 
@@ -121,6 +149,8 @@ events_cached = payloads()
 def rows(n: int, workdir: Path) -> list[tuple[str, float, int]]:
     """(piece, microseconds per call, calls per request)."""
     record = finished_record()
+    ev, openai = events_cached, openai_style_events()
+    assert len(take_events(ev).chunk_s) == len(take_events(openai).chunk_s) == 16
     writer = RecordWriter(workdir / "requests.jsonl")
     buffered = (workdir / "buffered.jsonl").open("w", encoding="utf-8")
     loop = uvloop.new_event_loop()
@@ -128,7 +158,13 @@ def rows(n: int, workdir: Path) -> list[tuple[str, float, int]]:
         lc = loop_costs(loop, n)
         out = [
             ("SseParser.feed+close (3 KB body, 1 piece)", best_us(parse_body, n), 1),
-            ("_take_event x17 (template, json.loads)", best_us(take_events, n), 1),
+            ("_take_events (18 events, one piece)", best_us(lambda: take_events(ev), n), 1),
+            ("alt: _take_event x17, one call each", best_us(lambda: old_take_events(ev), n), 1),
+            (
+                "_take_events (OpenAI-style, 20 events)",
+                best_us(lambda: take_events(openai), n),
+                1,
+            ),
             ("alt: byte-search content test x17", best_us(alt_scan_events, n), 1),
             ("Trace + 16 chunk times + finish()", best_us(finished_record, n), 1),
             ("RequestRecord.to_json (16 chunks)", best_us(record.to_json, n), 1),
