@@ -429,7 +429,7 @@ def _take_events(
         k += 1
         if payload == b"[DONE]":
             return None, finished, True
-        failure, fin = _take_event(trace, payload, now_s, plain)
+        failure, fin = _take_event(trace, payload, now_s, plain.learn)  # it did not fit
         if failure is not None:
             return failure, finished, False
         finished = finished or fin
@@ -440,7 +440,7 @@ def _take_event(
     trace: Trace, payload: bytes, now_s: float, plain: Callable[[bytes], bool] = is_plain
 ) -> tuple[Outcome | None, bool]:
     """Record one event's content time and usage; (a failure or None, finish_reason seen).
-    ``plain``: ``is_plain`` or a response's ``PlainChunks``."""
+    ``plain``: ``is_plain``, a response's ``PlainChunks`` or its ``learn``."""
     if plain(payload):
         trace.chunk_s.append(now_s)
         return None, False

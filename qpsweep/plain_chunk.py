@@ -93,10 +93,12 @@ class PlainChunks:
         return k - start
 
     def __call__(self, payload: bytes) -> bool:
-        """``is_plain(payload)``; an event that does not fit the template but is plain becomes
-        the template."""
-        if self.leading((payload,)):
-            return True
+        """``is_plain(payload)``: the template test, then ``learn``."""
+        return bool(self.leading((payload,))) or self.learn(payload)
+
+    def learn(self, payload: bytes) -> bool:
+        """``is_plain(payload)`` by the full test (for an event already found not to fit the
+        template); a plain event becomes the template."""
         start = _text_start(payload)
         if start < 0:
             return False
