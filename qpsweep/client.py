@@ -57,7 +57,6 @@ from qpsweep.record import RequestRecord
 from qpsweep.redact import is_secret_header, scrub
 from qpsweep.sse import SseParser
 
-_CONTENT_KEYS = ("content", "reasoning_content", "reasoning")
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 MAX_REDIRECTS = 5
 _ERROR_BODY_BYTES = 8192
@@ -65,6 +64,7 @@ _MESSAGE_CHARS = 200
 RETRYABLE = frozenset({"connection", "timeout_connect", "http_503"})
 RETRY_BASE_S = 0.5
 RETRY_MAX_BACKOFF_S = 8.0
+_decode_json = json.JSONDecoder().decode  # str -> object: json.loads without its bytes sniffing
 
 
 def backoff_s(retry: int) -> float:
@@ -380,7 +380,9 @@ def _has_content(choice: Any) -> bool:
     if not isinstance(choice, dict):
         return False
     delta = choice.get("delta")
-    if isinstance(delta, dict) and any(delta.get(key) for key in _CONTENT_KEYS):
+    if isinstance(delta, dict) and (
+        delta.get("content") or delta.get("reasoning_content") or delta.get("reasoning")
+    ):
         return True
     return bool(choice.get("text"))
 
@@ -444,9 +446,9 @@ def _take_event(
     if plain(payload):
         trace.chunk_s.append(now_s)
         return None, False
-    try:
-        data = json.loads(payload)
-    except ValueError:
+    try:  # an SSE stream is UTF-8: no encoding to detect
+        data = _decode_json(payload.decode())
+    except ValueError:  # UnicodeDecodeError included
         return ("protocol", f"invalid JSON in stream: {payload[:80]!r}"), False
     if not isinstance(data, dict):
         return ("protocol", f"stream chunk is not an object: {payload[:80]!r}"), False
