@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import errno
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -91,3 +94,37 @@ def test_records_roundtrip_and_a_cut_last_line_is_skipped(tmp_path: Path) -> Non
     path.write_text(path.read_text().replace('"seq":1,', '"seq":"x",', 1))
     with pytest.raises(ValueError, match="line 2: not a request record"):
         list(read_records(path))
+
+
+_SHORT_WRITE = """
+import resource, sys
+from pathlib import Path
+from qpsweep.record import RecordWriter, RequestRecord
+limit = int(sys.argv[2])
+resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))  # Python ignores SIGXFSZ
+writer = RecordWriter(Path(sys.argv[1]))
+record = RequestRecord(0, 1.0, 0, 0, 0.0, 0.0, 0.5, chunk_s=(0.25,) * 50)
+try:
+    writer.write(record)
+    writer.write(record)  # the kernel takes only its first half
+except OSError as err:
+    print("OSError", err.errno)
+"""
+
+
+def test_a_short_write_of_a_record_is_continued_and_its_error_raised(tmp_path: Path) -> None:
+    """A write the kernel takes only in part (here: the file size limit falls inside the
+    second line) is continued, and the error of the continuation surfaces: a line is never
+    cut short in silence."""
+    path = tmp_path / "requests.jsonl"
+    line = RequestRecord(0, 1.0, 0, 0, 0.0, 0.0, 0.5, chunk_s=(0.25,) * 50).to_json() + "\n"
+    limit = len(line) + len(line) // 2
+    done = subprocess.run(
+        [sys.executable, "-c", _SHORT_WRITE, str(path), str(limit)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert done.stdout.split() == ["OSError", str(errno.EFBIG)]
+    assert path.read_text() == line + line[: limit - len(line)]  # what the kernel took
