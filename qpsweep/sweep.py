@@ -322,18 +322,20 @@ class _Sweep:
             dynamic_ncols=True,
         )
         counts = {"ok": 0, "failed": 0}
+        shown = not bar.disable  # off a terminal the bar is off: nothing to format per record
 
         def progress(n_sent: int, n_ok: int, n_failed: int) -> None:
             counts.update(ok=n_ok, failed=n_failed)
-            bar.set_postfix_str(f"sent={n_sent} ok={n_ok} failed={n_failed}", refresh=False)
-            bar.update(n_ok + n_failed - bar.n)
+            if shown:
+                bar.set_postfix_str(f"sent={n_sent} ok={n_ok} failed={n_failed}", refresh=False)
+                bar.update(n_ok + n_failed - bar.n)
 
         def sink(record: RequestRecord) -> None:
             assert writer is not None
             writer.write(record)
-            done = counts["ok"] + counts["failed"] + 1
-            ok = counts["ok"] + record.ok
-            progress(attack.n_sent, ok, done - ok)
+            counts["ok" if record.ok else "failed"] += 1
+            if shown:
+                progress(attack.n_sent, counts["ok"], counts["failed"])
 
         attack: LevelAttack | RemoteLevel
         if self.pool is not None:

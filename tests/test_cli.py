@@ -376,3 +376,40 @@ def test_a_level_whose_schedule_drew_no_arrival_is_no_requests_not_client_limite
         0,
     )
     assert levels[1]["qps_target"] == 4 and levels[1]["n_sent"] == 10
+
+
+def test_on_a_terminal_the_progress_bar_counts_the_requests(
+    server_process: str, tmp_path: Path
+) -> None:
+    """On a terminal each level has a tqdm bar whose postfix counts what was sent, succeeded
+    and failed (off a terminal the bar is off and nothing is formatted per record)."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    url = f"{server_process}/ok/v1/chat/completions?ttft_ms=5&itl_ms=5&tokens=5"
+    primary, secondary = pty.openpty()
+    fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 200, 0, 0))  # rows, cols
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable, "-m", "qpsweep", "--endpoint", url, *QUICK, "--dataset", str(DATASET)]
+    proc = subprocess.Popen(
+        [*cmd, "--results-dir", str(tmp_path), "--no-rerun"],
+        stdout=subprocess.DEVNULL,
+        stderr=secondary,
+        env=env,
+        cwd=REPO,
+    )
+    os.close(secondary)
+    seen = b""
+    while True:
+        try:
+            piece = os.read(primary, 65536)
+        except OSError:  # EIO: the process closed its end
+            break
+        if not piece:
+            break
+        seen += piece
+    os.close(primary)
+    assert proc.wait(timeout=60) == 0
+    assert b"QPS 10" in seen and b"sent=3 ok=3 failed=0" in seen, seen[-2000:]
