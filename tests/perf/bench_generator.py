@@ -1,14 +1,15 @@
 """How fast qpsweep's attack loop can offer load: one generator process on one core.
 
 ``python tests/perf/bench_generator.py [--rates 250,500,1000,2000] [--duration 10]
-[--variant fast|flush|ttft50] [--clients qpsweep,reference] [--profile FILE]``
+[--rounds 1] [--variant fast|flush|ttft50] [--clients qpsweep,reference] [--profile FILE]``
 
 Starts the nginx echo target (``nginx_target.py``) pinned to core ``--nginx-cpu`` (1), pins
 this process to core ``--gen-cpu`` (0), and for each rate runs one level of the product's own
 pieces, as ``sweep._level`` wires them: ``arrival_offsets_s`` (Poisson by default),
 ``prompt_order``, ``LevelAttack`` with a ``Sender`` on ``open_session`` on a uvloop loop, a sink
-that writes each record with ``RecordWriter`` (to a temporary ``requests.jsonl``) and updates a
-(disabled) tqdm bar like the sweep's, ``gc.collect(); gc.freeze()`` before the level.  Then the
+that writes each record with ``RecordWriter`` (to a temporary ``requests.jsonl``) and counts it,
+as the sweep's does off a terminal (its tqdm bar disabled), ``gc.collect(); gc.freeze()``
+before the level.  Then the
 same schedule is sent by a minimal reference client (aiohttp + uvloop, ``async for chunk in
 resp.content.iter_any()``, nothing else but one ``perf_counter`` at the send, the first chunk and
 the end).  Each measured level is preceded by ``WARMUP_S`` of unmeasured traffic at the same rate
@@ -33,9 +34,15 @@ Per level (times from the records, seconds since the level start ``t0``):
   the keep-alive pool opened by the warm-up suffices, up to one per request when it does not;
 * ``cpu_ratio`` = qpsweep ``cpu_s_per_1k`` / reference ``cpu_s_per_1k`` at the same rate.
 
+With ``--rounds N`` each rate runs N times, qpsweep and the reference taking turns (qpsweep,
+reference, qpsweep, ...), so that both see the same drift of a shared machine; every round gets
+its own row, and ``cpu_ratio`` is taken per round (round k of qpsweep over round k of the
+reference).
+
 Goals checked (PASS/FAIL lines; the exit status is 0 whatever they say, 2 without nginx):
 offered within 1% of the schedule's rate and lag p99 <= 2 ms at 2,000 req/s (fast), TTFT error
-p50 within 1 ms at 500 req/s (ttft50), cpu_ratio <= 1.3 at every rate.
+p50 within 1 ms at 500 req/s (ttft50), cpu_ratio <= 1.3 at every rate.  With several rounds a
+goal is judged on the median of its rounds' values, and the line gives every round's value.
 """
 
 from __future__ import annotations
@@ -160,6 +167,7 @@ class LevelResult:
     """One client at one rate: the figures of the module docstring."""
 
     client: str
+    round: int
     target_qps: float
     n_scheduled: int
     scheduled_qps: float
@@ -207,7 +215,13 @@ def pct(values: np.ndarray, *ps: float) -> list[float]:
 
 
 def summarize(
-    client: str, target_qps: float, offsets_s: np.ndarray, t: Timings, injected_s: float, u: Usage
+    client: str,
+    target_qps: float,
+    offsets_s: np.ndarray,
+    t: Timings,
+    injected_s: float,
+    u: Usage,
+    round_: int = 1,
 ) -> LevelResult:
     """A ``LevelResult`` from the per-request timings, by the module docstring's formulas."""
     lag_ms = 1000 * (t.sent_s - t.scheduled_s)
@@ -219,6 +233,7 @@ def summarize(
     e50, e99 = pct(ttft_err_ms, 50, 99)
     return LevelResult(
         client=client,
+        round=round_,
         target_qps=target_qps,
         n_scheduled=len(offsets_s),
         scheduled_qps=rate_of(offsets_s),
@@ -270,18 +285,21 @@ def bench_settings(url: str) -> ClientSettings:
 def sweep_sink(
     writer: RecordWriter, attack_ref: list[LevelAttack]
 ) -> Callable[[RequestRecord], None]:
-    """The sweep's per-record sink: write the record, count it, update a (disabled) bar."""
+    """The sweep's per-record sink off a terminal: write the record, count it; the progress
+    bar is disabled, so it is not updated."""
     bar = tqdm(total=1, disable=True)
+    shown = not bar.disable
     counts = {"ok": 0, "failed": 0}
 
     def sink(record: RequestRecord) -> None:
         writer.write(record)
         counts["ok" if record.ok else "failed"] += 1
-        bar.set_postfix_str(
-            f"sent={attack_ref[0].n_sent} ok={counts['ok']} failed={counts['failed']}",
-            refresh=False,
-        )
-        bar.update(1)
+        if shown:
+            bar.set_postfix_str(
+                f"sent={attack_ref[0].n_sent} ok={counts['ok']} failed={counts['failed']}",
+                refresh=False,
+            )
+            bar.update(1)
 
     return sink
 
@@ -409,7 +427,9 @@ async def measured(
     return result, usage
 
 
-async def bench_qpsweep(bench: Bench, rate: float, duration_s: float) -> LevelResult:
+async def bench_qpsweep(
+    bench: Bench, rate: float, duration_s: float, round_: int = 1
+) -> LevelResult:
     """Warm up, then one measured level of the product at ``rate``."""
     offsets_s = schedule_for(rate, duration_s, bench.arrival)
     warm = schedule_for(rate, WARMUP_S, bench.arrival)
@@ -421,10 +441,13 @@ async def bench_qpsweep(bench: Bench, rate: float, duration_s: float) -> LevelRe
         _, usage = await measured(bench, level, profile=True)
     records = sorted(read_records(path), key=lambda r: r.seq)
     path.unlink()
-    return summarize("qpsweep", rate, offsets_s, timings_of(records), bench.injected_s, usage)
+    timings = timings_of(records)
+    return summarize("qpsweep", rate, offsets_s, timings, bench.injected_s, usage, round_)
 
 
-async def bench_reference(bench: Bench, rate: float, duration_s: float) -> LevelResult:
+async def bench_reference(
+    bench: Bench, rate: float, duration_s: float, round_: int = 1
+) -> LevelResult:
     """Warm up, then one measured level of the reference client at ``rate``."""
     offsets_s = schedule_for(rate, duration_s, bench.arrival)
     warm = schedule_for(rate, WARMUP_S, bench.arrival)
@@ -435,13 +458,13 @@ async def bench_reference(bench: Bench, rate: float, duration_s: float) -> Level
         timings, usage = await measured(
             bench, reference_level(session, bench.url, bodies, offsets_s)
         )
-    return summarize("reference", rate, offsets_s, timings, bench.injected_s, usage)
+    return summarize("reference", rate, offsets_s, timings, bench.injected_s, usage, round_)
 
 
 # --- output ----------------------------------------------------------------------------------
 
 COLUMNS = (
-    "client     target  sched/s offered/s off/sched achiev/s lag50ms lag99ms lagmaxms "
+    "client    round target  sched/s offered/s off/sched achiev/s lag50ms lag99ms lagmaxms "
     "ttfterr50 ttfterr99 cpu_s/1k ngx_s/1k others%     ok failed  conns"
 )
 
@@ -450,7 +473,7 @@ def row(r: LevelResult) -> str:
     """One table line for ``r`` (see ``COLUMNS``)."""
     off = 100 * (r.offered_qps / r.scheduled_qps - 1)
     return (
-        f"{r.client:<10} {r.target_qps:6g} {r.scheduled_qps:8.1f} {r.offered_qps:9.1f} "
+        f"{r.client:<10}{r.round:5d} {r.target_qps:6g} {r.scheduled_qps:8.1f} {r.offered_qps:9.1f} "
         f"{off:+8.2f}% {r.achieved_qps:8.1f} {r.lag_ms[0]:7.3f} {r.lag_ms[1]:7.3f} "
         f"{r.lag_ms[2]:8.2f} {r.ttft_err_ms[0]:9.3f} {r.ttft_err_ms[1]:9.3f} "
         f"{r.cpu_s_per_1k:8.3f} {r.nginx_s_per_1k:8.3f} {r.others_pct:7.1f} {r.n_ok:6d} "
@@ -463,38 +486,63 @@ def verdict(ok: bool) -> str:
     return "PASS" if ok else "FAIL"
 
 
+def median_of(values: Sequence[float]) -> float:
+    """The median (the mean of the middle two for an even count)."""
+    return float(np.median(values))
+
+
+def each(values: Sequence[float], form: str) -> str:
+    """``values`` formatted and joined with " / " (one per round)."""
+    return " / ".join(format(v, form) for v in values)
+
+
 def goal_lines(results: Sequence[LevelResult], variant: str) -> list[str]:
-    """PASS/FAIL for each goal that the runs measured."""
-    mine = {r.target_qps: r for r in results if r.client == "qpsweep"}
-    ref = {r.target_qps: r for r in results if r.client == "reference"}
+    """PASS/FAIL for each goal that the runs measured (on the median of the rounds)."""
+    mine: dict[float, list[LevelResult]] = {}
+    ref: dict[float, list[LevelResult]] = {}
+    for r in results:
+        (mine if r.client == "qpsweep" else ref).setdefault(r.target_qps, []).append(r)
     lines = []
-    r = mine.get(GOAL_RATE_QPS)
-    if r is not None and variant == "fast":
-        off = r.offered_qps / r.scheduled_qps - 1
-        off_t = r.offered_qps / r.target_qps - 1
+    runs = mine.get(GOAL_RATE_QPS)
+    if runs and variant == "fast":
+        offs = [100 * (r.offered_qps / r.scheduled_qps - 1) for r in runs]
+        offs_t = [100 * (r.offered_qps / r.target_qps - 1) for r in runs]
+        lags = [r.lag_ms[1] for r in runs]
+        off = median_of(offs)
         lines.append(
-            f"{verdict(abs(off) <= GOAL_OFFERED_TOL)} offered at {GOAL_RATE_QPS:g}/s within 1% "
-            f"of the schedule's rate: {100 * off:+.2f}% (vs target: {100 * off_t:+.2f}%)"
+            f"{verdict(abs(off) <= 100 * GOAL_OFFERED_TOL)} offered at {GOAL_RATE_QPS:g}/s "
+            f"within 1% of the schedule's rate: {off:+.2f}% ({each(offs, '+.2f')}; "
+            f"vs target: {each(offs_t, '+.2f')})"
         )
+        lag = median_of(lags)
         lines.append(
-            f"{verdict(r.lag_ms[1] <= GOAL_LAG_P99_MS)} send lag p99 at {GOAL_RATE_QPS:g}/s "
-            f"<= {GOAL_LAG_P99_MS:g} ms: {r.lag_ms[1]:.3f} ms"
+            f"{verdict(lag <= GOAL_LAG_P99_MS)} send lag p99 at {GOAL_RATE_QPS:g}/s "
+            f"<= {GOAL_LAG_P99_MS:g} ms: {lag:.3f} ms ({each(lags, '.3f')})"
         )
-    r = mine.get(GOAL_TTFT_RATE_QPS)
-    if r is not None and variant == "ttft50":
-        err = r.ttft_err_ms[0]
+    runs = mine.get(GOAL_TTFT_RATE_QPS)
+    if runs and variant == "ttft50":
+        errs = [r.ttft_err_ms[0] for r in runs]
+        err = median_of(errs)
         base = ref.get(GOAL_TTFT_RATE_QPS)
-        floor = "" if base is None else f" (reference client: {base.ttft_err_ms[0]:+.3f} ms)"
+        floor = (
+            ""
+            if not base
+            else f"; reference client: {each([b.ttft_err_ms[0] for b in base], '+.3f')} ms"
+        )
         lines.append(
             f"{verdict(abs(err) <= GOAL_TTFT_ERR_MS)} TTFT error p50 at "
-            f"{GOAL_TTFT_RATE_QPS:g}/s within {GOAL_TTFT_ERR_MS:g} ms: {err:+.3f} ms{floor}"
+            f"{GOAL_TTFT_RATE_QPS:g}/s within {GOAL_TTFT_ERR_MS:g} ms: {err:+.3f} ms "
+            f"({each(errs, '+.3f')}{floor})"
         )
     for rate in sorted(set(mine) & set(ref)):
-        ratio = mine[rate].cpu_s_per_1k / ref[rate].cpu_s_per_1k
+        pairs = list(zip(mine[rate], ref[rate], strict=False))
+        ratios = [q.cpu_s_per_1k / b.cpu_s_per_1k for q, b in pairs]
+        ratio = median_of(ratios)
         lines.append(
             f"{verdict(ratio <= GOAL_CPU_RATIO)} CPU per request at {rate:g}/s within "
-            f"{GOAL_CPU_RATIO:g}x the reference: cpu_ratio {ratio:.2f} "
-            f"({mine[rate].cpu_s_per_1k:.3f} / {ref[rate].cpu_s_per_1k:.3f} s per 1k)"
+            f"{GOAL_CPU_RATIO:g}x the reference: cpu_ratio {ratio:.2f} ({each(ratios, '.2f')}; "
+            f"s per 1k: {each([q.cpu_s_per_1k for q, _ in pairs], '.3f')} / "
+            f"{each([b.cpu_s_per_1k for _, b in pairs], '.3f')})"
         )
     return lines
 
@@ -517,6 +565,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--rates", default="250,500,1000,2000", help="req/s, comma-separated")
     p.add_argument("--duration", type=float, default=10.0, help="seconds of arrivals per level")
+    p.add_argument("--rounds", type=int, default=1, help="runs of each rate, clients alternating")
     p.add_argument("--variant", choices=("fast", "flush", "ttft50"), default="fast")
     p.add_argument("--arrival", choices=("poisson", "constant"), default="poisson")
     p.add_argument("--clients", default="qpsweep,reference", help="qpsweep and/or reference")
@@ -526,22 +575,26 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if not 0 < args.duration <= 600:
         p.error("--duration must be in (0, 600] seconds")
+    if not 1 <= args.rounds <= 20:
+        p.error("--rounds must be in [1, 20]")
     return args
 
 
 async def run_all(
-    bench: Bench, rates: Sequence[float], duration_s: float, clients: str
+    bench: Bench, rates: Sequence[float], duration_s: float, clients: str, rounds: int = 1
 ) -> list[LevelResult]:
-    """Every rate, qpsweep then the reference at each, printing each row as it comes."""
+    """Every rate, ``rounds`` times qpsweep then the reference, printing each row as it
+    comes."""
     results = []
     print(COLUMNS, flush=True)
     for rate in rates:
-        if "qpsweep" in clients:
-            results.append(await bench_qpsweep(bench, rate, duration_s))
-            print(row(results[-1]), flush=True)
-        if "reference" in clients:
-            results.append(await bench_reference(bench, rate, duration_s))
-            print(row(results[-1]), flush=True)
+        for round_ in range(1, rounds + 1):
+            if "qpsweep" in clients:
+                results.append(await bench_qpsweep(bench, rate, duration_s, round_))
+                print(row(results[-1]), flush=True)
+            if "reference" in clients:
+                results.append(await bench_reference(bench, rate, duration_s, round_))
+                print(row(results[-1]), flush=True)
     return results
 
 
@@ -558,8 +611,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         ):
             print(
                 f"variant {args.variant} ({target.url}), arrival {args.arrival}, "
-                f"{args.duration:g} s per level, generator on core {args.gen_cpu}, nginx on core "
-                f"{args.nginx_cpu}, load average {os.getloadavg()[0]:.2f}"
+                f"{args.duration:g} s per level, {args.rounds} round(s), generator on core "
+                f"{args.gen_cpu}, nginx on core {args.nginx_cpu}, "
+                f"load average {os.getloadavg()[0]:.2f}"
             )
             meter = Meter(args.gen_cpu, target.pid, target.base_url)
             bench = Bench(
@@ -568,7 +622,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             loop = uvloop.new_event_loop()
             try:
                 results = loop.run_until_complete(
-                    run_all(bench, rates, args.duration, args.clients)
+                    run_all(bench, rates, args.duration, args.clients, args.rounds)
                 )
             finally:
                 loop.close()

@@ -169,12 +169,12 @@ def rows(n: int, workdir: Path) -> list[tuple[str, float, int]]:
             ("Trace + 16 chunk times + finish()", best_us(finished_record, n), 1),
             ("RequestRecord.to_json (16 chunks)", best_us(record.to_json, n), 1),
             (
-                "RecordWriter.write (to_json+write+flush)",
+                "RecordWriter.write (to_json + one write)",
                 best_us(lambda: writer.write(record), n),
                 1,
             ),
             (
-                "alt: buffered write, no flush",
+                "alt: buffered text write, no flush",
                 best_us(lambda: alt_buffered_write(buffered, record), n),
                 1,
             ),
