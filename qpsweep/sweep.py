@@ -324,18 +324,22 @@ class _Sweep:
         counts = {"ok": 0, "failed": 0}
         shown = not bar.disable  # off a terminal the bar is off: nothing to format per record
 
-        def progress(n_sent: int, n_ok: int, n_failed: int) -> None:
+        def draw(n_sent: int) -> None:
+            n_ok, n_failed = counts["ok"], counts["failed"]
+            bar.set_postfix_str(f"sent={n_sent} ok={n_ok} failed={n_failed}", refresh=False)
+            bar.update(n_ok + n_failed - bar.n)
+
+        def progress(n_sent: int, n_ok: int, n_failed: int) -> None:  # the workers' totals
             counts.update(ok=n_ok, failed=n_failed)
             if shown:
-                bar.set_postfix_str(f"sent={n_sent} ok={n_ok} failed={n_failed}", refresh=False)
-                bar.update(n_ok + n_failed - bar.n)
+                draw(n_sent)
 
         def sink(record: RequestRecord) -> None:
             assert writer is not None
             writer.write(record)
             counts["ok" if record.ok else "failed"] += 1
             if shown:
-                progress(attack.n_sent, counts["ok"], counts["failed"])
+                draw(attack.n_sent)
 
         attack: LevelAttack | RemoteLevel
         if self.pool is not None:

@@ -67,7 +67,6 @@ import aiohttp
 import numpy as np
 import uvloop
 from nginx_target import MissingNginx, accepted_connections, nginx_target
-from tqdm import tqdm
 
 from qpsweep.attack import LevelAttack
 from qpsweep.client import ClientSettings, Sender, open_session
@@ -282,24 +281,14 @@ def bench_settings(url: str) -> ClientSettings:
     return ClientSettings(url=url, model="bench", timeout_s=TIMEOUT_S, max_tokens=16)
 
 
-def sweep_sink(
-    writer: RecordWriter, attack_ref: list[LevelAttack]
-) -> Callable[[RequestRecord], None]:
-    """The sweep's per-record sink off a terminal: write the record, count it; the progress
-    bar is disabled, so it is not updated."""
-    bar = tqdm(total=1, disable=True)
-    shown = not bar.disable
+def sweep_sink(writer: RecordWriter) -> Callable[[RequestRecord], None]:
+    """The sweep's per-record sink off a terminal: write the record and count it (its progress
+    bar is disabled there, so nothing is drawn)."""
     counts = {"ok": 0, "failed": 0}
 
     def sink(record: RequestRecord) -> None:
         writer.write(record)
         counts["ok" if record.ok else "failed"] += 1
-        if shown:
-            bar.set_postfix_str(
-                f"sent={attack_ref[0].n_sent} ok={counts['ok']} failed={counts['failed']}",
-                refresh=False,
-            )
-            bar.update(1)
 
     return sink
 
@@ -317,13 +306,8 @@ def build_attack(
     sender: Sender, index: int, rate: float, offsets_s: np.ndarray, writer: RecordWriter
 ) -> LevelAttack:
     """The level's ``LevelAttack`` as ``_Sweep._level`` builds it (offset and prompt lists)."""
-    holder: list[LevelAttack] = []
     prompts = prompts_for(bench_prompts(), len(offsets_s))
-    attack = LevelAttack(
-        index, rate, offsets_s.tolist(), prompts, sender, sweep_sink(writer, holder)
-    )
-    holder.append(attack)
-    return attack
+    return LevelAttack(index, rate, offsets_s.tolist(), prompts, sender, sweep_sink(writer))
 
 
 async def qpsweep_level(
