@@ -52,6 +52,14 @@ from yarl import URL
 from qpsweep import __version__
 from qpsweep.config import Scenario, Target
 from qpsweep.dataset import Prompt
+from qpsweep.http1 import (
+    BadResponse,
+    Connection,
+    ConnectTimeout,
+    HttpError,
+    Origin,
+    host_header,
+)
 from qpsweep.plain_chunk import PlainChunks, is_plain
 from qpsweep.record import RequestRecord
 from qpsweep.redact import is_secret_header, scrub
@@ -190,7 +198,8 @@ def settings_for(target: Target, scenario: Scenario) -> ClientSettings:
 
 
 def open_session(settings: ClientSettings) -> aiohttp.ClientSession:
-    """A session whose pool never queues requests (open loop: no connection limit)."""
+    """A session for the side requests (health, models, clock, metrics): the completions
+    themselves go through ``Sender``'s own connections.  Its pool never queues requests."""
     connector = aiohttp.TCPConnector(limit=0, ssl=settings.verify_tls)
     timeout = aiohttp.ClientTimeout(
         total=settings.timeout_s, sock_connect=settings.connect_timeout_s
@@ -199,20 +208,37 @@ def open_session(settings: ClientSettings) -> aiohttp.ClientSession:
 
 
 class Sender:
-    """Sends prompts to one endpoint and measures them; bodies are encoded once per prompt."""
+    """Sends prompts to one endpoint and measures them, on its own keep-alive connections
+    (``qpsweep.http1``; ``close()`` closes them).  Requests are encoded once per prompt."""
 
-    def __init__(self, session: aiohttp.ClientSession, settings: ClientSettings) -> None:
-        self._session = session
+    def __init__(self, settings: ClientSettings) -> None:
         self._settings = settings
         self.shape = RequestShape()
-        self._headers = {
-            "Content-Type": "application/json",
-            "Accept": "text/event-stream",
-            "User-Agent": f"qpsweep/{__version__}",
-            **settings.headers,
-        }
-        self._bodies: dict[tuple[int, bool], bytes] = {}
         self._url = URL(settings.url)
+        self._origin = Origin(self._url, settings.verify_tls, settings.connect_timeout_s)
+        headers = {
+            "content-type": ("Content-Type", "application/json"),
+            "accept": ("Accept", "text/event-stream"),
+            "accept-encoding": ("Accept-Encoding", "gzip, deflate"),
+            "user-agent": ("User-Agent", f"qpsweep/{__version__}"),
+        }
+        for name, value in settings.headers.items():  # the user's win, whatever their case
+            headers[name.lower()] = (name, value)
+        headers.pop("host", None)
+        headers.pop("content-length", None)
+        self._header_lines = "".join(f"{k}: {v}\r\n" for k, v in headers.values())
+        self._bodies: dict[tuple[int, bool], bytes] = {}
+        self._requests: dict[tuple[int, bool], bytes] = {}
+
+    def close(self) -> None:
+        """Close the connections (a request still in flight fails)."""
+        self._origin.close()
+
+    def __enter__(self) -> Sender:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def body(self, prompt: Prompt, include_usage: bool) -> bytes:
         """The JSON request body for ``prompt`` (cached)."""
@@ -229,6 +255,23 @@ class Sender:
             if include_usage:
                 payload["stream_options"] = {"include_usage": True}
             cached = self._bodies[key] = json.dumps(payload).encode()
+        return cached
+
+    def request(self, prompt: Prompt, include_usage: bool, url: URL | None = None) -> bytes:
+        """The whole HTTP request (head and body) for ``prompt`` to ``url`` (default: the
+        endpoint; cached for it)."""
+        key = (prompt.id, include_usage)
+        cached = self._requests.get(key) if url is None else None
+        if cached is None:
+            body = self.body(prompt, include_usage)
+            where = self._url if url is None else url
+            head = (
+                f"POST {where.raw_path_qs} HTTP/1.1\r\nHost: {host_header(where)}\r\n"
+                f"{self._header_lines}Content-Length: {len(body)}\r\n\r\n"
+            )
+            cached = head.encode() + body
+            if url is None:
+                self._requests[key] = cached
         return cached
 
     async def fetch(self, trace: Trace, prompt: Prompt, t0: float) -> RequestRecord:
@@ -250,53 +293,59 @@ class Sender:
         return trace.finish(perf_counter() - t0, kind, message)
 
     async def _attempt(self, trace: Trace, prompt: Prompt, t0: float, usage: bool) -> Outcome:
-        url = self._url
+        """One try: the request, its redirects (all within one ``timeout_s``), its response."""
+        origin, url = self._origin, self._url
+        request = self.request(prompt, usage)
+        deadline = asyncio.get_running_loop().time() + self._settings.timeout_s
         try:
             for _hop in range(MAX_REDIRECTS + 1):
-                async with self._session.post(
-                    url, data=self.body(prompt, usage), headers=self._headers, allow_redirects=False
-                ) as resp:
-                    trace.status = resp.status
-                    if resp.status in _REDIRECTS:
-                        location, refusal = _redirect(resp)
+                conn = await origin.open(deadline)
+                try:
+                    await conn.send(request)
+                    status = trace.status = conn.status
+                    if status in _REDIRECTS:
+                        url, refusal = _redirect(status, conn.headers.get("location"), url)
                         if refusal is not None:
                             return "protocol", refusal
-                        url = location
+                        request = self.request(prompt, usage, url)
                         continue
-                    if resp.status >= 300:
-                        body = await _read_bounded(resp)
-                        return _http_failure(resp.status, body, resp.headers.get("Retry-After"))
-                    if "json" in resp.headers.get("Content-Type", ""):
-                        return _read_json(trace, await resp.read(), perf_counter() - t0)
-                    return await _read_sse(resp, trace, t0)
+                    if status >= 300:
+                        body = await _read_bounded(conn)
+                        return _http_failure(status, body, conn.headers.get("retry-after"))
+                    if "json" in conn.headers.get("content-type", ""):
+                        return _read_json(trace, await _read_all(conn), perf_counter() - t0)
+                    return await _read_sse(conn, trace, t0)
+                finally:
+                    origin.release(conn)
             return "protocol", f"more than {MAX_REDIRECTS} redirects"
-        except aiohttp.ConnectionTimeoutError:
+        except ConnectTimeout:
             return "timeout_connect", f"no connection within {self._settings.connect_timeout_s:g} s"
         except asyncio.TimeoutError:
             limit = self._settings.timeout_s
             if trace.chunk_s:
                 return "timeout_total", f"not finished within {limit:g} s"
             return "timeout_ttft", f"no first token within {limit:g} s"
-        except (aiohttp.ClientError, OSError) as err:
+        except BadResponse as err:
+            return "protocol", str(err)
+        except (HttpError, OSError) as err:
             return "connection", _describe(err, len(trace.chunk_s))
 
 
-def _redirect(resp: aiohttp.ClientResponse) -> tuple[URL, str | None]:
-    """Where a 3xx points, or why it is not followed.  Only 307/308 (which keep the POST and
-    its body) to the same origin (scheme, host, port) are followed: headers, Authorization
-    included, are never sent to another host."""
-    where = resp.headers.get("Location")
+def _redirect(status: int, where: str | None, url: URL) -> tuple[URL, str | None]:
+    """Where a 3xx response to ``url`` points (its ``Location``), or why it is not followed.
+    Only 307/308 (which keep the POST and its body) to the same origin (scheme, host, port)
+    are followed: headers, Authorization included, are never sent to another host."""
     if not where:
-        return resp.url, f"HTTP {resp.status} redirect without a Location header"
-    target = resp.url.join(URL(where))
-    if (target.scheme, target.host, target.port) != (resp.url.scheme, resp.url.host, resp.url.port):
+        return url, f"HTTP {status} redirect without a Location header"
+    target = url.join(URL(where))
+    if (target.scheme, target.host, target.port) != (url.scheme, url.host, url.port):
         return target, (
-            f"HTTP {resp.status} redirect to another origin not followed "
+            f"HTTP {status} redirect to another origin not followed "
             f"({target.scheme}://{target.host}:{target.port}): credentials stay with --endpoint"
         )
-    if resp.status not in (307, 308):
+    if status not in (307, 308):
         return target, (
-            f"HTTP {resp.status} redirect to {target.path} not followed: it would turn the POST "
+            f"HTTP {status} redirect to {target.path} not followed: it would turn the POST "
             "into a GET; point --endpoint at the new path"
         )
     return target, None
@@ -304,20 +353,24 @@ def _redirect(resp: aiohttp.ClientResponse) -> tuple[URL, str | None]:
 
 def _describe(err: BaseException, n_chunks: int) -> str:
     text = str(err) or type(err).__name__
-    if isinstance(err, aiohttp.ClientPayloadError):  # aiohttp's text has an internal "400"
-        text = "the response body was cut off before its end"
     if "Too many open files" in text:
         text = f"qpsweep ran out of file descriptors (raise `ulimit -n`): {text}"
     return f"{text} (after {n_chunks} content chunks)" if n_chunks else text
 
 
-async def _read_bounded(resp: aiohttp.ClientResponse) -> bytes:
+async def _read_bounded(conn: Connection) -> bytes:
+    """The body's first ``_ERROR_BODY_BYTES`` or so (an error body: only its message is kept)."""
     body = b""
-    async for piece in resp.content.iter_any():
+    while len(body) < _ERROR_BODY_BYTES and (piece := await conn.read()):
         body += piece
-        if len(body) >= _ERROR_BODY_BYTES:
-            break
     return body
+
+
+async def _read_all(conn: Connection) -> bytes:
+    pieces = []
+    while piece := await conn.read():
+        pieces.append(piece)
+    return b"".join(pieces)
 
 
 def _error_text(body: bytes) -> str:
@@ -387,12 +440,13 @@ def _has_content(choice: Any) -> bool:
     return bool(choice.get("text"))
 
 
-async def _read_sse(resp: aiohttp.ClientResponse, trace: Trace, t0: float) -> Outcome:
+async def _read_sse(conn: Connection, trace: Trace, t0: float) -> Outcome:
+    """The stream's events, each timed by the network read that brought it."""
     parser = SseParser()
     plain = PlainChunks()
     finished = False
-    async for piece in resp.content.iter_any():
-        now_s = perf_counter() - t0
+    while piece := await conn.read():
+        now_s = conn.arrived_s - t0
         try:
             payloads = parser.feed(piece)
         except ValueError as err:
@@ -403,7 +457,7 @@ async def _read_sse(resp: aiohttp.ClientResponse, trace: Trace, t0: float) -> Ou
         finished = finished or fin
         if done:
             trace.end_s = now_s
-            await _read_rest(resp)
+            await _read_rest(conn)
             return _end(trace, parser, done=True)
     failure, fin, done = _take_events(trace, parser.close(), perf_counter() - t0, plain)
     if failure is not None:  # a last event without its blank line
@@ -465,13 +519,13 @@ def _take_event(
     return None, finished
 
 
-async def _read_rest(resp: aiohttp.ClientResponse) -> None:
+async def _read_rest(conn: Connection) -> None:
     """Read what follows ``[DONE]`` (normally only the end of the chunked body) so that the
     connection goes back to the pool instead of being closed; gives up after 50 ms."""
-    if resp.content.at_eof():
+    if conn.complete:
         return
-    with contextlib.suppress(asyncio.TimeoutError, aiohttp.ClientError):
-        await asyncio.wait_for(resp.content.read(), 0.05)
+    with contextlib.suppress(asyncio.TimeoutError, HttpError):
+        await asyncio.wait_for(_read_all(conn), 0.05)
 
 
 def _end(trace: Trace, parser: SseParser, done: bool) -> Outcome:

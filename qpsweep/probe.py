@@ -178,10 +178,10 @@ async def _models(
     return Check("models", "fail", f"{model!r} is not listed (served: {served})"), ids
 
 
-async def _stream(session: aiohttp.ClientSession, settings: ClientSettings) -> Check:
-    sender = Sender(session, replace(settings, max_tokens=PROBE_MAX_TOKENS))
-    t0 = perf_counter()
-    record = await sender.fetch(Trace(-1, 0.0, 0, PROBE_PROMPT.id, 0.0), PROBE_PROMPT, t0)
+async def _stream(settings: ClientSettings) -> Check:
+    with Sender(replace(settings, max_tokens=PROBE_MAX_TOKENS)) as sender:
+        t0 = perf_counter()
+        record = await sender.fetch(Trace(-1, 0.0, 0, PROBE_PROMPT.id, 0.0), PROBE_PROMPT, t0)
     if record.error_kind is not None:
         return Check("stream", "fail", f"{record.error_kind}: {record.error}")
     ttft_s = (record.first_token_s or record.sent_s) - record.sent_s
@@ -227,7 +227,7 @@ async def _checks(settings: ClientSettings) -> ProbeResult:
         if model is None:
             missing = Check("stream", "fail", "no model: give --model (the server lists none)")
             return ProbeResult((*checks, missing), None, ids)
-        stream = await _stream(session, replace(settings, model=model))
+        stream = await _stream(replace(settings, model=model))
         if models.status == "fail" and stream.status == "pass":  # an alias the list omits
             models = Check("models", "warn", f"{models.detail}, but the server answered for it")
     return ProbeResult((health, models, stream), model, ids)

@@ -160,18 +160,18 @@ class _Sweep:
                 if self.scraper is not None:
                     await self.scraper.start(session)
                 try:
-                    sender = Sender(session, self.settings)
-                    if self.scenario.shard is not None:
-                        await self._clock(session)
-                    if self.pool is not None:
-                        await self._stage(self.pool.start())
-                    probe_e2e_s = None
-                    if self.scenario.warmup or self.scenario.auto:
-                        probe_e2e_s = await self._warmup(sender)
-                    await self._levels(sender, writer, probe_e2e_s)
-                    if self.pool is not None:
-                        return self.pool.include_usage
-                    return sender.shape.include_usage
+                    with Sender(self.settings) as sender:
+                        if self.scenario.shard is not None:
+                            await self._clock(session)
+                        if self.pool is not None:
+                            await self._stage(self.pool.start())
+                        probe_e2e_s = None
+                        if self.scenario.warmup or self.scenario.auto:
+                            probe_e2e_s = await self._warmup(sender)
+                        await self._levels(sender, writer, probe_e2e_s)
+                        if self.pool is not None:
+                            return self.pool.include_usage
+                        return sender.shape.include_usage
                 finally:
                     if self.pool is not None:
                         await self.pool.close()

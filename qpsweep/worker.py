@@ -35,7 +35,7 @@ from typing import Any
 
 from qpsweep.aioloop import run_loop
 from qpsweep.attack import LevelAttack
-from qpsweep.client import ClientSettings, Sender, open_session
+from qpsweep.client import ClientSettings, Sender
 from qpsweep.dataset import Prompt
 from qpsweep.record import RecordWriter, RequestRecord
 from qpsweep.signals import INTERRUPT_DRAIN_S
@@ -118,8 +118,7 @@ class _Worker:
         read_messages(self.conn, asyncio.get_running_loop(), self._deliver)
         writer = RecordWriter(path)
         try:
-            async with open_session(self.settings) as session:
-                sender = Sender(session, self.settings)
+            with Sender(self.settings) as sender:
                 self.send(("ready",))
                 while True:
                     message = await self.inbox.get()

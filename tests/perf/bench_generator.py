@@ -6,10 +6,10 @@
 Starts the nginx echo target (``nginx_target.py``) pinned to core ``--nginx-cpu`` (1), pins
 this process to core ``--gen-cpu`` (0), and for each rate runs one level of the product's own
 pieces, as ``sweep._level`` wires them: ``arrival_offsets_s`` (Poisson by default),
-``prompt_order``, ``LevelAttack`` with a ``Sender`` on ``open_session`` on a uvloop loop, a sink
-that writes each record with ``RecordWriter`` (to a temporary ``requests.jsonl``) and counts it,
-as the sweep's does off a terminal (its tqdm bar disabled), ``gc.collect(); gc.freeze()``
-before the level.  Then the
+``prompt_order``, ``LevelAttack`` with a ``Sender`` (its own HTTP/1.1 connections) on a uvloop
+loop, a sink that writes each record with ``RecordWriter`` (to a temporary ``requests.jsonl``)
+and counts it, as the sweep's does off a terminal (its tqdm bar disabled),
+``gc.collect(); gc.freeze()`` before the level.  Then the
 same schedule is sent by a minimal reference client (aiohttp + uvloop, ``async for chunk in
 resp.content.iter_any()``, nothing else but one ``perf_counter`` at the send, the first chunk and
 the end).  Each measured level is preceded by ``WARMUP_S`` of unmeasured traffic at the same rate
@@ -69,7 +69,7 @@ import uvloop
 from nginx_target import MissingNginx, accepted_connections, nginx_target
 
 from qpsweep.attack import LevelAttack
-from qpsweep.client import ClientSettings, Sender, open_session
+from qpsweep.client import ClientSettings, Sender
 from qpsweep.dataset import Prompt, prompt_order
 from qpsweep.record import RecordWriter, RequestRecord, read_records
 from qpsweep.schedule import arrival_offsets_s
@@ -418,8 +418,7 @@ async def bench_qpsweep(
     offsets_s = schedule_for(rate, duration_s, bench.arrival)
     warm = schedule_for(rate, WARMUP_S, bench.arrival)
     path = bench.workdir / f"requests-{rate:g}.jsonl"
-    async with open_session(bench_settings(bench.url)) as session:
-        sender = Sender(session, bench_settings(bench.url))
+    with Sender(bench_settings(bench.url)) as sender:
         await qpsweep_level(sender, -1, rate, warm, bench.workdir / "warmup.jsonl")
         level = qpsweep_level(sender, 0, rate, offsets_s, path)
         _, usage = await measured(bench, level, profile=True)
@@ -436,7 +435,7 @@ async def bench_reference(
     offsets_s = schedule_for(rate, duration_s, bench.arrival)
     warm = schedule_for(rate, WARMUP_S, bench.arrival)
     async with reference_session() as session:
-        sender = Sender(session, bench_settings(bench.url))  # only to encode the same bodies
+        sender = Sender(bench_settings(bench.url))  # only to encode the same bodies
         bodies = [sender.body(p, True) for p in prompts_for(bench_prompts(), len(offsets_s))]
         await reference_level(session, bench.url, bodies, warm)
         timings, usage = await measured(

@@ -43,7 +43,7 @@ from bench_generator import (
 )
 from nginx_target import MissingNginx, nginx_target
 
-from qpsweep.client import Sender, open_session
+from qpsweep.client import Sender
 from qpsweep.record import RecordWriter
 
 SAMPLE_S = 10.0
@@ -107,8 +107,7 @@ class MemoryResult:
 async def memory_level(url: str, rate: float, duration_s: float, workdir: Path) -> MemoryResult:
     """Warm up, then one sampled level at ``rate`` for ``duration_s``."""
     settings = bench_settings(url)
-    async with open_session(settings) as session:
-        sender = Sender(session, settings)
+    with Sender(settings) as sender:
         warm = schedule_for(rate, WARMUP_S, "poisson")
         await qpsweep_level(sender, -1, rate, warm, workdir / "warmup.jsonl")
         gc.collect()

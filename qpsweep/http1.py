@@ -1,0 +1,338 @@
+"""A lean HTTP/1.1 client for the request hot path: keep-alive connections to one origin, the
+response body handed over piece by piece as it arrives.
+
+Why not aiohttp here (qpsweep uses it for every other request): its client costs more CPU
+per request than everything else the generator does, and an open-loop generator that runs
+out of CPU stops sending on time.  This module only keeps connections, writes each request in
+one ``write`` and applies the timeouts; the response is parsed by ``httptools`` (llhttp, the
+parser of Node.js, which aiohttp also compiles in).
+
+Contract:
+
+* ``Origin(url, verify_tls, connect_timeout_s)`` keeps connections to ``url``'s scheme, host
+  and port: ``open(deadline)`` takes an idle one (the most recently used) or connects a new
+  one (no limit: an open-loop generator never queues a request behind another);
+  ``release(conn)`` keeps it for reuse only when its response was read to the end and the
+  server allows keep-alive, and closes it otherwise (cut short, timed out, cancelled).
+* ``deadline`` is an ``loop.time()`` instant; when it passes, the exchange fails with
+  ``asyncio.TimeoutError`` (connecting included).  A connection not made within
+  ``connect_timeout_s`` (when that comes before the deadline) raises ``ConnectTimeout``.
+* ``Connection.send(request)`` writes the request bytes and returns once the status line and
+  headers arrived (``status``, ``headers`` with lower-case names; 1xx responses are skipped);
+  ``read()`` returns the body bytes of one network read (gzip and deflate decoded), the
+  oldest not yet returned, waiting for one when there is none, and ``b""`` at the end;
+  ``arrived_s`` is then the ``perf_counter`` time at which that read was handled.  So bytes
+  that arrived apart keep their own times even when the reader falls behind.
+* Failures: ``ConnectError`` (refused, unreachable, no such host), ``Disconnected`` (closed or
+  reset by the server before the response ended: before the headers ``Server disconnected``
+  or the socket error, after them ``BODY_CUT``), ``BadResponse`` (not HTTP/1.x).  A body
+  without ``Content-Length`` or chunked framing ends when the server closes the connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import zlib
+from collections import deque
+from time import perf_counter
+from typing import cast
+
+import httptools
+from yarl import URL
+
+BODY_CUT = "the response body was cut off before its end"
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+class HttpError(Exception):
+    """A request that got no complete response."""
+
+
+class ConnectError(HttpError):
+    """No connection could be made."""
+
+
+class ConnectTimeout(HttpError):
+    """No connection within the connect timeout."""
+
+
+class Disconnected(HttpError):
+    """The connection closed (or was reset) before the response ended."""
+
+
+class BadResponse(HttpError):
+    """The server's bytes are not an HTTP/1.x response."""
+
+
+def host_header(url: URL) -> str:
+    """``Host`` for ``url``: the host (IPv6 in brackets), ``:port`` unless the default."""
+    host = url.raw_host or ""
+    if ":" in host:
+        host = f"[{host}]"
+    port = url.port
+    return host if port is None or port == _DEFAULT_PORTS.get(url.scheme) else f"{host}:{port}"
+
+
+def _inflater(encoding: str) -> zlib._Decompress | None:
+    if encoding in {"gzip", "x-gzip"}:
+        return zlib.decompressobj(16 + zlib.MAX_WBITS)
+    if encoding == "deflate":  # zlib-wrapped as the RFC says; raw deflate is tried below
+        return zlib.decompressobj(zlib.MAX_WBITS)
+    return None
+
+
+class Connection(asyncio.Protocol):
+    """One keep-alive connection; one exchange at a time (see the module docstring)."""
+
+    def __init__(self, origin: Origin) -> None:
+        self._origin = origin
+        self._loop = asyncio.get_running_loop()
+        self._transport: asyncio.Transport | None = None
+        self._parser: httptools.HttpResponseParser | None = None
+        self._waiter: asyncio.Future[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._inflate: zlib._Decompress | None = None
+        self._body: list[bytes] = []  # what the read being parsed delivered so far
+        self._reads: deque[tuple[float, bytes]] = deque()  # (time, body bytes) per read
+        self._error: BaseException | None = None
+        self._framed = False  # Content-Length or chunked: the body's end is in the bytes
+        self._keep_alive = False  # the server allows another request (known at the end)
+        self.closed = False
+        self.head_done = False
+        self.complete = False
+        self.status = 0
+        self.headers: dict[str, str] = {}
+        self.arrived_s = 0.0
+
+    # --- used by the client --------------------------------------------------------------
+
+    def arm(self, deadline: float) -> None:
+        """Fail the exchange with ``asyncio.TimeoutError`` at ``deadline`` (loop time)."""
+        self._timer = self._loop.call_at(deadline, self._expire)
+
+    async def send(self, request: bytes) -> None:
+        """Write ``request``; return when the response's status and headers arrived."""
+        if self._transport is None or self.closed:
+            raise Disconnected("Server disconnected")
+        self._parser = httptools.HttpResponseParser(self)
+        self.head_done = self.complete = False
+        self._framed = self._keep_alive = False
+        self._inflate, self.headers = None, {}
+        self._body.clear()
+        self._reads.clear()
+        self._transport.write(request)
+        while not self.head_done:
+            await self._wait()
+
+    async def read(self) -> bytes:
+        """The body bytes that arrived since the last call; ``b""`` once the body ended."""
+        reads = self._reads
+        while not reads:
+            if self.complete:
+                return b""
+            await self._wait()
+        self.arrived_s, body = reads.popleft()
+        return body
+
+    async def _wait(self) -> None:
+        if self._error is not None:
+            raise self._error
+        waiter = self._waiter = self._loop.create_future()
+        try:
+            await waiter
+        finally:
+            self._waiter = None
+        if self._error is not None:
+            raise self._error
+
+    def reusable(self) -> bool:
+        """True when the response ended cleanly and the connection may carry another."""
+        return self.complete and self._keep_alive and self._error is None and not self.closed
+
+    def disarm(self) -> None:
+        """Cancel the deadline set by ``arm``."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def close(self) -> None:
+        """Drop the connection; an exchange still waiting fails with ``Disconnected``."""
+        self.closed = True
+        if self._parser is not None and not self.complete:
+            self._fail(Disconnected("the connection was closed by qpsweep"))
+        if self._transport is not None:
+            self._transport.abort()
+
+    # --- asyncio.Protocol ------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+
+    def data_received(self, data: bytes) -> None:
+        parser = self._parser
+        if parser is None or self.complete:  # bytes nobody asked for: not reusable
+            self.close()
+            return
+        now_s = perf_counter()
+        try:
+            parser.feed_data(data)
+        except httptools.HttpParserError as err:
+            self._fail(BadResponse(f"not an HTTP response ({err})"))
+            self.close()
+        except zlib.error as err:
+            self._fail(BadResponse(f"the body does not decompress ({err})"))
+            self.close()
+        self._take_body(now_s)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        closed_by_us, self.closed = self.closed, True
+        self._origin.forget(self)
+        if self._parser is None or self.complete or closed_by_us:
+            return
+        if self.head_done and not self._framed and exc is None:
+            self.on_message_complete()  # a body delimited by the connection's close
+            self._take_body(perf_counter())
+        elif self.head_done:
+            self._fail(Disconnected(BODY_CUT))
+        else:
+            self._fail(Disconnected(str(exc) if exc else "Server disconnected"))
+
+    # --- httptools callbacks ---------------------------------------------------------------
+
+    def on_header(self, name: bytes, value: bytes | None) -> None:
+        self.headers[name.decode("latin-1").lower()] = (value or b"").decode("latin-1")
+
+    def on_headers_complete(self) -> None:
+        assert self._parser is not None
+        status = self._parser.get_status_code()
+        if status < 200:  # 100 Continue, 103 Early Hints: the real response follows
+            self.headers = {}
+            return
+        self.status = status
+        headers = self.headers
+        self._framed = "content-length" in headers or "chunked" in headers.get(
+            "transfer-encoding", ""
+        )
+        self._inflate = _inflater(headers.get("content-encoding", "").strip().lower())
+        self.head_done = True
+        self._wake()
+
+    def on_body(self, body: bytes) -> None:
+        if self._inflate is not None:
+            body = self._inflate_piece(body)
+        if body:
+            self._body.append(body)
+
+    def on_message_complete(self) -> None:
+        if not self.head_done:  # the end of a 1xx response
+            return
+        if self._inflate is not None:
+            rest = self._inflate.flush()
+            if rest:
+                self._body.append(rest)
+        assert self._parser is not None
+        self._keep_alive = self._framed and self._parser.should_keep_alive()
+        self.complete = True
+        self._wake()
+
+    # --- internals -------------------------------------------------------------------------
+
+    def _inflate_piece(self, body: bytes) -> bytes:
+        assert self._inflate is not None
+        try:
+            return self._inflate.decompress(body)
+        except zlib.error:
+            if self._inflate.unused_data or self._body or self._reads:
+                raise
+            self._inflate = zlib.decompressobj(-zlib.MAX_WBITS)  # raw deflate
+            return self._inflate.decompress(body)
+
+    def _take_body(self, now_s: float) -> None:
+        """The body bytes of the read just parsed become one entry of ``read``'s queue."""
+        body = self._body
+        if body:
+            self._reads.append((now_s, body[0] if len(body) == 1 else b"".join(body)))
+            body.clear()
+            self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _fail(self, error: BaseException) -> None:
+        if self._error is None:
+            self._error = error
+        self._wake()
+
+    def _expire(self) -> None:
+        self._timer = None
+        self._fail(asyncio.TimeoutError())
+        self.close()
+
+
+class Origin:
+    """Keep-alive connections to one scheme://host:port (see the module docstring)."""
+
+    def __init__(self, url: URL, verify_tls: bool, connect_timeout_s: float) -> None:
+        self.url = url
+        self._host = url.raw_host or ""
+        self._port = url.port or _DEFAULT_PORTS.get(url.scheme, 80)
+        self._ssl: ssl.SSLContext | None = None
+        if url.scheme == "https":
+            self._ssl = ssl.create_default_context()
+            if not verify_tls:
+                self._ssl.check_hostname = False
+                self._ssl.verify_mode = ssl.CERT_NONE
+        self._connect_timeout_s = connect_timeout_s
+        self._idle: list[Connection] = []
+        self._open: set[Connection] = set()
+
+    async def open(self, deadline: float) -> Connection:
+        """An idle connection or a new one, armed with ``deadline``."""
+        idle = self._idle
+        while idle:
+            conn = idle.pop()
+            if not conn.closed:
+                conn.arm(deadline)
+                return conn
+        loop = asyncio.get_running_loop()
+        timeout_s = min(self._connect_timeout_s, deadline - loop.time())
+        try:
+            _, conn = await asyncio.wait_for(
+                loop.create_connection(
+                    lambda: Connection(self), self._host, self._port, ssl=self._ssl
+                ),
+                max(timeout_s, 0.0),
+            )
+        except asyncio.TimeoutError:
+            if timeout_s < self._connect_timeout_s:
+                raise  # the request's own deadline came first
+            raise ConnectTimeout(f"no connection within {self._connect_timeout_s:g} s") from None
+        except OSError as err:
+            reason = err.strerror or str(err) or type(err).__name__
+            raise ConnectError(f"cannot connect to {host_header(self.url)} ({reason})") from None
+        self._open.add(conn)
+        conn.arm(deadline)
+        return conn
+
+    def release(self, conn: Connection) -> None:
+        """Keep ``conn`` for the next request if it is reusable; close it otherwise."""
+        conn.disarm()
+        if conn.reusable():
+            self._idle.append(conn)
+        else:
+            conn.close()
+            self._open.discard(conn)
+
+    def forget(self, conn: Connection) -> None:
+        """``conn`` closed: it is no longer open (an idle one is skipped by ``open``)."""
+        self._open.discard(conn)
+
+    def close(self) -> None:
+        """Close every connection, idle or not."""
+        for conn in list(self._open) + self._idle:
+            conn.close()
+        self._open.clear()
+        self._idle.clear()
