@@ -126,7 +126,8 @@ class Connection(asyncio.Protocol):
             await self._wait()
 
     async def read(self) -> bytes:
-        """The body bytes that arrived since the last call; ``b""`` once the body ended."""
+        """The body bytes of the oldest network read not yet returned (``arrived_s`` its
+        time); ``b""`` once the body ended."""
         reads = self._reads
         while not reads:
             if self.complete:
@@ -177,11 +178,15 @@ class Connection(asyncio.Protocol):
         now_s = perf_counter()
         try:
             parser.feed_data(data)
+        except httptools.HttpParserCallbackError as err:  # raised in one of the on_* below
+            cause = err.__context__
+            if isinstance(cause, zlib.error):
+                self._fail(BadResponse(f"the body does not decompress ({cause})"))
+            else:
+                self._fail(BadResponse(f"the response could not be handled ({cause!r})"))
+            self.close()
         except httptools.HttpParserError as err:
             self._fail(BadResponse(f"not an HTTP response ({err})"))
-            self.close()
-        except zlib.error as err:
-            self._fail(BadResponse(f"the body does not decompress ({err})"))
             self.close()
         self._take_body(now_s)
 

@@ -8,6 +8,7 @@ how many connections the server saw (keep-alive kept where allowed, never where 
 from __future__ import annotations
 
 import asyncio
+import gzip
 from collections.abc import Callable
 from time import perf_counter
 
@@ -153,6 +154,23 @@ def test_a_reply_that_is_not_http_is_a_protocol_failure(garbage: bytes) -> None:
     records, _ = run(lambda _: garbage, n_requests=1)
     assert kinds(records) == ["protocol"]
     assert records[0].error is not None and records[0].error.startswith("not an HTTP response")
+
+
+def test_a_body_that_does_not_decompress_is_a_protocol_failure() -> None:
+    reply = SSE_HEAD + b"Content-Encoding: gzip\r\nContent-Length: 12\r\n\r\nnot gzip at!"
+    records, _ = run(lambda _: reply, n_requests=1)
+    assert kinds(records) == ["protocol"]
+    assert records[0].error is not None
+    assert records[0].error.startswith("the body does not decompress"), records[0].error
+
+
+def test_gzip_body_is_decoded_and_the_connection_kept() -> None:
+    packed = gzip.compress(EVENTS)
+    reply = SSE_HEAD + b"Content-Encoding: gzip\r\nContent-Length: %d\r\n\r\n" % len(packed)
+    records, accepted = run(lambda _: reply + packed)
+    assert kinds(records) == [None, None, None]
+    assert {r.output_tokens for r in records} == {2}
+    assert accepted == 1
 
 
 def test_unanswered_request_times_out() -> None:
