@@ -30,6 +30,10 @@ Per level (times from the records, seconds since the level start ``t0``):
 * ``others_pct`` = 100 * (busy time of the generator's core from ``/proc/stat`` - this
   process's CPU time) / wall time: other work on that core (other processes, softirq of the
   loopback traffic); high values mean the figures are disturbed;
+* ``steal_ms`` = 1000 * the generator core's steal time over the level (``/proc/stat``, 10 ms
+  ticks): time the hypervisor gave the virtual core to someone else; each tick of it can hold
+  up every send due meanwhile, so a round with steal has a higher send lag p99 that is not
+  the generator's doing (also counted in ``others_pct``);
 * ``conns`` = new TCP connections nginx accepted during the level (``stub_status``): few while
   the keep-alive pool opened by the warm-up suffices, up to one per request when it does not;
 * ``cpu_ratio`` = qpsweep ``cpu_s_per_1k`` / reference ``cpu_s_per_1k`` at the same rate.
@@ -98,13 +102,15 @@ def proc_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
-def core_busy_s(core: int) -> float:
-    """Busy (non-idle, non-iowait) time of one core since boot, seconds, from ``/proc/stat``."""
+def core_times_s(core: int) -> tuple[float, float]:
+    """(busy, steal) time of one core since boot, seconds, from ``/proc/stat``: busy is every
+    state but idle and iowait (steal included), steal the time the hypervisor ran something
+    else while this virtual core had work."""
     for line in Path("/proc/stat").read_text().splitlines():
         name, *values = line.split()
         if name == f"cpu{core}":
             ticks = [int(v) for v in values]
-            return (sum(ticks[:8]) - ticks[3] - ticks[4]) / CLK_TCK
+            return (sum(ticks[:8]) - ticks[3] - ticks[4]) / CLK_TCK, ticks[7] / CLK_TCK
     raise ValueError(f"no cpu{core} in /proc/stat")
 
 
@@ -116,6 +122,7 @@ class Usage:
     cpu_s: float
     nginx_cpu_s: float
     others_s: float  # busy time of the generator core not spent by this process
+    steal_s: float  # time the hypervisor took the generator's core away
     connections: int  # TCP connections nginx accepted
 
 
@@ -124,15 +131,15 @@ class Meter:
 
     def __init__(self, core: int, nginx_pid: int, nginx_base_url: str) -> None:
         self.core, self.nginx_pid, self.base_url = core, nginx_pid, nginx_base_url
-        self._t = (0.0, 0.0, 0.0, 0.0)
+        self._t = (0.0, 0.0, 0.0, 0.0, 0.0)
         self._accepts = 0
 
-    def _read(self) -> tuple[float, float, float, float]:
+    def _read(self) -> tuple[float, float, float, float, float]:
         return (
             perf_counter(),
             time.process_time(),
             proc_cpu_s(self.nginx_pid),
-            core_busy_s(self.core),
+            *core_times_s(self.core),
         )
 
     def start(self) -> None:
@@ -142,9 +149,9 @@ class Meter:
 
     def stop(self) -> Usage:
         """The interval's usage since ``start()``."""
-        wall, cpu, ngx, busy = (b - a for a, b in zip(self._t, self._read(), strict=True))
+        wall, cpu, ngx, busy, steal = (b - a for a, b in zip(self._t, self._read(), strict=True))
         accepts = accepted_connections(self.base_url) - self._accepts
-        return Usage(wall, cpu, ngx, max(busy - cpu, 0.0), accepts)
+        return Usage(wall, cpu, ngx, max(busy - cpu, 0.0), steal, accepts)
 
 
 # --- one level's outcome ---------------------------------------------------------------------
@@ -448,7 +455,7 @@ async def bench_reference(
 
 COLUMNS = (
     "client    round target  sched/s offered/s off/sched achiev/s lag50ms lag99ms lagmaxms "
-    "ttfterr50 ttfterr99 cpu_s/1k ngx_s/1k others%     ok failed  conns"
+    "ttfterr50 ttfterr99 cpu_s/1k ngx_s/1k others% steal_ms     ok failed  conns"
 )
 
 
@@ -459,8 +466,8 @@ def row(r: LevelResult) -> str:
         f"{r.client:<10}{r.round:5d} {r.target_qps:6g} {r.scheduled_qps:8.1f} {r.offered_qps:9.1f} "
         f"{off:+8.2f}% {r.achieved_qps:8.1f} {r.lag_ms[0]:7.3f} {r.lag_ms[1]:7.3f} "
         f"{r.lag_ms[2]:8.2f} {r.ttft_err_ms[0]:9.3f} {r.ttft_err_ms[1]:9.3f} "
-        f"{r.cpu_s_per_1k:8.3f} {r.nginx_s_per_1k:8.3f} {r.others_pct:7.1f} {r.n_ok:6d} "
-        f"{r.n_failed:6d} {r.usage.connections:6d}"
+        f"{r.cpu_s_per_1k:8.3f} {r.nginx_s_per_1k:8.3f} {r.others_pct:7.1f} "
+        f"{1000 * r.usage.steal_s:8.0f} {r.n_ok:6d} {r.n_failed:6d} {r.usage.connections:6d}"
     )
 
 
@@ -498,9 +505,11 @@ def goal_lines(results: Sequence[LevelResult], variant: str) -> list[str]:
             f"vs target: {each(offs_t, '+.2f')})"
         )
         lag = median_of(lags)
+        steals = [1000 * r.usage.steal_s for r in runs]
         lines.append(
             f"{verdict(lag <= GOAL_LAG_P99_MS)} send lag p99 at {GOAL_RATE_QPS:g}/s "
-            f"<= {GOAL_LAG_P99_MS:g} ms: {lag:.3f} ms ({each(lags, '.3f')})"
+            f"<= {GOAL_LAG_P99_MS:g} ms: {lag:.3f} ms ({each(lags, '.3f')}; "
+            f"the core stolen by the hypervisor: {each(steals, '.0f')} ms)"
         )
     runs = mine.get(GOAL_TTFT_RATE_QPS)
     if runs and variant == "ttft50":
