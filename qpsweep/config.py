@@ -32,6 +32,19 @@ class Target:
     api_key: str | None = field(default=None, repr=False)
     verify_tls: bool = True
 
+    def __post_init__(self) -> None:
+        """Headers and the key go into the request as written: a line break would end the
+        header early (or add one), so it is refused, naming the header, never its value."""
+        for name, value in self.headers:
+            if _breaks_line(name) or _breaks_line(value):
+                raise ConfigError(f"--header: {name!r} must be on one line (no line breaks)")
+        if self.api_key is not None and _breaks_line(self.api_key):
+            raise ConfigError("the API key contains a line break (a trailing newline from a file?)")
+
+
+def _breaks_line(text: str) -> bool:
+    return "\n" in text or "\r" in text or "\0" in text
+
 
 @dataclass(frozen=True)
 class Scenario:

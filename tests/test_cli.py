@@ -53,6 +53,8 @@ def test_python_dash_m_works() -> None:
         (("--duration", "0"), "--duration: 0 must be greater than 0"),
         (("--percentiles", "50,97"), "--percentiles: '97' is not one of"),
         (("-H", "no-colon"), "--header: 'no-colon' must look like 'Name: value'"),
+        (("-H", "X-Team: a\r\nX-Injected: 1"), "--header: 'X-Team' must be on one line"),
+        (("--api-key", "sk-line-break\n"), "the API key contains a line break"),
         (("--endpoint", "localhost:8000"), "--endpoint: 'localhost:8000' needs an http://"),
         (("--max-tokens", "0"), "--max-tokens: 0 must be at least 1"),
         (("--arrival", "uniform"), "argument --arrival: invalid choice"),
