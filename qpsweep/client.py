@@ -41,6 +41,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from time import perf_counter
@@ -310,10 +311,10 @@ class Sender:
                         request = self.request(prompt, usage, url)
                         continue
                     if status >= 300:
-                        body = await _read_bounded(conn)
+                        body = await _read_body(conn, _ERROR_BODY_BYTES)
                         return _http_failure(status, body, conn.headers.get("retry-after"))
                     if "json" in conn.headers.get("content-type", ""):
-                        return _read_json(trace, await _read_all(conn), perf_counter() - t0)
+                        return _read_json(trace, await _read_body(conn), perf_counter() - t0)
                     return await _read_sse(conn, trace, t0)
                 finally:
                     origin.release(conn)
@@ -358,18 +359,12 @@ def _describe(err: BaseException, n_chunks: int) -> str:
     return f"{text} (after {n_chunks} content chunks)" if n_chunks else text
 
 
-async def _read_bounded(conn: Connection) -> bytes:
-    """The body's first ``_ERROR_BODY_BYTES`` or so (an error body: only its message is kept)."""
-    body = b""
-    while len(body) < _ERROR_BODY_BYTES and (piece := await conn.read()):
-        body += piece
-    return body
-
-
-async def _read_all(conn: Connection) -> bytes:
-    pieces = []
-    while piece := await conn.read():
+async def _read_body(conn: Connection, max_bytes: float = math.inf) -> bytes:
+    """The body, or its first ``max_bytes`` or so (an error body: only its message is kept)."""
+    pieces, n_bytes = [], 0
+    while n_bytes < max_bytes and (piece := await conn.read()):
         pieces.append(piece)
+        n_bytes += len(piece)
     return b"".join(pieces)
 
 
@@ -525,7 +520,7 @@ async def _read_rest(conn: Connection) -> None:
     if conn.complete:
         return
     with contextlib.suppress(asyncio.TimeoutError, HttpError):
-        await asyncio.wait_for(_read_all(conn), 0.05)
+        await asyncio.wait_for(_read_body(conn), 0.05)
 
 
 def _end(trace: Trace, parser: SseParser, done: bool) -> Outcome:

@@ -42,7 +42,6 @@ import httptools
 from yarl import URL
 
 BODY_CUT = "the response body was cut off before its end"
-_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 class HttpError(Exception):
@@ -66,12 +65,11 @@ class BadResponse(HttpError):
 
 
 def host_header(url: URL) -> str:
-    """``Host`` for ``url``: the host (IPv6 in brackets), ``:port`` unless the default."""
+    """``Host`` for ``url``: the host (IPv6 in brackets), ``:port`` when the URL names one."""
     host = url.raw_host or ""
     if ":" in host:
         host = f"[{host}]"
-    port = url.port
-    return host if port is None or port == _DEFAULT_PORTS.get(url.scheme) else f"{host}:{port}"
+    return host if url.explicit_port is None else f"{host}:{url.explicit_port}"
 
 
 def _inflater(encoding: str) -> zlib._Decompress | None:
@@ -99,9 +97,8 @@ class Connection(asyncio.Protocol):
         self._framed = False  # Content-Length or chunked: the body's end is in the bytes
         self._keep_alive = False  # the server allows another request (known at the end)
         self.closed = False
-        self.head_done = False
         self.complete = False
-        self.status = 0
+        self.status = 0  # of the final (non-1xx) response; 0 until its headers arrived
         self.headers: dict[str, str] = {}
         self.arrived_s = 0.0
 
@@ -116,7 +113,7 @@ class Connection(asyncio.Protocol):
         if self._transport is None or self.closed:
             raise Disconnected("Server disconnected")
         self._parser = httptools.HttpResponseParser(self)
-        self.head_done = self.complete = False
+        self.status, self.complete = 0, False
         self._framed = self._keep_alive = False
         self._inflate, self.headers = None, {}
         self._body.clear()
@@ -124,6 +121,11 @@ class Connection(asyncio.Protocol):
         self._transport.write(request)
         while not self.head_done:
             await self._wait()
+
+    @property
+    def head_done(self) -> bool:
+        """True once the final response's status and headers arrived."""
+        return self.status != 0
 
     async def read(self) -> bytes:
         """The body bytes of the oldest network read not yet returned (``arrived_s`` its
@@ -220,7 +222,6 @@ class Connection(asyncio.Protocol):
             "transfer-encoding", ""
         )
         self._inflate = _inflater(headers.get("content-encoding", "").strip().lower())
-        self.head_done = True
         self._wake()
 
     def on_body(self, body: bytes) -> None:
@@ -283,7 +284,10 @@ class Origin:
     def __init__(self, url: URL, verify_tls: bool, connect_timeout_s: float) -> None:
         self.url = url
         self._host = url.raw_host or ""
-        self._port = url.port or _DEFAULT_PORTS.get(url.scheme, 80)
+        port = url.port  # yarl gives http's and https' default when none is named
+        if port is None:  # ``normalize_endpoint`` lets only http:// and https:// through
+            raise ValueError(f"{url}: not an http:// or https:// URL")
+        self._port = port
         self._ssl: ssl.SSLContext | None = None
         if url.scheme == "https":
             self._ssl = ssl.create_default_context()
