@@ -278,6 +278,12 @@ class Connection(asyncio.Protocol):
         self.close()
 
 
+def _close_made(connecting: asyncio.Task[tuple[asyncio.BaseTransport, Connection]]) -> None:
+    """A connection attempt given up on: close the connection if it was made all the same."""
+    if not connecting.cancelled() and connecting.exception() is None:
+        connecting.result()[1].close()
+
+
 class Origin:
     """Keep-alive connections to one scheme://host:port (see the module docstring)."""
 
@@ -308,17 +314,25 @@ class Origin:
                 return conn
         loop = asyncio.get_running_loop()
         timeout_s = min(self._connect_timeout_s, deadline - loop.time())
+        # not asyncio.wait_for: before Python 3.12 it returns the connection when it was made
+        # in the very turn the request got cancelled, and the cancellation is lost
+        connecting = loop.create_task(
+            loop.create_connection(lambda: Connection(self), self._host, self._port, ssl=self._ssl)
+        )
         try:
-            _, conn = await asyncio.wait_for(
-                loop.create_connection(
-                    lambda: Connection(self), self._host, self._port, ssl=self._ssl
-                ),
-                max(timeout_s, 0.0),
-            )
-        except asyncio.TimeoutError:
+            done, _ = await asyncio.wait({connecting}, timeout=max(timeout_s, 0.0))
+        except asyncio.CancelledError:
+            connecting.cancel()
+            connecting.add_done_callback(_close_made)
+            raise
+        if not done:
+            connecting.cancel()
+            connecting.add_done_callback(_close_made)
             if timeout_s < self._connect_timeout_s:
-                raise  # the request's own deadline came first
-            raise ConnectTimeout(f"no connection within {self._connect_timeout_s:g} s") from None
+                raise asyncio.TimeoutError  # the request's own deadline came first
+            raise ConnectTimeout(f"no connection within {self._connect_timeout_s:g} s")
+        try:
+            _, conn = connecting.result()
         except OSError as err:
             reason = err.strerror or str(err) or type(err).__name__
             raise ConnectError(f"cannot connect to {host_header(self.url)} ({reason})") from None
