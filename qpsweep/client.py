@@ -42,7 +42,7 @@ import asyncio
 import contextlib
 import json
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from time import perf_counter
 from typing import Any
@@ -173,6 +173,7 @@ class Trace:
 
 
 Outcome = tuple[str | None, str | None]
+_First = tuple[float, Connection | None]  # a try's deadline, and the request's connection
 
 
 def settings_for(target: Target, scenario: Scenario) -> ClientSettings:
@@ -275,12 +276,26 @@ class Sender:
                 self._requests[key] = cached
         return cached
 
-    async def fetch(self, trace: Trace, prompt: Prompt, t0: float) -> RequestRecord:
-        """Send ``prompt`` now and return its record; times are relative to ``t0``."""
-        include_usage = self.shape.include_usage
+    def fetch(self, trace: Trace, prompt: Prompt, t0: float) -> Coroutine[Any, Any, RequestRecord]:
+        """Send ``prompt`` now; the coroutine returned reads the response and returns the
+        record (times relative to ``t0``).  When a kept-alive connection is idle the request
+        is written before ``fetch`` returns, so a caller on the loop's clock (the schedule)
+        sends at its instant rather than a loop turn later; ``sent_s`` is that moment."""
+        usage = self.shape.include_usage
+        request = self.request(prompt, usage)
+        deadline = asyncio.get_running_loop().time() + self._settings.timeout_s
         trace.sent_s = perf_counter() - t0
-        kind, message = await self._attempt(trace, prompt, t0, include_usage)
-        if include_usage and trace.status in (400, 422):
+        try:
+            conn = self._origin.send_idle(request, deadline)
+        except (HttpError, OSError):  # that connection is dropped; the coroutine makes one
+            conn = None
+        return self._fetch(trace, prompt, t0, usage, (deadline, conn))
+
+    async def _fetch(
+        self, trace: Trace, prompt: Prompt, t0: float, usage: bool, first: _First
+    ) -> RequestRecord:
+        kind, message = await self._attempt(trace, prompt, t0, usage, first)
+        if usage and trace.status in (400, 422):
             trace.restart(perf_counter() - t0)
             kind, message = await self._attempt(trace, prompt, t0, False)
             if trace.status not in (400, 422):
@@ -293,16 +308,23 @@ class Sender:
             message = scrub(message, self._settings.secrets)[:_MESSAGE_CHARS]
         return trace.finish(perf_counter() - t0, kind, message)
 
-    async def _attempt(self, trace: Trace, prompt: Prompt, t0: float, usage: bool) -> Outcome:
-        """One try: the request, its redirects (all within one ``timeout_s``), its response."""
+    async def _attempt(
+        self, trace: Trace, prompt: Prompt, t0: float, usage: bool, first: _First | None = None
+    ) -> Outcome:
+        """One try: the request, its redirects (all within one ``timeout_s``), its response.
+        ``first`` is the try's deadline and the connection its request was already written
+        on by ``fetch`` (None: not written yet)."""
         origin, url = self._origin, self._url
         request = self.request(prompt, usage)
-        deadline = asyncio.get_running_loop().time() + self._settings.timeout_s
+        if first is None:
+            first = (asyncio.get_running_loop().time() + self._settings.timeout_s, None)
+        deadline, written = first
         try:
             for _hop in range(MAX_REDIRECTS + 1):
-                conn = await origin.open(deadline)
+                conn = written if written is not None else await origin.send(request, deadline)
+                written = None
                 try:
-                    await conn.send(request)
+                    await conn.head()
                     status = trace.status = conn.status
                     if status in _REDIRECTS:
                         url, refusal = _redirect(status, conn.headers.get("location"), url)

@@ -10,15 +10,17 @@ parser of Node.js, which aiohttp also compiles in).
 Contract:
 
 * ``Origin(url, verify_tls, connect_timeout_s)`` keeps connections to ``url``'s scheme, host
-  and port: ``open(deadline)`` takes an idle one (the most recently used) or connects a new
-  one (no limit: an open-loop generator never queues a request behind another);
-  ``release(conn)`` keeps it for reuse only when its response was read to the end and the
-  server allows keep-alive, and closes it otherwise (cut short, timed out, cancelled).
+  and port: ``send_idle(request, deadline)`` writes the request at once on an idle connection
+  (the most recently used) and returns it, or returns None when none is idle; ``send(request,
+  deadline)`` does the same or, with none idle, connects a new one first (no limit: an
+  open-loop generator never queues a request behind another); ``release(conn)`` keeps it for
+  reuse only when its response was read to the end and the server allows keep-alive, and
+  closes it otherwise (cut short, timed out, cancelled).
 * ``deadline`` is an ``loop.time()`` instant; when it passes, the exchange fails with
   ``asyncio.TimeoutError`` (connecting included).  A connection not made within
   ``connect_timeout_s`` (when that comes before the deadline) raises ``ConnectTimeout``.
-* ``Connection.send(request)`` writes the request bytes and returns once the status line and
-  headers arrived (``status``, ``headers`` with lower-case names; 1xx responses are skipped);
+* ``Connection.head()`` returns once the status line and headers arrived (``status``,
+  ``headers`` with lower-case names; 1xx responses are skipped);
   ``read()`` returns the body bytes of one network read (gzip and deflate decoded), the
   oldest not yet returned, waiting for one when there is none, and ``b""`` at the end;
   ``arrived_s`` is then the ``perf_counter`` time at which that read was handled.  So bytes
@@ -108,8 +110,8 @@ class Connection(asyncio.Protocol):
         """Fail the exchange with ``asyncio.TimeoutError`` at ``deadline`` (loop time)."""
         self._timer = self._loop.call_at(deadline, self._expire)
 
-    async def send(self, request: bytes) -> None:
-        """Write ``request``; return when the response's status and headers arrived."""
+    def write(self, request: bytes) -> None:
+        """Start an exchange: write ``request`` (at once, when the socket takes it)."""
         if self._transport is None or self.closed:
             raise Disconnected("Server disconnected")
         self._parser = httptools.HttpResponseParser(self)
@@ -119,6 +121,9 @@ class Connection(asyncio.Protocol):
         self._body.clear()
         self._reads.clear()
         self._transport.write(request)
+
+    async def head(self) -> None:
+        """Return when the response's status and headers arrived."""
         while not self.head_done:
             await self._wait()
 
@@ -304,14 +309,35 @@ class Origin:
         self._idle: list[Connection] = []
         self._open: set[Connection] = set()
 
-    async def open(self, deadline: float) -> Connection:
-        """An idle connection or a new one, armed with ``deadline``."""
+    def send_idle(self, request: bytes, deadline: float) -> Connection | None:
+        """Write ``request`` now on an idle connection (armed with ``deadline``) and return
+        it, or return None when none is idle."""
         idle = self._idle
         while idle:
             conn = idle.pop()
             if not conn.closed:
                 conn.arm(deadline)
+                self._write(conn, request)
                 return conn
+        return None
+
+    async def send(self, request: bytes, deadline: float) -> Connection:
+        """Write ``request`` on an idle connection, or on a new one once connected."""
+        conn = self.send_idle(request, deadline)
+        if conn is None:
+            conn = await self._connect(deadline)
+            self._write(conn, request)
+        return conn
+
+    def _write(self, conn: Connection, request: bytes) -> None:
+        try:
+            conn.write(request)
+        except BaseException:
+            self.release(conn)
+            raise
+
+    async def _connect(self, deadline: float) -> Connection:
+        """A new connection, armed with ``deadline``."""
         loop = asyncio.get_running_loop()
         timeout_s = min(self._connect_timeout_s, deadline - loop.time())
         # not asyncio.wait_for: before Python 3.12 it returns the connection when it was made

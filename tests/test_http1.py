@@ -176,3 +176,55 @@ def test_gzip_body_is_decoded_and_the_connection_kept() -> None:
 def test_unanswered_request_times_out() -> None:
     records, _ = run(lambda _: b"", n_requests=1)
     assert kinds(records) == ["timeout_ttft"]
+
+
+async def _written_before_fetch_returns() -> tuple[bool, list[RequestRecord]]:
+    """Two requests on one kept-alive connection; the second one's ``fetch`` is called but
+    not awaited, and the loop turned: did the server get the request all the same?"""
+    heads: asyncio.Queue[bytes] = asyncio.Queue()
+    reply = SSE_HEAD + b"Content-Length: %d\r\n\r\n" % len(EVENTS) + EVENTS
+    handlers: list[asyncio.Task[None]] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        handlers.append(asyncio.current_task())  # type: ignore[arg-type]
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+                await reader.readexactly(length)
+                await heads.put(head)
+                writer.write(reply)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    url = f"http://127.0.0.1:{port}/v1/chat/completions"
+    with Sender(ClientSettings(url=url, model="m", timeout_s=2.0)) as sender:
+        t0 = perf_counter()
+        records = [await sender.fetch(Trace(0, 1.0, 0, 0, 0.0), PROMPT, t0)]
+        await heads.get()
+        reading = sender.fetch(Trace(0, 1.0, 1, 0, 0.0), PROMPT, t0)  # not awaited yet
+        try:
+            await asyncio.wait_for(heads.get(), 1.0)
+            arrived = True
+        except asyncio.TimeoutError:
+            arrived = False
+        records.append(await reading)
+    server.close()
+    for handler in handlers:
+        handler.cancel()
+    await asyncio.gather(*handlers, return_exceptions=True)
+    await asyncio.sleep(0.01)  # the transports' close callbacks
+    await server.wait_closed()
+    return arrived, records
+
+
+def test_request_is_written_before_fetch_returns_on_an_idle_connection() -> None:
+    # the schedule sends in the step where it wakes, not one loop turn later in a new task
+    arrived, records = asyncio.run(_written_before_fetch_returns())
+    assert arrived
+    assert kinds(records) == [None, None]
+    assert records[1].sent_s <= records[1].first_token_s  # type: ignore[operator]

@@ -1,0 +1,55 @@
+"""``LevelAttack`` against a real server on 127.0.0.1 that never answers: what a cancelled
+level leaves behind.  Requests are sent in the schedule's own step, so a request whose task
+is cancelled before it first ran was still sent, and must still be recorded."""
+
+from __future__ import annotations
+
+import asyncio
+from time import perf_counter
+
+from qpsweep.attack import LevelAttack
+from qpsweep.client import ClientSettings, Sender
+from qpsweep.dataset import Prompt
+from qpsweep.record import RequestRecord
+
+N_REQUESTS = 8
+
+
+async def _cancel_right_after_the_last_send() -> tuple[int, int, list[RequestRecord]]:
+    handlers: list[asyncio.Task[None]] = []
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        handlers.append(asyncio.current_task())  # type: ignore[arg-type]
+        try:
+            while True:  # read every request, answer none
+                await reader.readuntil(b"\r\n\r\n")
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    url = f"http://127.0.0.1:{port}/v1/chat/completions"
+    records: list[RequestRecord] = []
+    prompts = [Prompt(id=k, messages=(("user", f"q{k}"),)) for k in range(N_REQUESTS)]
+    with Sender(ClientSettings(url=url, model="m", timeout_s=5.0)) as sender:
+        attack = LevelAttack(0, 10.0, [0.0] * N_REQUESTS, prompts, sender, records.append)
+        await attack.schedule(perf_counter())
+        # the last request's task has not run yet: it is cancelled before it starts
+        await attack.cancel_rest()
+    await asyncio.sleep(0.05)  # connections still being accepted get their handler
+    server.close()
+    for handler in handlers:
+        handler.cancel()
+    await asyncio.gather(*handlers, return_exceptions=True)
+    await asyncio.sleep(0.01)  # the transports' close callbacks
+    await server.wait_closed()
+    return attack.n_sent, len(attack.in_flight), records
+
+
+def test_every_request_sent_is_recorded_when_the_level_is_cancelled() -> None:
+    n_sent, n_left, records = asyncio.run(_cancel_right_after_the_last_send())
+    assert n_sent == N_REQUESTS and n_left == 0
+    assert sorted(r.seq for r in records) == list(range(N_REQUESTS))
+    assert {r.error_kind for r in records} == {"interrupted"}
