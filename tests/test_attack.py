@@ -12,39 +12,24 @@ from qpsweep.client import ClientSettings, Sender
 from qpsweep.dataset import Prompt
 from qpsweep.record import RequestRecord
 
+from raw_server import raw_server, read_request
+
 N_REQUESTS = 8
 
 
 async def _cancel_right_after_the_last_send() -> tuple[int, int, list[RequestRecord]]:
-    handlers: list[asyncio.Task[None]] = []
-
     async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        handlers.append(asyncio.current_task())  # type: ignore[arg-type]
-        try:
-            while True:  # read every request, answer none
-                await reader.readuntil(b"\r\n\r\n")
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
+        while True:  # read every request, answer none
+            await read_request(reader)
 
-    server = await asyncio.start_server(silent, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    url = f"http://127.0.0.1:{port}/v1/chat/completions"
     records: list[RequestRecord] = []
     prompts = [Prompt(id=k, messages=(("user", f"q{k}"),)) for k in range(N_REQUESTS)]
-    with Sender(ClientSettings(url=url, model="m", timeout_s=5.0)) as sender:
-        attack = LevelAttack(0, 10.0, [0.0] * N_REQUESTS, prompts, sender, records.append)
-        await attack.schedule(perf_counter())
-        # the last request's task has not run yet: it is cancelled before it starts
-        await attack.cancel_rest()
-    await asyncio.sleep(0.05)  # connections still being accepted get their handler
-    server.close()
-    for handler in handlers:
-        handler.cancel()
-    await asyncio.gather(*handlers, return_exceptions=True)
-    await asyncio.sleep(0.01)  # the transports' close callbacks
-    await server.wait_closed()
+    async with raw_server(silent) as server:
+        with Sender(ClientSettings(url=server.url, model="m", timeout_s=5.0)) as sender:
+            attack = LevelAttack(0, 10.0, [0.0] * N_REQUESTS, prompts, sender, records.append)
+            await attack.schedule(perf_counter())
+            # the last request's task has not run yet: it is cancelled before it starts
+            await attack.cancel_rest()
     return attack.n_sent, len(attack.in_flight), records
 
 

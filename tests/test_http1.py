@@ -18,6 +18,8 @@ from qpsweep.client import ClientSettings, Sender, Trace
 from qpsweep.dataset import Prompt
 from qpsweep.record import RequestRecord
 
+from raw_server import raw_server, read_request
+
 PROMPT = Prompt(id=0, messages=(("user", "hi"),))
 EVENTS = (
     b'data: {"choices":[{"index":0,"delta":{"content":"a"},"finish_reason":null}]}\n\n'
@@ -40,47 +42,28 @@ async def _exchange(
 ) -> tuple[list[RequestRecord], int]:
     """Serve ``script`` on 127.0.0.1, send ``n_requests`` one after the other (``pause_s``
     apart); returns the records and the number of connections the server accepted."""
-    handlers: list[asyncio.Task[None]] = []
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        handlers.append(asyncio.current_task())  # type: ignore[arg-type]
         number = 0
-        try:
-            while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
-                await reader.readexactly(length)
-                reply = script(number)
-                number += 1
-                if reply is None:
-                    break
-                writer.write(reply)
-                await writer.drain()
-                if close_after or b"connection: close" in reply.lower() or reply[:8] == b"HTTP/1.0":
-                    break
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
+        while True:
+            await read_request(reader)
+            reply = script(number)
+            number += 1
+            if reply is None:
+                return
+            writer.write(reply)
+            await writer.drain()
+            if close_after or b"connection: close" in reply.lower() or reply[:8] == b"HTTP/1.0":
+                return
 
-    server = await asyncio.start_server(serve, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    settings = ClientSettings(
-        url=f"http://127.0.0.1:{port}/v1/chat/completions", model="m", timeout_s=2.0
-    )
     records = []
-    with Sender(settings) as sender:
-        for k in range(n_requests):
-            t0 = perf_counter()
-            records.append(await sender.fetch(Trace(0, 1.0, k, 0, 0.0), PROMPT, t0))
-            await asyncio.sleep(pause_s)
-    server.close()
-    for handler in handlers:
-        handler.cancel()
-    await asyncio.gather(*handlers, return_exceptions=True)
-    await asyncio.sleep(0.01)  # the transports' close callbacks
-    await server.wait_closed()
-    return records, len(handlers)
+    async with raw_server(serve) as server:
+        with Sender(ClientSettings(url=server.url, model="m", timeout_s=2.0)) as sender:
+            for k in range(n_requests):
+                t0 = perf_counter()
+                records.append(await sender.fetch(Trace(0, 1.0, k, 0, 0.0), PROMPT, t0))
+                await asyncio.sleep(pause_s)
+    return records, server.n_accepted
 
 
 def run(
@@ -183,42 +166,24 @@ async def _written_before_fetch_returns() -> tuple[bool, list[RequestRecord]]:
     not awaited, and the loop turned: did the server get the request all the same?"""
     heads: asyncio.Queue[bytes] = asyncio.Queue()
     reply = SSE_HEAD + b"Content-Length: %d\r\n\r\n" % len(EVENTS) + EVENTS
-    handlers: list[asyncio.Task[None]] = []
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        handlers.append(asyncio.current_task())  # type: ignore[arg-type]
-        try:
-            while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
-                await reader.readexactly(length)
-                await heads.put(head)
-                writer.write(reply)
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
+        while True:
+            await heads.put(await read_request(reader))
+            writer.write(reply)
 
-    server = await asyncio.start_server(serve, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    url = f"http://127.0.0.1:{port}/v1/chat/completions"
-    with Sender(ClientSettings(url=url, model="m", timeout_s=2.0)) as sender:
-        t0 = perf_counter()
-        records = [await sender.fetch(Trace(0, 1.0, 0, 0, 0.0), PROMPT, t0)]
-        await heads.get()
-        reading = sender.fetch(Trace(0, 1.0, 1, 0, 0.0), PROMPT, t0)  # not awaited yet
-        try:
-            await asyncio.wait_for(heads.get(), 1.0)
-            arrived = True
-        except asyncio.TimeoutError:
-            arrived = False
-        records.append(await reading)
-    server.close()
-    for handler in handlers:
-        handler.cancel()
-    await asyncio.gather(*handlers, return_exceptions=True)
-    await asyncio.sleep(0.01)  # the transports' close callbacks
-    await server.wait_closed()
+    async with raw_server(serve) as server:
+        with Sender(ClientSettings(url=server.url, model="m", timeout_s=2.0)) as sender:
+            t0 = perf_counter()
+            records = [await sender.fetch(Trace(0, 1.0, 0, 0, 0.0), PROMPT, t0)]
+            await heads.get()
+            reading = sender.fetch(Trace(0, 1.0, 1, 0, 0.0), PROMPT, t0)  # not awaited yet
+            try:
+                await asyncio.wait_for(heads.get(), 1.0)
+                arrived = True
+            except asyncio.TimeoutError:
+                arrived = False
+            records.append(await reading)
     return arrived, records
 
 
