@@ -14,7 +14,7 @@ milliseconds), so a send leaves up to about 1.5 ms before or after its instant e
 idle loop; ``send_lag`` records it as it was, early sends with a negative lag.  A precise timer
 (a Linux timerfd armed per send) was tried and dropped: it woke the process for every send,
 and on this project's virtual machine that cost about a quarter more CPU per request (median
-287 against 222 µs at 2,000 req/s), which made the lag's tail worse, not better.
+288 against 224 µs at 2,000 req/s), which made the lag's tail worse, not better.
 
 ``drain(timeout_s)`` waits for the requests in flight; ``cancel_rest()`` cancels what is
 left, and each cancelled request is still recorded (``error_kind="interrupted"``), so every
