@@ -345,15 +345,14 @@ class Origin:
         connecting = loop.create_task(
             loop.create_connection(lambda: Connection(self), self._host, self._port, ssl=self._ssl)
         )
+        done: set[asyncio.Task[tuple[asyncio.BaseTransport, Connection]]] = set()
         try:
             done, _ = await asyncio.wait({connecting}, timeout=max(timeout_s, 0.0))
-        except asyncio.CancelledError:
-            connecting.cancel()
-            connecting.add_done_callback(_close_made)
-            raise
+        finally:
+            if not done:  # timed out or cancelled: give up, and close what is made anyway
+                connecting.cancel()
+                connecting.add_done_callback(_close_made)
         if not done:
-            connecting.cancel()
-            connecting.add_done_callback(_close_made)
             if timeout_s < self._connect_timeout_s:
                 raise asyncio.TimeoutError  # the request's own deadline came first
             raise ConnectTimeout(f"no connection within {self._connect_timeout_s:g} s")
