@@ -1,13 +1,20 @@
 """Choosing the next level of an adaptive sweep (``--qps auto``), pure.
 
-``next_qps(history, plan)`` looks at the levels run so far, as ``(qps_target, state)`` pairs
-with the states of ``saturation``, and returns the next target or ``None`` to stop:
+``next_level(levels, plan, saturation)`` looks at the verdict's states of the levels run so far
+(``saturation.LevelState``, judged on *offered* rates) and returns the next ``(target,
+duration factor)`` or ``None`` to stop:
 
-1. ramp: start at ``start_qps`` and double until a level is saturated or ``max_qps`` is run;
-2. bisect: between the highest unsaturated level below the lowest saturated one (``lo``) and
-   that saturated level (``hi``), run ``(lo + hi) / 2`` until ``(hi - lo) / lo <= precision``;
-3. if even the first level saturates, halve downwards (at most down to ``start_qps / 16``);
-4. a ``client_limited`` level (the generator fell behind) is no evidence either way: it is
+1. ramp: start at ``start_qps`` and double the target until a level is ``saturated`` or
+   ``max_qps`` is run;
+2. narrow: between ``lo``, the highest offered rate proved sustainable below ``hi``, the
+   lowest offered rate proved saturated, until ``(hi - lo) / lo <= precision``.  The next
+   target is the midpoint, or, when the verdict's saturation interval lies inside ``(lo,
+   hi)``, a probe just outside it (``precision / 4`` beyond its end on the side with the wider
+   gap), where the level is expected to be decisive;
+3. a target that was run already and left the boundary open is run again with its duration
+   doubled (``MAX_EXTENSIONS`` times at most): more requests where the level was inconclusive;
+4. if even the first level saturates, halve downwards (at most down to ``start_qps / 16``);
+5. a ``client_limited`` level (the generator fell behind) is no evidence either way: it is
    repeated once, since a shared machine can stall for a moment; a second one ends the search,
    because higher rates would measure the client.
 
@@ -20,7 +27,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from qpsweep.estimate import Estimate
+from qpsweep.saturation import LevelState
+
 MIN_LEVEL_REQUESTS = 50
+MAX_EXTENSIONS = 2
 STEADY_E2E_FACTOR = 4.0
 
 
@@ -48,34 +59,56 @@ def rerun_due(history: Sequence[tuple[float, str]]) -> bool:
     return sum(1 for q, state in history if q == target and state == "client_limited") == 1
 
 
-def next_qps(
-    history: Sequence[tuple[float, str]], plan: AutoPlan, rerun: bool = True
+def _narrow(
+    levels: Sequence[LevelState], plan: AutoPlan, saturation: Estimate | None
 ) -> float | None:
-    """The next level's target QPS, or ``None`` when the search is over (``rerun=False``:
-    at the first ``client_limited`` level instead of the second)."""
-    if not history:
-        return _round(plan.start_qps)
+    """The next target once a level is saturated (rules 2 and 4), before rounding."""
+    hi = min(st.offered_qps for st in levels if st.state == "saturated")
+    below = [st.offered_qps for st in levels if st.sustainable and st.offered_qps < hi]
+    if not below:
+        lower = hi / 2
+        return None if lower < plan.start_qps / 16 else lower
+    lo = max(below)
+    if (hi - lo) / lo <= plan.precision:
+        return None
+    target = (lo + hi) / 2
+    if saturation is not None and lo < saturation.low and saturation.high < hi:
+        probe_below = saturation.low * (1 - plan.precision / 4)
+        probe_above = saturation.high * (1 + plan.precision / 4)
+        wider_below = (saturation.low - lo) / lo >= (hi - saturation.high) / saturation.high
+        target = probe_below if wider_below else probe_above
+        target = min(max(target, lo * (1 + plan.precision / 4)), hi / (1 + plan.precision / 4))
+    return target
+
+
+def next_level(
+    levels: Sequence[LevelState],
+    plan: AutoPlan,
+    saturation: Estimate | None = None,
+    rerun: bool = True,
+) -> tuple[float, float] | None:
+    """The next level's ``(target QPS, duration factor)``, or ``None`` when the search is over
+    (``rerun=False``: at the first ``client_limited`` level instead of the second)."""
+    if not levels:
+        return _round(plan.start_qps), 1.0
+    history = [(st.qps_target, st.state) for st in levels]
     limited = [q for q, state in history if state == "client_limited"]
     if len(limited) > (1 if rerun else 0):
         return None
     if rerun_due(history):
-        return history[-1][0]
-    history = [(q, state) for q, state in history if state != "client_limited"]
-    done = {q for q, _ in history}
-    saturated = [q for q, state in history if state == "saturated"]
-    if not saturated:
-        top = max(done)
-        return None if top >= plan.max_qps else _round(min(2 * top, plan.max_qps))
-    hi = min(saturated)
-    below = [q for q, state in history if state != "saturated" and q < hi]
-    if not below:
-        lower = _round(hi / 2)
-        return None if lower < plan.start_qps / 16 or lower in done else lower
-    lo = max(below)
-    middle = _round((lo + hi) / 2)
-    if (hi - lo) / lo <= plan.precision or middle in done:
+        return history[-1][0], 1.0
+    judged = [st for st in levels if st.state not in ("client_limited", "no_requests")]
+    if not judged:
         return None
-    return middle
+    if not any(st.state == "saturated" for st in judged):
+        top = max(st.qps_target for st in judged)
+        return None if top >= plan.max_qps else (_round(min(2 * top, plan.max_qps)), 1.0)
+    target = _narrow(judged, plan, saturation)
+    if target is None:
+        return None
+    target = _round(target)
+    runs = sum(1 for st in judged if st.qps_target == target)
+    return None if runs > MAX_EXTENSIONS else (target, float(2**runs))
 
 
 def level_duration_s(qps: float, duration_s: float, e2e_p50_s: float | None) -> float:

@@ -33,6 +33,15 @@ Definitions (per level; "ok" = requests with no ``error_kind``; times from ``rec
   count over ``[w/2, w]`` (requests/s) / offered_qps: about 0 while the server keeps up, the
   share of arrivals piling up when it cannot.  Both ``None`` with fewer than
   ``MIN_STEADY_SENDS`` sends in the compared window.
+* the verdict's counts over the same window ``[w/2, w]`` (length ``steady_s``): ``steady_sent``
+  (A, sends), ``steady_finished`` (F, requests that ended, whatever their outcome) and
+  ``steady_ok`` (successes); A - F is exactly the growth of the in-flight count over the
+  window.  ``finish_rate_se`` / ``ok_rate_se``: the standard error of F / steady_s and
+  steady_ok / steady_s by batch means (``BATCHES`` equal sub-windows, sd of their rates /
+  sqrt(BATCHES)), floored at 1 / steady_s (one request of resolution at the window's edges);
+* ``slo_tally``: per SLO, ``(n, misses)`` over every request sent, a miss being a failure or a
+  success whose TTFT or E2E *from the scheduled send* (TPOT/ITL: its mean time per output
+  token) is over the limit: the input of the early-stopping rule (``qpsweep.early_stop``).
 """
 
 from __future__ import annotations
@@ -53,6 +62,7 @@ BASE_PERCENTILES = (50.0, 90.0, 95.0, 99.0)
 MIN_STEADY_SENDS = 10
 LATE_SEND_MS = 10.0  # a send this much after its scheduled time is late
 _GRID_POINTS = 50
+BATCHES = 10
 
 Records = Iterable[RequestRecord] | RecordTable
 _KIND_LABELS = {
@@ -104,6 +114,13 @@ class LevelSummary:
     n_retried: int = 0
     n_retries: int = 0
     n_late_sends: int = 0
+    steady_s: float = 0.0
+    steady_sent: int = 0
+    steady_finished: int = 0
+    steady_ok: int = 0
+    finish_rate_se: float | None = None
+    ok_rate_se: float | None = None
+    slo_tally: tuple[tuple[int, int], ...] = ()
 
     @property
     def n_failed(self) -> int:
@@ -160,6 +177,46 @@ def steady_signals(
     return int(answered.sum()) / n_sent, slope / offered_qps
 
 
+def _batch_se(ends_s: np.ndarray, start_s: float, length_s: float) -> float:
+    """Batch-means standard error of the rate of events ``ends_s`` in the window."""
+    edges = np.linspace(start_s, start_s + length_s, BATCHES + 1)
+    rates = np.histogram(ends_s, edges)[0] / (length_s / BATCHES)
+    return max(float(np.std(rates, ddof=1) / np.sqrt(BATCHES)), 1.0 / length_s)
+
+
+def steady_counts(table: RecordTable, window_s: float) -> dict[str, float | int | None]:
+    """The verdict's counts over ``[w/2, w]``; see the module docstring."""
+    half_s = window_s / 2
+    if half_s <= 0 or not len(table):
+        return {}
+    sent, done = table.sent_s, table.done_s
+    inside = (half_s <= done) & (done <= window_s)
+    finished, ok = done[inside], done[inside & table.ok]
+    return {
+        "steady_s": half_s,
+        "steady_sent": int(((half_s <= sent) & (sent <= window_s)).sum()),
+        "steady_finished": int(finished.size),
+        "steady_ok": int(ok.size),
+        "finish_rate_se": _batch_se(finished, half_s, half_s),
+        "ok_rate_se": _batch_se(ok, half_s, half_s),
+    }
+
+
+def slo_tally(t: RecordTable, slos: Sequence[Slo]) -> tuple[tuple[int, int], ...]:
+    """Per SLO ``(n, misses)`` measured from the scheduled send; see the module docstring."""
+    ok = t.ok
+    ttft = t.first_token_s - t.scheduled_s
+    e2e = t.done_s - t.scheduled_s
+    tokens = t.output_tokens
+    with np.errstate(divide="ignore", invalid="ignore"):
+        tpot = np.where(tokens > 1, (t.done_s - t.first_token_s) / (tokens - 1), np.nan)
+    out = []
+    for slo in slos:
+        met = ok & requests_meet((slo,), ttft, e2e, tpot)
+        out.append((len(t), int(len(t) - met.sum())))
+    return tuple(out)
+
+
 def slo_values(summary: LevelSummary, slo: Slo) -> float | None:
     """The level's value of ``slo``'s metric and percentile, in seconds."""
     dist = {"ttft": summary.ttft_s, "e2e": summary.e2e_s}.get(slo.metric)
@@ -186,7 +243,9 @@ def _slo_fields(
         tpot = np.where(tokens > 1, (done_s - first_token_s) / (tokens - 1), np.nan)
     good = int(requests_meet(slos, first_token_s - sent_s, done_s - sent_s, tpot).sum())
     goodput = good / end_s if end_s > 0 else 0.0
-    return dataclasses.replace(summary, slo_met=met, goodput_rps=goodput)
+    return dataclasses.replace(
+        summary, slo_met=met, goodput_rps=goodput, slo_tally=slo_tally(t, slos)
+    )
 
 
 def _errors(t: RecordTable) -> tuple[tuple[tuple[str, int], ...], tuple[tuple[str, int], ...]]:
@@ -265,6 +324,7 @@ def summarize_level(
         n_retried=n_retried,
         n_retries=int((t.attempts[retried] - 1).sum()),
         n_late_sends=int(((t.sent_s - t.scheduled_s) * 1000.0 > LATE_SEND_MS).sum()),
+        **steady_counts(t, window_s),  # type: ignore[arg-type]
     )
     return _slo_fields(summary, t, slos, end_s) if slos else summary
 

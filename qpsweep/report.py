@@ -7,11 +7,13 @@ carry their unit in the name (``itl_ms``, ``tpot_ms``, ``send_lag_ms``).
 
 from __future__ import annotations
 
+import math
 import textwrap
 from collections.abc import Sequence
 from typing import Any
 
 from qpsweep.analyze import LATE_SEND_MS, LevelSummary
+from qpsweep.estimate import Estimate
 from qpsweep.percentiles import Percentiles, percentile_key
 from qpsweep.saturation import BOOTSTRAP, Knee, LevelState, Thresholds, Verdict, stalled
 from qpsweep.slo import describe
@@ -157,15 +159,36 @@ def format_verdict(v: Verdict) -> list[str]:
             f"{num(v.knee.qps)} [{num(v.knee.low)} - {num(v.knee.high)}] "
             f"(p95 {v.knee.metric.upper()}, two-segment fit{check})"
         )
-    signals = f" ({', '.join(v.saturation_signals)})" if v.saturation_signals else ""
-    return [
+
+    def interval(e: Estimate | None) -> str:
+        if e is None:
+            return ""
+        high = "inf" if not math.isfinite(e.high) else num(e.high)
+        return f" [{num(e.low)} - {high}] ({e.method})"
+
+    pct = f"{v.confidence:.0%}"
+    ttft, e2e = v.expected_at_recommended
+    there = "" if ttft is None or e2e is None else f", p95 TTFT {ttft:.3g} s, E2E {e2e:.3g} s"
+    lines = [
         RULE,
         "SATURATION VERDICT",
         RULE,
-        f"  saturation QPS:       {num(v.saturation_qps)}{signals}",
+        f"  saturation QPS:       {num(v.saturation_qps)}{interval(v.saturation)}",
+        f"  capacity QPS:         {num(v.capacity.value if v.capacity else None)}"
+        f"{interval(v.capacity)}",
+        f"  proved interval:      sustained {num(v.proved[0])}, saturated {num(v.proved[1])}"
+        f" ({pct} confidence)",
         f"  knee QPS:             {knee}",
         f"  max sustainable QPS:  {num(v.max_sustainable_qps)}",
-        f"  recommended QPS:      {num(v.recommended_qps)} (headroom {v.headroom:g})",
+        f"  recommended QPS:      {num(v.recommended_qps)} (headroom {v.headroom:g}{there})",
+    ]
+    if any(st.certified is not None for st in v.levels):
+        lines.append(f"  SLO-certified QPS:    {num(v.certified_qps)} (early stopping, {pct})")
+    for st in v.levels:
+        if st.needs:
+            lines.append(f"  inconclusive at {st.qps_target:g} QPS: needs {st.needs}")
+    return [
+        *lines,
         "",
         *textwrap.wrap(v.reason, 80),
         "",
@@ -234,6 +257,13 @@ def results_json(
     return out
 
 
+def _span(e: Estimate | None) -> list[float | None] | None:
+    """An estimate's interval as JSON (``None`` for an open upper end)."""
+    if e is None:
+        return None
+    return [round(e.low, 4), round(e.high, 4) if math.isfinite(e.high) else None]
+
+
 def verdict_json(v: Verdict) -> dict[str, Any]:
     """``saturation.json``: the verdict, every knee found, and each level's state."""
 
@@ -251,8 +281,27 @@ def verdict_json(v: Verdict) -> dict[str, Any]:
             "kneedle_qps": rnd(k.kneedle_qps),
         }
 
+    def estimate(e: Estimate | None) -> dict[str, Any] | None:
+        if e is None:
+            return None
+        return {"value": rnd(e.value), "interval": _span(e), "method": e.method}
+
     return {
         "saturation_qps": rnd(v.saturation_qps),
+        "saturation_interval": _span(v.saturation),
+        "capacity_qps": rnd(v.capacity.value) if v.capacity else None,
+        "capacity_interval": _span(v.capacity),
+        "confidence": v.confidence,
+        "saturation": estimate(v.saturation),
+        "capacity": estimate(v.capacity),
+        "error_crossing": estimate(v.errors),
+        "proved_interval": list(v.proved),
+        "certified_qps": rnd(v.certified_qps),
+        "expected_at_recommended": {
+            "ttft_p95_s": rnd(v.expected_at_recommended[0]),
+            "e2e_p95_s": rnd(v.expected_at_recommended[1]),
+        },
+        "contradictions": list(v.contradictions),
         "saturation_signals": list(v.saturation_signals),
         "knee_qps": rnd(v.knee.qps) if v.knee else None,
         "knee_interval": [rnd(v.knee.low), rnd(v.knee.high)] if v.knee else None,
@@ -271,6 +320,9 @@ def verdict_json(v: Verdict) -> dict[str, Any]:
                 "offered_qps": rnd(st.offered_qps),
                 "state": st.state,
                 "signals": list(st.signals),
+                "growth_z": rnd(st.growth_z),
+                "needs": st.needs,
+                "certified": st.certified,
             }
             for st in v.levels
         ],

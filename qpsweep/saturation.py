@@ -1,47 +1,62 @@
-"""The saturation verdict (pure): a state per level, the latency knee, and the QPS to run at.
+"""The saturation verdict (pure): estimates with 99% intervals, then a state per level.
 
-Level states, first match wins (thresholds in ``Thresholds``):
+The server is modelled as having one *saturation rate* ``lambda*``: below it the requests in
+flight are stationary and refusals stay within ``max_error_rate``; above it they are not.
+Every figure is an estimate from all levels together, with a two-sided ``confidence``
+(default 99%) interval, and each level's state follows from comparing its offered rate with
+that interval (so states are consistent with offered load by construction).  Per level, over
+the window ``[w/2, w]`` of length T (``analyze``): A sends, F requests that ended, C of them
+successful, so A - F is the growth of the in-flight count.
 
-0. ``no_requests``: nothing was sent (a schedule too short for its rate to draw any arrival,
-   or a run interrupted before the level's first send); left out of the verdict.
-1. ``client_limited``: the load generator fell behind systematically: more than
-   ``late_share`` of the level's sends, and at least ``min_late_sends`` of them, went out over
-   ``analyze.LATE_SEND_MS`` late (``n_late_sends``), or offered < ``offered_min_ratio`` x the
-   schedule's own rate.  Such a level describes the client and is never used as evidence about
-   the server.  A brief stall that delays only a few requests (p99 > ``stall_p99_ms``, not
-   client-limited) is reported by the report as a note instead: measured on this project's
-   2-core VMs, isolated stalls of up to 100 ms hit a few requests now and then whatever the
-   load.  The count (rather than a p95 of the lag) keeps one late send among the handful of a
-   short level from condemning it: with 9 sends, numpy's p95 is mostly the largest lag.
-2. ``saturated``, naming each signal that fired: ``error_rate`` (first-try failures / sent >
-   ``max_error_rate``: with ``--retries`` a request that needed a retry counts as a failure
-   here, so that retries never hide saturation), ``throughput_plateau`` (completion_ratio <
-   ``plateau_ratio``), ``queue_growth`` (queue_growth > ``queue_growth``), and only for a
-   level too short to measure those two, ``latency_knee`` (offered above the knee's upper
-   bound and the knee metric's p95 > ``knee_factor`` x baseline + slack).  Latency alone does
-   not make a level saturated while the server still completes what it is offered: measured
-   against the built-in simulator, p95 TTFT rises steeply from about 0.75x capacity, while the
-   throughput signals switch on at capacity.
-3. ``degraded``: p95 TTFT or p95 E2E > ``degrade_factor`` x baseline + ``degrade_slack_s``, or
-   p95 E2E > ``max_p95_latency_s`` when given.
-4. ``ok``.
+Estimators (``docs/verdict.md`` derives them):
 
-The baseline is the p95 TTFT and E2E of the lowest-offered level that is not client-limited
-and whose error rate is within ``max_error_rate``.
+* **queue growth test** (per level): ``z = (A - F) / sqrt(A + F)``.  While the server keeps
+  up, E[A - F] is 0; A is Poisson and F is at most as variable with a non-negative covariance,
+  so A + F bounds the variance (a Skellam bound).  ``z > z_c`` (one-sided, 2.33 at 99%) proves
+  the queue grew: the level is ``saturated`` (``queue_growth``).  The test needs
+  ``T >= z_c^2 (lambda + mu) / (lambda - mu)^2`` seconds to see an overload lambda - mu.
+* **stationarity boundary** (``saturation``'s queue part) and **capacity** (the plateau): the
+  pooled finish (resp. success) rate of the *overloaded* levels, those with a growing queue
+  and those above the pooled estimate's upper bound (a fixed point):
+  ``mu = sum F_i / sum T_i``, its standard error from each level's batch-means error,
+  ``se = sqrt(sum (T_i se_i)^2) / sum T_i``, interval ``mu +- t(dof) se`` (Student t,
+  dof = sum (BATCHES - 1)).  In the window, lambda - growth = F / T, so for a work-conserving
+  server the rate where the queue stops being stationary and the completion plateau are the
+  same number; ``capacity_qps`` counts successes only, ``saturation`` counts every end (a
+  request that timed out also leaves the queue).  Without an overloaded level only a lower
+  bound exists: ``max_i (F_i / T_i - t se_i)``, what the server demonstrably completed.
+* **error crossing**: the first-try failure share of each level (``k/n``), made
+  non-decreasing in offered load (pool-adjacent-violators, weights n), is interpolated
+  linearly to the rate where it crosses ``max_error_rate``; interval: percentiles of
+  ``ERROR_BOOTSTRAP`` parametric resamples ``k* ~ Binomial(n, k/n)`` (fixed seed).  A level
+  whose one-sided Clopper-Pearson lower bound exceeds ``max_error_rate`` is ``saturated``
+  (``error_rate``) on its own.
+* ``saturation_qps`` = the lower of the stationarity boundary and the error crossing, with the
+  lower ends of their intervals.
 
-Knee (``find_knee``), for p95 TTFT and for p95 E2E against offered QPS over the levels that are
-not client-limited: the continuous two-segment least-squares fit
-``y = a + b x + c max(0, x - k)``, with ``k`` searched on a grid between the second-lowest and
-second-highest level.  It is accepted when the slope after the knee, ``b + c``, is at least
-``KNEE_SLOPE_RATIO`` times the slope before it and the fit removes at least half of a straight
-line's squared error.  Its interval is the 5th-95th percentile of ``k`` over ``BOOTSTRAP``
-refits on p95s recomputed from each level's requests resampled with replacement (fixed seed).
-Cross-check: Kneedle on the same points (x and y scaled to [0, 1]; the knee is the level
-farthest below the chord).  ``knee_qps`` is the lower of the TTFT and E2E knees.
+Level states, first match wins:
 
-Across levels: ``saturation_qps`` is the lowest offered QPS of a saturated level;
-``max_sustainable_qps`` the highest offered QPS of an ``ok`` level below it;
-``recommended_qps`` = ``headroom`` x max_sustainable, never above the knee's lower bound.
+0. ``no_requests`` (nothing sent) and 1. ``client_limited`` (the generator fell behind: more
+   than ``late_share`` of the sends, and at least ``min_late_sends``, over
+   ``analyze.LATE_SEND_MS`` late, or offered < ``offered_min_ratio`` x scheduled): no evidence.
+2. ``saturated``: its own test (``queue_growth``, ``error_rate``), or offered above the upper
+   end of the saturation interval (``above_saturation``).
+3. ``inconclusive``: neither proved: offered inside the interval, above the demonstrated lower
+   bound when no level was overloaded, or a failure share over ``max_error_rate`` that is not
+   yet significant.  ``LevelState.needs`` says what would decide it.
+4. sustainable, offered below the interval's lower end and failures within
+   ``max_error_rate``: ``degraded`` when the SLO was missed, or (without ``--slo``) its p95
+   TTFT or E2E > ``degrade_factor`` x the lightest level's + ``degrade_slack_s``, or p95 E2E >
+   ``max_p95_latency_s``; else ``ok``.  Degraded is reported, never a limit.
+
+Across levels: ``max_sustainable_qps`` is the highest offered rate of a sustainable level
+(meeting the SLO when one is given); ``recommended_qps`` = ``headroom`` x that, with the p95
+TTFT and E2E expected there (interpolated between levels).  ``certified_qps``: the highest
+sustainable level whose every SLO, measured from the scheduled send, is certified by the
+early-stopping rule (``qpsweep.early_stop``).  ``proved`` = (highest sustainable offered rate
+below the lowest saturated one, lowest saturated offered rate).  The knee of p95 TTFT/E2E
+(two-segment fit, bootstrap interval, Kneedle cross-check) is reported, not used as a limit.
+A level proved saturated below one proved sustainable is a ``contradiction``, reported.
 """
 
 from __future__ import annotations
@@ -52,6 +67,17 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from qpsweep.analyze import LevelSummary
+from qpsweep.early_stop import certified, failed, requests_needed
+from qpsweep.estimate import (
+    Estimate,
+    Window,
+    error_crossing,
+    growth_z,
+    one_sided_z,
+    plateau,
+    seconds_to_decide,
+    share_bounds,
+)
 from qpsweep.slo import Slo, describe
 
 KNEE_SLOPE_RATIO = 3.0
@@ -63,7 +89,7 @@ Samples = Mapping[int, tuple[np.ndarray, np.ndarray]]  # level index -> (ttft_s,
 
 @dataclass(frozen=True)
 class Thresholds:
-    """Every threshold of the verdict; the defaults are documented in the README."""
+    """Every threshold of the verdict; the defaults are documented in docs/verdict.md."""
 
     max_error_rate: float = 0.05
     max_p95_latency_s: float | None = None
@@ -72,11 +98,9 @@ class Thresholds:
     min_late_sends: int = 2
     stall_p99_ms: float = 25.0
     offered_min_ratio: float = 0.95
-    plateau_ratio: float = 0.9
-    queue_growth: float = 0.15
     degrade_factor: float = 2.5
     degrade_slack_s: float = 0.1
-    knee_factor: float = 4.0
+    confidence: float = 0.99
     slos: tuple[Slo, ...] = ()
 
 
@@ -95,13 +119,23 @@ class Knee:
 
 @dataclass(frozen=True)
 class LevelState:
-    """The verdict on one level."""
+    """The verdict on one level; ``needs`` says what would decide an ``inconclusive`` one,
+    ``growth_z`` is its queue growth test statistic, ``certified`` its SLO state
+    (``met``, ``missed``, ``needs N requests`` or ``None`` without an SLO)."""
 
     index: int
     qps_target: float
     offered_qps: float
     state: str
     signals: tuple[str, ...] = ()
+    needs: str | None = None
+    growth_z: float | None = None
+    certified: str | None = None
+
+    @property
+    def sustainable(self) -> bool:
+        """Proved below saturation (``ok`` or ``degraded``)."""
+        return self.state in ("ok", "degraded")
 
 
 @dataclass(frozen=True)
@@ -118,6 +152,14 @@ class Verdict:
     headroom: float
     reason: str
     suggestion: str | None
+    saturation: Estimate | None = None
+    capacity: Estimate | None = None
+    errors: Estimate | None = None
+    proved: tuple[float | None, float | None] = (None, None)
+    certified_qps: float | None = None
+    expected_at_recommended: tuple[float | None, float | None] = (None, None)
+    contradictions: tuple[str, ...] = ()
+    confidence: float = 0.99
 
 
 def _hinge_fits(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -209,47 +251,133 @@ def _over(value: float | None, base: float | None, factor: float, slack_s: float
     return value is not None and base is not None and value > factor * base + slack_s
 
 
-def _state(
-    s: LevelSummary, base: tuple[float | None, float | None], knee: Knee | None, t: Thresholds
-) -> LevelState:
-    p95 = {"ttft": s.ttft_s.get(95.0), "e2e": s.e2e_s.get(95.0)}
-    signals = []
-    if s.first_try_error_rate > t.max_error_rate:
-        signals.append("error_rate")
-    if s.completion_ratio is not None and s.completion_ratio < t.plateau_ratio:
-        signals.append("throughput_plateau")
-    if s.queue_growth is not None and s.queue_growth > t.queue_growth:
-        signals.append("queue_growth")
-    knee_base = base[0] if knee is not None and knee.metric == "ttft" else base[1]
-    unmeasured = s.completion_ratio is None and s.queue_growth is None
-    beyond = knee is not None and unmeasured and s.offered_qps > knee.high
-    if beyond and knee and _over(p95[knee.metric], knee_base, t.knee_factor, t.degrade_slack_s):
-        signals.append("latency_knee")
-    if signals:
-        return LevelState(s.index, s.qps_target, s.offered_qps, "saturated", tuple(signals))
-    if t.slos and s.slo_met is False:
-        return LevelState(s.index, s.qps_target, s.offered_qps, "degraded", ("slo_missed",))
-    slow = not t.slos and (
-        _over(p95["ttft"], base[0], t.degrade_factor, t.degrade_slack_s)
-        or _over(p95["e2e"], base[1], t.degrade_factor, t.degrade_slack_s)
+def window_of(s: LevelSummary) -> Window:
+    """What the estimators take of a level."""
+    failures = round(s.first_try_error_rate * s.n_sent)
+    return Window(
+        s.index,
+        s.offered_qps,
+        s.steady_s,
+        s.steady_sent,
+        s.steady_finished,
+        s.steady_ok,
+        s.finish_rate_se,
+        s.ok_rate_se,
+        s.n_sent,
+        failures,
     )
-    limit = t.max_p95_latency_s
-    if slow or (limit is not None and p95["e2e"] is not None and p95["e2e"] > limit):
-        return LevelState(s.index, s.qps_target, s.offered_qps, "degraded")
-    return LevelState(s.index, s.qps_target, s.offered_qps, "ok")
 
 
 SIGNAL_WORDS = {
-    "error_rate": "more than {max_error:.0%} of its requests failed",
-    "throughput_plateau": "it completed fewer requests than were offered",
-    "queue_growth": "requests in flight kept growing",
-    "latency_knee": "the level was too short to measure throughput, and latency was far past "
-    "the knee of the curve",
+    "error_rate": "significantly more than {max_error:.0%} of its requests failed",
+    "queue_growth": "the requests in flight grew significantly",
+    "above_saturation": "its offered rate was above the saturation interval",
 }
 
 
-def _fmt(qps: float) -> str:
-    return f"{qps:.3g}"
+def _fmt(qps: float | None) -> str:
+    return "-" if qps is None else f"{qps:.3g}"
+
+
+def _certify(s: LevelSummary, t: Thresholds) -> str | None:
+    """``met`` / ``missed`` / ``needs N requests`` under every SLO (early stopping)."""
+    if not t.slos or len(s.slo_tally) != len(t.slos):
+        return None
+    states = []
+    for slo, (n, misses) in zip(t.slos, s.slo_tally, strict=True):
+        if failed(n, misses, slo.percentile, t.confidence):
+            return "missed"
+        if certified(n, misses, slo.percentile, t.confidence):
+            states.append(0)
+        else:
+            states.append(requests_needed(misses, slo.percentile, t.confidence))
+    need = max(states)
+    return "met" if need == 0 else f"needs {need} requests"
+
+
+def _needs(s: LevelSummary, w: Window, sat: Estimate | None, queue: Estimate, t: Thresholds) -> str:
+    """What would decide an inconclusive level."""
+    low, _ = share_bounds(w.failures, w.n, t.confidence)
+    share = w.failures / w.n if w.n else 0.0
+    if share > t.max_error_rate and low <= t.max_error_rate:
+        z = one_sided_z(t.confidence)
+        n = z**2 * share * (1 - share) / (share - t.max_error_rate) ** 2
+        return (
+            f"about {max(n, w.n + 1):.0f} requests to tell its {share:.1%} failures from "
+            f"--max-error-rate {t.max_error_rate:g}"
+        )
+    if queue.value is None and (sat is None or sat.value is None):
+        return (
+            f"a higher level that completes more than {_fmt(s.offered_qps)} QPS, or one that "
+            "saturates the server"
+        )
+    rate = sat.value if sat is not None and sat.value is not None else queue.value
+    seconds = None if rate is None else seconds_to_decide(s.offered_qps, rate, t.confidence)
+    if seconds is None or seconds > 3600:
+        return "more time above saturation (it sits at the saturation estimate)"
+    return f"about {2 * seconds:.0f} s at this rate ({2 * seconds * s.offered_qps:.0f} requests)"
+
+
+def _state(
+    s: LevelSummary,
+    w: Window,
+    sat_low: float,
+    sat_high: float,
+    base: tuple[float | None, float | None],
+    t: Thresholds,
+) -> tuple[str, tuple[str, ...]]:
+    """The state of a judged level and its signals (see the module docstring)."""
+    z = growth_z(w)
+    low, _ = share_bounds(w.failures, w.n, t.confidence)
+    signals = []
+    if low > t.max_error_rate:
+        signals.append("error_rate")
+    if z is not None and z > one_sided_z(t.confidence):
+        signals.append("queue_growth")
+    if s.offered_qps > sat_high:
+        signals.append("above_saturation")
+    if signals:
+        return "saturated", tuple(signals)
+    if s.offered_qps >= sat_low or w.failures > t.max_error_rate * w.n:
+        return "inconclusive", ()
+    if t.slos and s.slo_met is False:
+        return "degraded", ("slo_missed",)
+    p95 = (s.ttft_s.get(95.0), s.e2e_s.get(95.0))
+    slow = not t.slos and any(
+        _over(v, b, t.degrade_factor, t.degrade_slack_s) for v, b in zip(p95, base, strict=True)
+    )
+    limit = t.max_p95_latency_s
+    if slow or (limit is not None and p95[1] is not None and p95[1] > limit):
+        return "degraded", ()
+    return "ok", ()
+
+
+def _saturation(queue: Estimate, errors: Estimate | None) -> Estimate | None:
+    """The lower of the stationarity boundary and the error crossing (``None``: neither)."""
+    found = [e for e in (queue, errors) if e is not None and e.value is not None]
+    if not found:
+        return None
+    best = min(found, key=lambda e: e.value or 0.0)
+    return Estimate(
+        best.value,
+        min(e.low for e in found),
+        min(e.high for e in found),
+        best.method,
+        best.n_levels,
+    )
+
+
+def _expected(levels: Sequence[LevelSummary], qps: float | None) -> tuple[float | None, ...]:
+    """p95 TTFT and E2E at ``qps``, interpolated linearly between levels (clamped)."""
+    out: list[float | None] = []
+    for metric in ("ttft_s", "e2e_s"):
+        pts = [(s.offered_qps, v) for s in levels if (v := getattr(s, metric).get(95.0))]
+        if qps is None or not pts:
+            out.append(None)
+            continue
+        xs, ys = zip(*sorted(pts), strict=True)
+        out.append(float(np.interp(qps, xs, ys)))
+    return tuple(out)
 
 
 def assess(
@@ -259,8 +387,60 @@ def assess(
     t = thresholds
     levels = sorted(summaries, key=lambda s: s.offered_qps)
     valid = [s for s in levels if s.n_sent and not client_limited(s, t)]
+    windows = {s.index: window_of(s) for s in valid}
     calm = [s for s in valid if s.first_try_error_rate <= t.max_error_rate]
     base = (calm[0].ttft_s.get(95.0), calm[0].e2e_s.get(95.0)) if calm else (None, None)
+    zc = one_sided_z(t.confidence)
+    grown = {i for i, w in windows.items() if (z := growth_z(w)) is not None and z > zc}
+    refused = {i for i, w in windows.items() if share_bounds(w.failures, w.n, t.confidence)[0] > 0}
+    refused = {i for i in refused if windows[i].failures > t.max_error_rate * windows[i].n}
+    ws = list(windows.values())
+    queue = plateau(ws, grown, ok=False, confidence=t.confidence)
+    capacity = plateau(ws, grown | refused, ok=True, confidence=t.confidence)
+    errors = error_crossing(ws, t.max_error_rate, t.confidence)
+    sat = _saturation(queue, errors)
+    sat_low = sat.low if sat is not None else queue.low
+    sat_high = sat.high if sat is not None else float("inf")
+    states: list[LevelState] = []
+    for s in levels:
+        if s.index not in windows:
+            gone = "client_limited" if s.n_sent else "no_requests"
+            states.append(LevelState(s.index, s.qps_target, s.offered_qps, gone))
+            continue
+        w = windows[s.index]
+        state, signals = _state(s, w, sat_low, sat_high, base, t)
+        needs = _needs(s, w, sat, queue, t) if state == "inconclusive" else None
+        cert = _certify(s, t)
+        z = growth_z(w)
+        states.append(
+            LevelState(s.index, s.qps_target, s.offered_qps, state, signals, needs, z, cert)
+        )
+    shown = _demonstrated(list(windows.values()), t.confidence)
+    clash = tuple(
+        f"{_fmt(st.offered_qps)} QPS had a growing queue, yet a level completed {_fmt(rate)} QPS"
+        for st in states
+        if "queue_growth" in st.signals and (rate := shown) > st.offered_qps
+    )
+    return _judge_levels(levels, states, valid, samples, t, sat, capacity, errors, clash)
+
+
+def _demonstrated(windows: list[Window], confidence: float) -> float:
+    """The highest finish rate a level proved (its lower bound)."""
+    return plateau(windows, set(), ok=False, confidence=confidence).low
+
+
+def _judge_levels(
+    levels: Sequence[LevelSummary],
+    states: list[LevelState],
+    valid: Sequence[LevelSummary],
+    samples: Samples,
+    t: Thresholds,
+    sat: Estimate | None,
+    capacity: Estimate,
+    errors: Estimate | None,
+    clash: tuple[str, ...],
+) -> Verdict:
+    """The figures across levels from the states (see the module docstring)."""
     x = np.array([s.offered_qps for s in valid])
     empty = np.empty(0)
     knees = tuple(
@@ -268,37 +448,45 @@ def assess(
         for metric, pos in (("ttft", 0), ("e2e", 1))
         if (k := find_knee(metric, x, [samples.get(s.index, (empty, empty))[pos] for s in valid]))
     )
-    knee = min(knees, key=lambda k: k.qps) if knees else None
-    valid_ids = {s.index for s in valid}
-    states = [
-        _state(s, base, knee, t)
-        if s.index in valid_ids
-        else LevelState(
-            s.index, s.qps_target, s.offered_qps, "client_limited" if s.n_sent else "no_requests"
-        )
-        for s in levels
-    ]
     saturated = [st for st in states if st.state == "saturated"]
     first_sat = saturated[0] if saturated else None
+    sustained = [st for st in states if st.sustainable]
+    contradictions = clash + tuple(
+        f"{_fmt(hi.offered_qps)} QPS was proved sustainable above {_fmt(lo.offered_qps)} QPS, "
+        f"proved saturated ({', '.join(lo.signals)})"
+        for lo in saturated[:1]
+        for hi in sustained
+        if hi.offered_qps > lo.offered_qps
+    )
     ceiling = first_sat.offered_qps if first_sat else float("inf")
-    ok = [st for st in states if st.state == "ok" and st.offered_qps < ceiling]
-    sustainable = ok[-1].offered_qps if ok else None
-    recommended = None
-    if sustainable is not None:
-        recommended = t.headroom * sustainable
-        if knee is not None:
-            recommended = min(recommended, knee.low)
+    usable = [st for st in sustained if st.offered_qps < ceiling]
+    proved = (
+        usable[-1].offered_qps if usable else None,
+        first_sat.offered_qps if first_sat else None,
+    )
+    good = [st for st in usable if not t.slos or st.state == "ok"]
+    sustainable = good[-1].offered_qps if good else None
+    recommended = None if sustainable is None else t.headroom * sustainable
+    certified_levels = [st for st in usable if st.certified == "met"]
     verdict = Verdict(
         levels=tuple(sorted(states, key=lambda st: st.index)),
-        saturation_qps=first_sat.offered_qps if first_sat else None,
+        saturation_qps=None if sat is None else sat.value,
         saturation_signals=first_sat.signals if first_sat else (),
-        knee=knee,
+        knee=min(knees, key=lambda k: k.qps) if knees else None,
         knees=knees,
         max_sustainable_qps=sustainable,
         recommended_qps=recommended,
         headroom=t.headroom,
         reason="",
         suggestion=_suggestion(states, valid),
+        saturation=sat,
+        capacity=capacity,
+        errors=errors,
+        proved=proved,
+        certified_qps=certified_levels[-1].offered_qps if certified_levels else None,
+        expected_at_recommended=tuple(_expected(valid, recommended)),  # type: ignore[arg-type]
+        contradictions=contradictions,
+        confidence=t.confidence,
     )
     return _with_reason(verdict, t)
 
@@ -317,43 +505,66 @@ def _suggestion(states: Sequence[LevelState], valid: Sequence[LevelSummary]) -> 
     return None
 
 
+def _interval(e: Estimate | None) -> str:
+    if e is None:
+        return "-"
+    high = "inf" if not np.isfinite(e.high) else _fmt(e.high)
+    return f"{_fmt(e.low)}-{high}"
+
+
 def _with_reason(v: Verdict, t: Thresholds) -> Verdict:
     words = []
+    pct = f"{v.confidence:.0%}"
     limited = [_fmt(st.qps_target) for st in v.levels if st.state == "client_limited"]
     if limited:
         words.append(
             f"The load generator fell behind at {', '.join(limited)} QPS: those levels describe "
             "the client and are left out of the verdict."
         )
-    if v.saturation_qps is not None:
+    sat = v.saturation
+    if sat is not None and sat.value is not None:
+        words.append(
+            f"The server saturates at {_fmt(sat.value)} QPS ({pct} interval "
+            f"{_interval(sat)}; {sat.method})."
+        )
+    elif v.capacity is not None:
+        words.append(
+            f"No level saturated the server; it completed at least {_fmt(v.capacity.low)} "
+            f"QPS ({pct} lower bound)."
+        )
+    lo, hi = v.proved
+    if hi is not None:
         fmt = {"max_error": t.max_error_rate}
         why = "; ".join(SIGNAL_WORDS[s].format(**fmt) for s in v.saturation_signals)
-        names = ", ".join(v.saturation_signals)
-        words.append(f"The server saturated at {_fmt(v.saturation_qps)} QPS ({names}: {why}).")
+        words.append(f"Proved: sustained at {_fmt(lo)} QPS, saturated at {_fmt(hi)} QPS ({why}).")
+    if v.contradictions:
+        words.append("Contradiction: " + "; ".join(v.contradictions) + ".")
     if v.knee is not None:
         k = v.knee
-        steeper = k.slope_after / max(k.slope_before, 1e-9)
         words.append(
             f"Its p95 {k.metric.upper()} bends upward at {_fmt(k.qps)} QPS (90% interval "
-            f"{_fmt(k.low)}-{_fmt(k.high)}), rising {steeper:.0f}x faster per QPS beyond it."
+            f"{_fmt(k.low)}-{_fmt(k.high)})."
         )
     if v.max_sustainable_qps is not None and v.recommended_qps is not None:
-        how = f"{t.headroom:g} x {_fmt(v.max_sustainable_qps)}"
-        if v.knee is not None and v.recommended_qps == v.knee.low:
-            how = f"the knee's lower bound, below {how}"
-        meets = (
-            f"meeting the SLO ({describe(t.slos)})"
-            if t.slos
-            else f"and p95 latency within {t.degrade_factor:g}x of the lightest level"
+        meets = f" meeting the SLO ({describe(t.slos)})" if t.slos else ""
+        ttft, e2e = v.expected_at_recommended
+        there = (
+            f"; expected p95 TTFT {ttft:.3g} s, E2E {e2e:.3g} s"
+            if ttft is not None and e2e is not None
+            else ""
         )
         words.append(
-            f"The highest level with no saturation signal {meets} was "
+            f"The highest level proved sustainable{meets} was "
             f"{_fmt(v.max_sustainable_qps)} QPS: set the production limit at "
-            f"{_fmt(v.recommended_qps)} QPS ({how})."
+            f"{_fmt(v.recommended_qps)} QPS ({t.headroom:g} x {_fmt(v.max_sustainable_qps)}"
+            f"{there})."
         )
+        if not t.slos:
+            words.append("Latency is not bounded by this: --slo sets the limits it must meet.")
     elif len(limited) < len(v.levels):
-        fast = f"met the SLO ({describe(t.slos)})" if t.slos else "was fast enough"
-        words.append(f"No level was unsaturated and {fast} to call sustainable.")
+        words.append(f"No level was proved sustainable at {pct} confidence.")
+    if t.slos:
+        words.append(f"SLO-certified QPS (early stopping, {pct}): {_fmt(v.certified_qps)}.")
     if v.suggestion:
         words.append(v.suggestion + ".")
     return replace(v, reason=" ".join(words))

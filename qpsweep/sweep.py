@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import gc
 import shutil
 import signal
@@ -31,7 +32,7 @@ import numpy as np
 from tqdm import tqdm
 
 from qpsweep import __version__
-from qpsweep.adaptive import level_duration_s, next_qps, rerun_due
+from qpsweep.adaptive import level_duration_s, next_level, rerun_due
 from qpsweep.aioloop import run_loop
 from qpsweep.attack import LevelAttack
 from qpsweep.client import ClientSettings, Sender, open_session, request_deadline_s, settings_for
@@ -57,6 +58,7 @@ from qpsweep.rundir import (
     thresholds_of,
     write_json,
 )
+from qpsweep.saturation import Verdict
 from qpsweep.schedule import arrival_offsets_s
 from qpsweep.signals import INTERRUPT_DRAIN_S, Signals, finish_writing_first
 from qpsweep.split import Part, level_start_epoch
@@ -210,11 +212,16 @@ class _Sweep:
         """Run levels until the list (or the adaptive search) ends, or a stop rule fires."""
         sc, started = self.scenario, perf_counter()
         history: list[tuple[float, str]] = []
+        verdict: Verdict | None = None
         index = position = 0  # levels run / place in a fixed list
         while not self.interrupted:
             qps = sc.qps[position] if not sc.auto and position < len(sc.qps) else None
+            factor = 1.0
             if sc.auto:
-                qps = next_qps(history, sc.auto, sc.rerun_client_limited)
+                ran = sorted(verdict.levels, key=lambda st: st.index) if verdict else []
+                sat = verdict.saturation if verdict else None
+                step = next_level(ran, sc.auto, sat, sc.rerun_client_limited)
+                qps, factor = step if step else (None, 1.0)
             elif sc.rerun_client_limited and rerun_due(history):
                 qps = history[-1][0]
             else:
@@ -229,43 +236,45 @@ class _Sweep:
                 )
             duration_s = sc.duration_s
             if sc.auto:
-                duration_s = level_duration_s(qps, sc.duration_s, probe_e2e_s)
+                duration_s = factor * level_duration_s(qps, sc.duration_s, probe_e2e_s)
                 needed_s = 1.2 * duration_s + 2 * (probe_e2e_s or 0.0)
                 if perf_counter() - started + needed_s > sc.auto.budget_s:
                     self._stop(f"the --budget of {sc.auto.budget_s:g} s would be exceeded")
                     break
             _quiet_gc()
             await self._level(sender, writer, index, qps, duration_s)
-            history, reason = self._judge(index)
+            verdict, reason = self._judge(index)
+            history = [(st.qps_target, st.state) for st in verdict.levels]
             failure = self.pool.failure if self.pool is not None else None
             if failure or (reason and not sc.auto):
                 self._stop(failure or reason or "")
                 break
             index += 1
 
-    def _judge(self, index: int) -> tuple[list[tuple[float, str]], str | None]:
-        """States of the levels so far, and why the sweep must stop after level ``index``."""
+    def _judge(self, index: int) -> tuple[Verdict, str | None]:
+        """The verdict so far (levels in the order run), and why the sweep must stop after
+        level ``index``."""
         analysis = analyze_run(self.run_dir)
-        ran = sorted(analysis.verdict.levels, key=lambda st: st.index)  # in the order run
-        history = [(st.qps_target, st.state) for st in ran]
+        ran = tuple(sorted(analysis.verdict.levels, key=lambda st: st.index))
+        judged = dataclasses.replace(analysis.verdict, levels=ran)
         level = next((s for s in analysis.summaries if s.index == index), None)
         t = thresholds_of(self.metadata)
         if level is None:
-            return history, None
+            return judged, None
         if level.first_try_error_rate > t.max_error_rate:
             retried = " at the first try" if level.n_retried else ""
-            return history, (
+            return judged, (
                 f"{level.first_try_error_rate:.1%} of the requests at {level.qps_target:g} QPS "
                 f"failed{retried} (--max-error-rate {t.max_error_rate:g})"
             )
         e2e_p95 = level.e2e_s.get(95.0)
         limit = t.max_p95_latency_s
         if limit is not None and e2e_p95 is not None and e2e_p95 > limit:
-            return history, (
+            return judged, (
                 f"p95 E2E at {level.qps_target:g} QPS was {e2e_p95:.2f} s "
                 f"(--max-p95-latency {limit:g} s)"
             )
-        return history, None
+        return judged, None
 
     def _stop(self, reason: str) -> None:
         self.metadata["stopped_early"] = reason

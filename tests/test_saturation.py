@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import replace
 
 import numpy as np
 import pytest
 
-from qpsweep.adaptive import AutoPlan, level_duration_s, next_qps
+from qpsweep.adaptive import AutoPlan, level_duration_s, next_level
 from qpsweep.analyze import LevelSummary, Percentiles
+from qpsweep.estimate import Estimate
 from qpsweep.report import format_table
 from qpsweep.saturation import (
+    LevelState,
     Thresholds,
     assess,
     client_limited,
@@ -42,8 +43,19 @@ def level(
     late: int = 0,
     lag_p99_ms: float = 2.0,
     offered: float | None = None,
+    capacity: float = float("inf"),
+    refuse: bool = False,
+    completion_se: float | None = None,
 ) -> LevelSummary:
+    """A 30 s level offered ``offered`` (default ``qps``) to a server completing at most
+    ``capacity`` per second: queueing, or answering the excess at once (``refuse``); its
+    steady window (15 s) counts follow, with a completion rate error of ``completion_se``
+    (default: one request of resolution)."""
     offered = qps if offered is None else offered
+    steady_s = 15.0
+    sent = round(offered * steady_s)
+    done = sent if refuse else round(min(offered, capacity) * steady_s)
+    se = completion_se if completion_se is not None else 1.0 / steady_s
     lags = {50.0: 0.5, 90.0: 0.8, 95.0: 1.0, 99.0: lag_p99_ms}
     lag = Percentiles(100, 0.5, lags[99.0], tuple(lags.items()))
     return LevelSummary(
@@ -77,6 +89,12 @@ def level(
         input_tokens_mean=None,
         output_tokens_mean=None,
         n_late_sends=late,
+        steady_s=steady_s,
+        steady_sent=sent,
+        steady_finished=done,
+        steady_ok=round(done * (1 - errors)),
+        finish_rate_se=se,
+        ok_rate_se=se,
     )
 
 
@@ -130,49 +148,95 @@ def test_kneedle_on_a_convex_curve() -> None:
     assert kneedle(x, hockey(x, 6.0)) == pytest.approx(6.0, abs=1.0)
 
 
-def test_states_and_verdict_of_a_typical_sweep() -> None:
+def test_a_queueing_server_of_known_capacity() -> None:
+    """Capacity 10/s: the queue grows at 14 and 16 (proved), the plateau pools them, and every
+    level is judged against its 99% interval."""
     rng = np.random.default_rng(1)
-    qps = [2.0, 4, 6, 8, 10, 12, 14]
+    qps = [2.0, 4, 6, 8, 9, 10.5, 12, 14, 16]
     ttft = hockey(np.array(qps), 9.0, base=0.05, slope=0.3)
-    e2e = ttft + 1.0
-    levels = [
-        level(0, 2, ttft[0], e2e[0]),
-        level(1, 4, ttft[1], e2e[1]),
-        level(2, 6, ttft[2], e2e[2]),
-        level(3, 8, ttft[3], e2e[3]),
-        level(4, 10, ttft[4], e2e[4], growth=0.02),
-        level(5, 12, ttft[5], e2e[5], completion=0.85, growth=0.2),
-        level(6, 14, ttft[6], e2e[6], completion=0.7, growth=0.3, errors=0.1),
-    ]
+    levels = [level(i, q, ttft[i], ttft[i] + 1, capacity=10.0) for i, q in enumerate(qps)]
     samples = {i: (s, s + 1.0) for i, s in enumerate(samples_for(ttft, rng))}
     v = assess(levels, samples)
     states = [st.state for st in v.levels]
-    # 10 QPS: TTFT 7x the lightest level's, but the server still completes what it is sent
-    assert states == ["ok"] * 4 + ["degraded", "saturated", "saturated"]
-    assert v.saturation_qps == 12
-    assert v.saturation_signals == ("throughput_plateau", "queue_growth")
-    assert set(v.levels[6].signals) == {"error_rate", "throughput_plateau", "queue_growth"}
-    assert v.knee is not None and 7.5 <= v.knee.qps <= 11
-    assert v.max_sustainable_qps == 8
-    assert v.recommended_qps is not None and v.max_sustainable_qps is not None
-    assert v.recommended_qps <= 0.75 * v.max_sustainable_qps + 1e-9
-    assert v.recommended_qps <= v.knee.low + 1e-9
-    assert "saturated at 12 QPS (throughput_plateau, queue_growth" in v.reason
-    assert "production limit" in v.reason
-    assert v.suggestion is None
+    assert states[:4] == ["ok"] * 4  # far below capacity
+    assert states[5:] == ["saturated"] * 4  # 10.5: 5% over a tightly known capacity
+    assert v.saturation is not None and v.saturation.low < 10 < v.saturation.high
+    assert v.saturation_qps == pytest.approx(10.0, rel=0.01)
+    assert v.capacity is not None and v.capacity.value == pytest.approx(10.0, rel=0.01)
+    assert set(v.levels[8].signals) == {"queue_growth", "above_saturation"}
+    assert v.levels[6].signals == ("above_saturation",)  # 12: too little growth on its own
+    assert v.max_sustainable_qps == 9 and v.recommended_qps == pytest.approx(6.75)
+    assert v.proved == (9, 10.5)
+    assert v.expected_at_recommended[0] == pytest.approx(np.interp(6.75, qps, ttft), rel=0.05)
+    assert "saturates at 10 QPS" in v.reason and "production limit at 6.75" in v.reason
+    assert "--slo sets the limits" in v.reason
+    assert v.knee is not None and v.recommended_qps < v.saturation_qps
 
 
-def test_latency_knee_decides_only_where_throughput_was_not_measurable() -> None:
-    rng = np.random.default_rng(2)
-    qps = np.array([2.0, 4, 6, 8, 10, 12])
-    ttft = hockey(qps, 7.0, base=0.05, slope=0.5)
-    levels = [level(i, q, t, t + 1) for i, (q, t) in enumerate(zip(qps, ttft, strict=True))]
-    short = [replace(lv, completion_ratio=None, queue_growth=None) for lv in levels]
-    samples = {i: (s, s + 1.0) for i, s in enumerate(samples_for(ttft, rng))}
-    measured, unmeasured = assess(levels, samples), assess(short, samples)
-    assert measured.saturation_qps is None
-    assert unmeasured.saturation_qps is not None and unmeasured.saturation_qps >= 8
-    assert unmeasured.saturation_signals == ("latency_knee",)
+def test_a_level_inside_the_interval_is_inconclusive_and_says_what_would_decide() -> None:
+    """With noisy completions the plateau's interval is wide: 10.5 QPS against a capacity of
+    10 can be neither proved sustainable nor saturated."""
+    qps = [2.0, 5, 8, 10.5, 20, 25]
+    levels = [level(i, q, 0.1, 1.0, capacity=10.0, completion_se=0.4) for i, q in enumerate(qps)]
+    v = assess(levels, {})
+    states = {st.qps_target: st for st in v.levels}
+    assert states[20].state == states[25].state == "saturated"
+    assert states[10.5].state == "inconclusive"
+    assert states[10.5].needs is not None and "s at this rate" in states[10.5].needs
+    assert states[8].state == "ok" and v.max_sustainable_qps == 8
+    table = format_table(levels, (50.0,), v)
+    assert "inconclusive at 10.5 QPS: needs about" in table
+
+
+def test_a_refusing_server_saturates_where_its_failures_cross_the_limit() -> None:
+    """Refused shares 0, 1%, 3%, 8%, 20% at 2..10 QPS: 5% is crossed at 7.33 QPS."""
+    shares = {2.0: 0.0, 4.0: 0.01, 6.0: 0.03, 8.0: 0.08, 10.0: 0.2}
+    levels = [
+        level(i, q, 0.1, 1.0, errors=p, refuse=True) for i, (q, p) in enumerate(shares.items())
+    ]
+    v = assess(levels, {})
+    assert v.errors is not None and v.saturation_qps == pytest.approx(6 + 2 * 2 / 5, rel=0.02)
+    assert v.saturation is not None and v.saturation.low < v.saturation_qps
+    states = [st.state for st in v.levels]
+    assert states[-1] == "saturated" and "error_rate" in v.levels[-1].signals
+    assert states[0] == "ok"
+    assert v.max_sustainable_qps is not None and v.max_sustainable_qps < v.saturation_qps
+
+
+def test_without_an_overloaded_level_only_a_lower_bound_is_known() -> None:
+    """Nothing saturated: the top level cannot prove itself sustainable (the server only
+    demonstrated what it was sent), the ones below it can."""
+    calm = [level(i, q, 0.05, 1.0) for i, q in enumerate([1.0, 2, 4])]
+    v = assess(calm, {})
+    assert v.saturation_qps is None
+    assert v.capacity is not None and v.capacity.value is None
+    assert [st.state for st in v.levels] == ["ok", "ok", "inconclusive"]
+    assert v.max_sustainable_qps == 2 and v.recommended_qps == pytest.approx(1.5)
+    assert v.levels[2].needs is not None and "a higher level" in v.levels[2].needs
+    assert v.suggestion is not None and "--qps 6,8,12,16" in v.suggestion
+    hot = [level(i, q, 2.0, 9.0, capacity=10.0) for i, q in enumerate([40.0, 80])]
+    v = assess(hot, {})
+    assert v.saturation_qps == pytest.approx(10.0) and v.max_sustainable_qps is None
+    assert v.recommended_qps is None
+    assert v.suggestion is not None and "--qps 5,10,20,30" in v.suggestion
+    assert "No level was proved sustainable at 99% confidence" in v.reason
+
+
+def test_a_contradiction_is_reported() -> None:
+    """A queue that grew at 5 QPS below a level that completed 12 QPS: reported, not hidden."""
+    levels = [
+        level(0, 5, 0.1, 1.0, capacity=3.0),
+        level(1, 10, 0.1, 1.0, capacity=12.0),
+        level(2, 20, 0.1, 1.0, capacity=12.0),
+    ]
+    v = assess(levels, {})
+    assert v.levels[0].state == "saturated"
+    assert v.contradictions and "Contradiction" in v.reason
+
+
+def test_headroom_is_applied() -> None:
+    levels = [level(i, q, 0.05, 1.0, capacity=10.0) for i, q in enumerate([5.0, 20])]
+    assert assess(levels, {}, Thresholds(headroom=0.5)).recommended_qps == 2.5
 
 
 def test_client_limited_levels_are_not_evidence() -> None:
@@ -183,8 +247,9 @@ def test_client_limited_levels_are_not_evidence() -> None:
         level(3, 500, 9.0, 20.0, offered=300.0),  # sent well under the schedule's rate
     ]
     v = assess(levels, {})
-    assert [st.state for st in v.levels] == ["ok", "ok", "client_limited", "client_limited"]
-    assert v.saturation_qps is None and v.max_sustainable_qps == 10
+    states = [st.state for st in v.levels]
+    assert states == ["ok", "inconclusive", "client_limited", "client_limited"]
+    assert v.saturation_qps is None and v.max_sustainable_qps == 5
     assert "load generator fell behind at 400, 500 QPS" in v.reason
     assert v.suggestion is not None and "higher levels" in v.suggestion
 
@@ -192,7 +257,7 @@ def test_client_limited_levels_are_not_evidence() -> None:
 def test_a_brief_stall_is_a_note_not_a_client_limited_level() -> None:
     stall = level(1, 10, 0.05, 1.0, late=1, lag_p99_ms=90.0)
     v = assess([level(0, 5, 0.05, 1.0), stall], {})
-    assert [st.state for st in v.levels] == ["ok", "ok"]
+    assert [st.state for st in v.levels] == ["ok", "inconclusive"]
     assert stalled(stall, Thresholds()) and not client_limited(stall, Thresholds())
     table = format_table([stall], (50.0,), v)
     assert "note: at QPS 10 the load generator stalled briefly (send lag max 90 ms" in table
@@ -214,65 +279,67 @@ def test_one_late_send_in_a_short_level_is_a_stall_two_are_falling_behind() -> N
 
 def test_degraded_by_latency_factor_and_by_the_p95_limit() -> None:
     levels = [level(0, 1, 0.10, 1.0), level(1, 2, 0.40, 1.0), level(2, 3, 0.10, 2.7)]
-    assert [st.state for st in assess(levels, {}).levels] == ["ok", "degraded", "degraded"]
+    levels.append(level(3, 8, 0.1, 3.0, capacity=4.0))  # the plateau proves 1-3 sustainable
+    states = [st.state for st in assess(levels, {}).levels]
+    assert states == ["ok", "degraded", "degraded", "saturated"]
     limit = Thresholds(max_p95_latency_s=0.9)
-    assert [st.state for st in assess(levels, {}, limit).levels] == ["degraded"] * 3
-
-
-def test_never_saturated_and_all_saturated_say_what_to_do() -> None:
-    calm = [level(i, q, 0.05, 1.0) for i, q in enumerate([1.0, 2, 4])]
-    v = assess(calm, {})
-    assert v.saturation_qps is None and v.max_sustainable_qps == 4
-    assert v.recommended_qps == pytest.approx(3.0)
-    assert v.suggestion is not None and "--qps 6,8,12,16" in v.suggestion
-    hot = [level(i, q, 2.0, 9.0, completion=0.5) for i, q in enumerate([40.0, 80])]
-    v = assess(hot, {})
-    assert v.saturation_qps == 40 and v.max_sustainable_qps is None
-    assert v.recommended_qps is None
-    assert v.suggestion is not None and "--qps 5,10,20,30" in v.suggestion
-    assert "No level was unsaturated and was fast enough" in v.reason
-
-
-def test_headroom_is_applied() -> None:
-    calm = [level(i, q, 0.05, 1.0) for i, q in enumerate([5.0, 10])]
-    assert assess(calm, {}, Thresholds(headroom=0.5)).recommended_qps == 5.0
+    assert [st.state for st in assess(levels, {}, limit).levels][:3] == ["degraded"] * 3
 
 
 PLAN = AutoPlan(start_qps=1, max_qps=64, precision=0.1)
 
 
+def _ran(*levels: tuple[float, str] | tuple[float, str, float]) -> list[LevelState]:
+    """Levels as the search sees them: (target, state[, offered])."""
+    return [
+        LevelState(i, lv[0], lv[2] if len(lv) > 2 else lv[0], lv[1])  # type: ignore[misc]
+        for i, lv in enumerate(levels)
+    ]
+
+
 @pytest.mark.parametrize(
     ("history", "expected"),
     [
-        ([], 1.0),
-        ([(1.0, "ok")], 2.0),
-        ([(1.0, "ok"), (2.0, "degraded")], 4.0),
-        ([(1.0, "ok"), (32.0, "ok")], 64.0),
+        ([], (1.0, 1.0)),
+        ([(1.0, "ok")], (2.0, 1.0)),
+        ([(1.0, "ok"), (2.0, "degraded")], (4.0, 1.0)),
+        ([(1.0, "ok"), (32.0, "inconclusive")], (64.0, 1.0)),
         ([(1.0, "ok"), (64.0, "ok")], None),  # max_qps reached unsaturated
-        ([(8.0, "ok"), (16.0, "saturated")], 12.0),
-        ([(8.0, "ok"), (16.0, "saturated"), (12.0, "saturated")], 10.0),
-        ([(8.0, "ok"), (16.0, "saturated"), (12.0, "ok")], 14.0),
-        ([(12.0, "ok"), (13.0, "saturated")], None),  # within 10%
-        ([(1.0, "saturated")], 0.5),
+        ([(8.0, "ok"), (16.0, "saturated")], (12.0, 1.0)),
+        ([(8.0, "ok"), (16.0, "saturated"), (12.0, "saturated")], (10.0, 1.0)),
+        ([(8.0, "ok"), (16.0, "saturated"), (12.0, "ok")], (14.0, 1.0)),
+        # offered, not target, decides: 12 offered 12.9 and 13 offered 13.8 are 7% apart
+        ([(12.0, "ok", 12.9), (13.0, "saturated", 13.8)], None),
+        ([(12.0, "ok", 11.2), (13.0, "saturated", 13.8)], (12.5, 1.0)),
+        # an inconclusive midpoint is run again, twice as long, twice at most
+        ([(8.0, "ok"), (16.0, "saturated"), (12.0, "inconclusive")], (12.0, 2.0)),
         (
-            [
-                (1.0, "saturated"),
-                (0.5, "saturated"),
-                (0.25, "saturated"),
-                (0.125, "saturated"),
-                (0.0625, "saturated"),
-            ],
+            [(8.0, "ok"), (16.0, "saturated"), (12.0, "inconclusive"), (12.0, "inconclusive")],
+            (12.0, 4.0),
+        ),
+        (
+            [(8.0, "ok"), (16.0, "saturated"), *[(12.0, "inconclusive")] * 3],
             None,
         ),
-        ([(1.0, "ok"), (2.0, "client_limited")], 2.0),  # repeated once
-        ([(1.0, "ok"), (2.0, "client_limited"), (2.0, "ok")], 4.0),
+        ([(1.0, "saturated")], (0.5, 1.0)),
+        ([(1.0, "saturated"), (0.5, "inconclusive")], (0.5, 2.0)),
+        ([(1.0, "ok"), (2.0, "client_limited")], (2.0, 1.0)),  # repeated once
+        ([(1.0, "ok"), (2.0, "client_limited"), (2.0, "ok")], (4.0, 1.0)),
         ([(1.0, "ok"), (2.0, "client_limited"), (2.0, "client_limited")], None),
-        ([(1.0, "ok"), (2.0, "client_limited"), (2.0, "ok"), (4.0, "client_limited")], None),
-        ([(8.0, "ok"), (16.0, "client_limited"), (16.0, "saturated")], 12.0),
+        ([(8.0, "ok"), (16.0, "client_limited"), (16.0, "saturated")], (12.0, 1.0)),
     ],
 )
-def test_adaptive_next_level(history: list[tuple[float, str]], expected: float | None) -> None:
-    assert next_qps(history, PLAN) == expected
+def test_adaptive_next_level(history: list[tuple[float, ...]], expected: object) -> None:
+    assert next_level(_ran(*history), PLAN) == expected  # type: ignore[arg-type]
+
+
+def test_adaptive_probes_just_outside_the_saturation_interval() -> None:
+    """Known capacity 10 [9.5, 10.4]: the next probe is decisive, not the midpoint 12."""
+    sat = Estimate(10.0, 9.5, 10.4, "plateau (finishes)")
+    ran = _ran((5.0, "ok"), (11.0, "saturated"))
+    assert next_level(ran, PLAN, sat) == (9.26, 1.0)  # 9.5 x (1 - 0.1 / 4), below: wider gap
+    ran = _ran((8.0, "ok"), (16.0, "saturated"))
+    assert next_level(ran, PLAN, sat) == (10.7, 1.0)  # 10.4 x 1.025, above
 
 
 def test_adaptive_levels_are_long_enough() -> None:

@@ -76,7 +76,9 @@ def test_saturation_found_within_15_percent_of_capacity(
     first_saturated = states.index("saturated")
     assert "client_limited" not in states[: first_saturated + 1], seen
     assert verdict["saturation_qps"] == pytest.approx(capacity, rel=0.15), seen
-    assert set(verdict["saturation_signals"]) & {"throughput_plateau", "queue_growth"}
+    assert set(verdict["saturation_signals"]) & {"above_saturation", "queue_growth"}
+    low, high = verdict["saturation_interval"]
+    assert low <= verdict["saturation_qps"] <= high
     assert 0 < verdict["recommended_qps"] < verdict["saturation_qps"]
     assert "SATURATION VERDICT" in run.out and "recommended QPS:" in run.out
     if mode == "auto":

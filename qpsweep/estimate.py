@@ -1,0 +1,155 @@
+"""The verdict's estimators with their intervals (pure); ``saturation`` states the model.
+
+Inputs are per-level ``Window`` values: the offered rate and the counts of the steady window.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+ERROR_BOOTSTRAP = 400
+BATCH_DOF = 9  # analyze.BATCHES - 1 degrees of freedom per level's batch means
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A rate (QPS) with its two-sided interval; ``high`` is ``inf`` for a lower bound only."""
+
+    value: float | None
+    low: float
+    high: float
+    method: str
+    n_levels: int = 0
+
+
+@dataclass(frozen=True)
+class Window:
+    """One level as the estimators see it (see ``analyze``'s steady-window counts)."""
+
+    index: int
+    offered_qps: float
+    steady_s: float
+    sent: int
+    finished: int
+    ok: int
+    finish_se: float | None
+    ok_se: float | None
+    n: int
+    failures: int
+
+
+def one_sided_z(confidence: float) -> float:
+    """The one-sided normal critical value (2.326 at 0.99)."""
+    from scipy.stats import norm  # scipy loads slowly: only when judging
+
+    return float(norm.ppf(confidence))
+
+
+def growth_z(w: Window) -> float | None:
+    """``(A - F) / sqrt(A + F)``: how many standard deviations the in-flight count grew."""
+    total = w.sent + w.finished
+    return None if total < 1 or w.steady_s <= 0 else (w.sent - w.finished) / np.sqrt(total)
+
+
+def seconds_to_decide(offered_qps: float, rate_qps: float, confidence: float) -> float | None:
+    """How long a steady window must be for the growth test to see ``offered - rate``:
+    ``z_c^2 (offered + rate) / (offered - rate)^2`` seconds (``None`` when they are equal)."""
+    gap = offered_qps - rate_qps
+    if abs(gap) < 1e-9:
+        return None
+    return one_sided_z(confidence) ** 2 * (offered_qps + rate_qps) / gap**2
+
+
+def share_bounds(k: int, n: int, confidence: float) -> tuple[float, float]:
+    """One-sided Clopper-Pearson bounds ``(low, high)`` on a share ``k/n``, each at
+    ``confidence``."""
+    if n <= 0:
+        return 0.0, 1.0
+    from scipy.stats import beta
+
+    a = 1.0 - confidence
+    low = 0.0 if k == 0 else float(beta.ppf(a, k, n - k + 1))
+    high = 1.0 if k == n else float(beta.ppf(1 - a, k + 1, n - k))
+    return low, high
+
+
+def _pooled(ws: Sequence[Window], ok: bool, confidence: float) -> tuple[float, float]:
+    """``(rate, half-width)`` of the pooled rate over ``ws`` (see ``saturation``)."""
+    from scipy.stats import t as student_t
+
+    total_s = sum(w.steady_s for w in ws)
+    count = sum(w.ok if ok else w.finished for w in ws)
+    se = np.sqrt(sum((w.steady_s * ((w.ok_se if ok else w.finish_se) or 0.0)) ** 2 for w in ws))
+    crit = float(student_t.ppf(0.5 + confidence / 2, BATCH_DOF * len(ws)))
+    return count / total_s, crit * float(se) / total_s
+
+
+def plateau(
+    windows: Sequence[Window], overloaded: set[int], ok: bool, confidence: float
+) -> Estimate:
+    """The completion plateau over the overloaded levels, grown to a fixed point: a level
+    whose offered rate is above the interval's upper end joins (at most ``len`` rounds).
+    Without an overloaded level: the demonstrated lower bound ``max(rate - half)``."""
+    usable = [w for w in windows if w.steady_s > 0]
+    name = "successes" if ok else "finishes"
+    members = {w.index for w in usable if w.index in overloaded}
+    if not members:
+        lows = [r - h for r, h in (_pooled([w], ok, confidence) for w in usable)]
+        return Estimate(None, max([0.0, *lows]), float("inf"), f"lower bound ({name})")
+    for _ in range(len(usable)):
+        rate, half = _pooled([w for w in usable if w.index in members], ok, confidence)
+        grown = members | {w.index for w in usable if w.offered_qps > rate + half}
+        if grown == members:
+            break
+        members = grown
+    return Estimate(rate, rate - half, rate + half, f"plateau ({name})", len(members))
+
+
+def _isotonic(y: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Pool-adjacent-violators: the non-decreasing least-squares fit of ``y``."""
+    blocks: list[list[float]] = []  # [mean, weight, size]
+    for value, weight in zip(y.tolist(), weights.tolist(), strict=True):
+        blocks.append([value, weight, 1])
+        while len(blocks) > 1 and blocks[-2][0] > blocks[-1][0]:
+            v2, w2, n2 = blocks.pop()
+            v1, w1, n1 = blocks.pop()
+            blocks.append([(v1 * w1 + v2 * w2) / (w1 + w2), w1 + w2, n1 + n2])
+    return np.concatenate([np.full(int(n), v) for v, _, n in blocks])
+
+
+def crossing(x: np.ndarray, share: np.ndarray, n: np.ndarray, limit: float) -> float:
+    """Where the isotonic share first exceeds ``limit``, linearly between levels; the lowest
+    level when it already does, ``inf`` when none does."""
+    fit = _isotonic(share, n)
+    over = np.nonzero(fit > limit)[0]
+    if not over.size:
+        return float("inf")
+    j = int(over[0])
+    if j == 0:
+        return float(x[0])
+    x0, x1, y0, y1 = x[j - 1], x[j], fit[j - 1], fit[j]
+    return float(x0 + (limit - y0) * (x1 - x0) / (y1 - y0))
+
+
+def error_crossing(
+    windows: Sequence[Window], limit: float, confidence: float, seed: int = 0
+) -> Estimate | None:
+    """The offered rate where the failure share crosses ``limit``, with a bootstrap interval;
+    ``None`` when no level's share is over it."""
+    ws = sorted((w for w in windows if w.n), key=lambda w: w.offered_qps)
+    if not ws:
+        return None
+    x = np.array([w.offered_qps for w in ws])
+    n = np.array([w.n for w in ws])
+    p = np.array([w.failures for w in ws]) / n
+    value = crossing(x, p, n, limit)
+    if not np.isfinite(value):
+        return None
+    rng = np.random.default_rng(seed)
+    boots = [crossing(x, rng.binomial(n, p) / n, n, limit) for _ in range(ERROR_BOOTSTRAP)]
+    low = np.quantile(boots, 0.5 - confidence / 2, method="lower")
+    high = np.quantile(boots, 0.5 + confidence / 2, method="higher")
+    return Estimate(value, float(min(low, value)), float(max(high, value)), "error crossing")
