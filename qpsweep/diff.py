@@ -331,9 +331,11 @@ def compare(base: RunData, candidate: RunData, alpha: float, threshold_pct: floa
     va, vb = base.verdict, candidate.verdict
     verdict_rows = (
         ("saturation_qps", va.saturation_qps, vb.saturation_qps),
+        ("capacity_qps", _capacity(va), _capacity(vb)),
         ("knee_qps", va.knee.qps if va.knee else None, vb.knee.qps if vb.knee else None),
         ("max_sustainable_qps", va.max_sustainable_qps, vb.max_sustainable_qps),
         ("recommended_qps", va.recommended_qps, vb.recommended_qps),
+        ("certified_qps", va.certified_qps, vb.certified_qps),
     )
     return RunDiff(
         levels=tuple(levels),
@@ -343,3 +345,8 @@ def compare(base: RunData, candidate: RunData, alpha: float, threshold_pct: floa
         alpha=alpha,
         threshold_pct=threshold_pct,
     )
+
+
+def _capacity(v: Verdict) -> float | None:
+    """The verdict's capacity estimate (``None`` where only a lower bound is known)."""
+    return v.capacity.value if v.capacity is not None else None

@@ -122,7 +122,7 @@ def _isotonic(y: np.ndarray, weights: np.ndarray) -> np.ndarray:
 
 def crossing(x: np.ndarray, share: np.ndarray, n: np.ndarray, limit: float) -> float:
     """Where the isotonic share first exceeds ``limit``, linearly between levels; the lowest
-    level when it already does, ``inf`` when none does."""
+    level when it already does (the interval then starts at 0), ``inf`` when none does."""
     fit = _isotonic(share, n)
     over = np.nonzero(fit > limit)[0]
     if not over.size:
@@ -150,6 +150,8 @@ def error_crossing(
         return None
     rng = np.random.default_rng(seed)
     boots = [crossing(x, rng.binomial(n, p) / n, n, limit) for _ in range(ERROR_BOOTSTRAP)]
-    low = np.quantile(boots, 0.5 - confidence / 2, method="lower")
+    low = float(np.quantile(boots, 0.5 - confidence / 2, method="lower"))
     high = np.quantile(boots, 0.5 + confidence / 2, method="higher")
+    if _isotonic(p, n)[0] > limit:  # crossed below the lowest level: nothing known beneath
+        low = 0.0
     return Estimate(value, float(min(low, value)), float(max(high, value)), "error crossing")

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from qpsweep.analyze import LevelSummary, Records, as_table
+from qpsweep.estimate import Estimate
 from qpsweep.record_table import NO_INT, RecordTable
 from qpsweep.report import client_warning, stall_note
 from qpsweep.saturation import Knee, Thresholds, Verdict, stalled
@@ -137,12 +138,24 @@ def _knee_text(knee: Knee | None) -> tuple[str, str]:
 
 def _verdict(v: Verdict) -> str:
     knee_value, knee_sub = _knee_text(v.knee)
+
+    def span(e: Estimate | None) -> str:
+        if e is None:
+            return ""
+        high = _num(e.high) if math.isfinite(e.high) else "inf"
+        return f"{v.confidence:.0%} interval {_num(e.low)} - {high}"
+
+    capacity = v.capacity.value if v.capacity else None
     cards = [
-        _card("saturation QPS", _num(v.saturation_qps), ", ".join(v.saturation_signals)),
+        _card("saturation QPS", _num(v.saturation_qps), span(v.saturation)),
+        _card("capacity QPS", _num(capacity), span(v.capacity)),
+        _card("proved", f"{_num(v.proved[0])} / {_num(v.proved[1])}", "sustained / saturated"),
         _card("knee QPS", knee_value, knee_sub),
         _card("max sustainable QPS", _num(v.max_sustainable_qps)),
         _card("recommended QPS", _num(v.recommended_qps), f"headroom {v.headroom:g}", "card rec"),
     ]
+    if any(st.certified is not None for st in v.levels):
+        cards.append(_card("SLO-certified QPS", _num(v.certified_qps), "early stopping"))
     out = f'<div class="cards">{"".join(cards)}</div>\n<p class="reason">{_e(v.reason)}</p>'
     if v.suggestion is not None:
         out += f'\n<p class="suggestion">{_e(v.suggestion)}</p>'

@@ -131,6 +131,11 @@ def _text_panel(
     signals = ", ".join(verdict.saturation_signals)
     lines = [
         f"saturation QPS:       {num(verdict.saturation_qps)}"
+        + (
+            f" [{num(verdict.saturation.low)} - {num(verdict.saturation.high)}]"
+            if verdict.saturation
+            else ""
+        )
         + (f" ({signals})" if signals else ""),
         f"knee QPS:             {num(knee.qps)} [{num(knee.low)} - {num(knee.high)}]"
         if knee

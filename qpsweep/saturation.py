@@ -49,8 +49,11 @@ Level states, first match wins:
    TTFT or E2E > ``degrade_factor`` x the lightest level's + ``degrade_slack_s``, or p95 E2E >
    ``max_p95_latency_s``; else ``ok``.  Degraded is reported, never a limit.
 
-Across levels: ``max_sustainable_qps`` is the highest offered rate of a sustainable level
-(meeting the SLO when one is given); ``recommended_qps`` = ``headroom`` x that, with the p95
+Across levels: ``max_sustainable_qps`` is the highest rate proved sustainable: the highest
+offered rate of a sustainable level or, without an SLO, the lower end of the saturation
+interval when that is higher (below it the queue is stationary and failures within the limit,
+whether a level ran there or not); with an SLO, the highest sustainable level meeting it.
+``recommended_qps`` = ``headroom`` x that, with the p95
 TTFT and E2E expected there (interpolated between levels).  ``certified_qps``: the highest
 sustainable level whose every SLO, measured from the scheduled send, is certified by the
 early-stopping rule (``qpsweep.early_stop``).  ``proved`` = (highest sustainable offered rate
@@ -466,6 +469,9 @@ def _judge_levels(
     )
     good = [st for st in usable if not t.slos or st.state == "ok"]
     sustainable = good[-1].offered_qps if good else None
+    if not t.slos and sat is not None and sat.value is not None and sat.low > 0:
+        # every rate below the interval's lower end is proved sustainable, tested or not
+        sustainable = max(sustainable or 0.0, sat.low)
     recommended = None if sustainable is None else t.headroom * sustainable
     certified_levels = [st for st in usable if st.certified == "met"]
     verdict = Verdict(
@@ -554,7 +560,7 @@ def _with_reason(v: Verdict, t: Thresholds) -> Verdict:
             else ""
         )
         words.append(
-            f"The highest level proved sustainable{meets} was "
+            f"The highest rate proved sustainable{meets} is "
             f"{_fmt(v.max_sustainable_qps)} QPS: set the production limit at "
             f"{_fmt(v.recommended_qps)} QPS ({t.headroom:g} x {_fmt(v.max_sustainable_qps)}"
             f"{there})."

@@ -223,9 +223,11 @@ def test_diff_finds_the_slower_simulator(
     assert all(m["regression"] and m["change_pct"] > 60 for m in e2e.values())
     assert set(data["verdict"]) == {
         "saturation_qps",
+        "capacity_qps",
         "knee_qps",
         "max_sustainable_qps",
         "recommended_qps",
+        "certified_qps",
     }
     png = (out_dir / "diff.png").read_bytes()
     assert png.startswith(b"\x89PNG") and int.from_bytes(png[16:20], "big") == 1600

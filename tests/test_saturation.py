@@ -165,10 +165,13 @@ def test_a_queueing_server_of_known_capacity() -> None:
     assert v.capacity is not None and v.capacity.value == pytest.approx(10.0, rel=0.01)
     assert set(v.levels[8].signals) == {"queue_growth", "above_saturation"}
     assert v.levels[6].signals == ("above_saturation",)  # 12: too little growth on its own
-    assert v.max_sustainable_qps == 9 and v.recommended_qps == pytest.approx(6.75)
+    # below the interval's lower end every rate is proved sustainable, tested (9) or not
+    assert 9 < v.saturation.low == v.max_sustainable_qps < 10
+    assert v.recommended_qps == pytest.approx(0.75 * v.saturation.low)
     assert v.proved == (9, 10.5)
-    assert v.expected_at_recommended[0] == pytest.approx(np.interp(6.75, qps, ttft), rel=0.05)
-    assert "saturates at 10 QPS" in v.reason and "production limit at 6.75" in v.reason
+    expected = np.interp(v.recommended_qps, qps, ttft)
+    assert v.expected_at_recommended[0] == pytest.approx(expected, rel=0.05)
+    assert "saturates at 10 QPS" in v.reason and "production limit at 7.4" in v.reason
     assert "--slo sets the limits" in v.reason
     assert v.knee is not None and v.recommended_qps < v.saturation_qps
 
@@ -183,7 +186,8 @@ def test_a_level_inside_the_interval_is_inconclusive_and_says_what_would_decide(
     assert states[20].state == states[25].state == "saturated"
     assert states[10.5].state == "inconclusive"
     assert states[10.5].needs is not None and "s at this rate" in states[10.5].needs
-    assert states[8].state == "ok" and v.max_sustainable_qps == 8
+    assert states[8].state == "ok" and v.saturation is not None
+    assert v.max_sustainable_qps == pytest.approx(max(8, v.saturation.low))
     table = format_table(levels, (50.0,), v)
     assert "inconclusive at 10.5 QPS: needs about" in table
 
@@ -216,9 +220,12 @@ def test_without_an_overloaded_level_only_a_lower_bound_is_known() -> None:
     assert v.suggestion is not None and "--qps 6,8,12,16" in v.suggestion
     hot = [level(i, q, 2.0, 9.0, capacity=10.0) for i, q in enumerate([40.0, 80])]
     v = assess(hot, {})
-    assert v.saturation_qps == pytest.approx(10.0) and v.max_sustainable_qps is None
-    assert v.recommended_qps is None
+    assert v.saturation_qps == pytest.approx(10.0) and v.saturation is not None
+    assert v.max_sustainable_qps == pytest.approx(v.saturation.low)  # from the plateau alone
     assert v.suggestion is not None and "--qps 5,10,20,30" in v.suggestion
+    assert not [st for st in v.levels if st.sustainable]
+    v = assess([level(0, 40.0, 2.0, 9.0, errors=0.5, refuse=True)], {})
+    assert v.max_sustainable_qps is None and v.recommended_qps is None
     assert "No level was proved sustainable at 99% confidence" in v.reason
 
 
@@ -236,7 +243,8 @@ def test_a_contradiction_is_reported() -> None:
 
 def test_headroom_is_applied() -> None:
     levels = [level(i, q, 0.05, 1.0, capacity=10.0) for i, q in enumerate([5.0, 20])]
-    assert assess(levels, {}, Thresholds(headroom=0.5)).recommended_qps == 2.5
+    v = assess(levels, {}, Thresholds(headroom=0.5))
+    assert v.saturation is not None and v.recommended_qps == pytest.approx(0.5 * v.saturation.low)
 
 
 def test_client_limited_levels_are_not_evidence() -> None:
