@@ -16,15 +16,16 @@ Estimators (``docs/verdict.md`` derives them):
   the queue grew: the level is ``saturated`` (``queue_growth``).  The test needs
   ``T >= z_c^2 (lambda + mu) / (lambda - mu)^2`` seconds to see an overload lambda - mu.
 * **stationarity boundary** (``saturation``'s queue part) and **capacity** (the plateau): the
-  pooled finish (resp. success) rate of the *overloaded* levels, those with a growing queue
+  pooled success rate of the *overloaded* levels, those with a growing queue
   and those above the pooled estimate's upper bound (a fixed point):
-  ``mu = sum F_i / sum T_i``, its standard error from each level's batch-means error,
+  ``mu = sum C_i / sum T_i``, its standard error from each level's batch-means error,
   ``se = sqrt(sum (T_i se_i)^2) / sum T_i``, interval ``mu +- t(dof) se`` (Student t,
   dof = sum (BATCHES - 1)).  In the window, lambda - growth = F / T, so for a work-conserving
   server the rate where the queue stops being stationary and the completion plateau are the
-  same number; ``capacity_qps`` counts successes only, ``saturation`` counts every end (a
-  request that timed out also leaves the queue).  Without an overloaded level only a lower
-  bound exists: ``max_i (F_i / T_i - t se_i)``, what the server demonstrably completed.
+  same number (successes, since a request that timed out leaves the queue without being
+  served); ``capacity_qps`` pools the levels proved refusing too.  Without an overloaded
+  level only a lower bound exists: ``max_i (F_i / T_i - t se_i)``, what the server
+  demonstrably completed.
 * **error crossing**: the first-try failure share of each level (``k/n``), made
   non-decreasing in offered load (pool-adjacent-violators, weights n), is interpolated
   linearly to the rate where it crosses ``max_error_rate``; interval: percentiles of
@@ -398,7 +399,7 @@ def assess(
     refused = {i for i, w in windows.items() if share_bounds(w.failures, w.n, t.confidence)[0] > 0}
     refused = {i for i in refused if windows[i].failures > t.max_error_rate * windows[i].n}
     ws = list(windows.values())
-    queue = plateau(ws, grown, ok=False, confidence=t.confidence)
+    queue = plateau(ws, grown, ok=True, confidence=t.confidence)
     capacity = plateau(ws, grown | refused, ok=True, confidence=t.confidence)
     errors = error_crossing(ws, t.max_error_rate, t.confidence)
     sat = _saturation(queue, errors)

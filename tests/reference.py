@@ -19,6 +19,7 @@ import numpy as np
 from qpsweep.analyze import (
     _KIND_LABELS,
     BASE_PERCENTILES,
+    BATCHES,
     LATE_SEND_MS,
     MIN_STEADY_SENDS,
     LevelInfo,
@@ -70,7 +71,10 @@ def _answered(record: RequestRecord) -> bool:
 
 
 def _slo_fields(
-    summary: LevelSummary, ok: Sequence[RequestRecord], slos: Sequence[Slo], end_s: float
+    summary: LevelSummary,
+    records: Sequence[RequestRecord],
+    slos: Sequence[Slo],
+    end_s: float,
 ) -> LevelSummary:
     """``summary`` with ``slo_met`` and ``goodput_rps`` (see ``qpsweep.slo``)."""
     values = [slo_values(summary, slo) for slo in slos]
@@ -80,14 +84,59 @@ def _slo_fields(
         else all(v is not None and v <= slo.limit_s for v, slo in zip(values, slos, strict=True))
     )
     good = 0
-    for r in ok:
+    for r in (r for r in records if r.ok):
         ttft = None if r.first_token_s is None else r.first_token_s - r.sent_s
         tpot = None
         if r.first_token_s is not None and r.output_tokens > 1:
             tpot = (r.done_s - r.first_token_s) / (r.output_tokens - 1)
         good += request_meets(slos, ttft, r.done_s - r.sent_s, tpot)
     goodput = good / end_s if end_s > 0 else 0.0
-    return dataclasses.replace(summary, slo_met=met, goodput_rps=goodput)
+    return dataclasses.replace(
+        summary, slo_met=met, goodput_rps=goodput, slo_tally=_slo_tally(records, slos)
+    )
+
+
+def _slo_tally(
+    records: Sequence[RequestRecord], slos: Sequence[Slo]
+) -> tuple[tuple[int, int], ...]:
+    """Per SLO ``(n, misses)`` from the scheduled send, one record at a time."""
+    out = []
+    for slo in slos:
+        misses = 0
+        for r in records:
+            ttft = None if r.first_token_s is None else r.first_token_s - r.scheduled_s
+            tpot = None
+            if r.first_token_s is not None and r.output_tokens > 1:
+                tpot = (r.done_s - r.first_token_s) / (r.output_tokens - 1)
+            met = r.ok and request_meets((slo,), ttft, r.done_s - r.scheduled_s, tpot)
+            misses += not met
+        out.append((len(records), misses))
+    return tuple(out)
+
+
+def _steady(records: Sequence[RequestRecord], window_s: float) -> dict[str, Any]:
+    """The verdict's steady-window counts, one record at a time."""
+    half_s = window_s / 2
+    if half_s <= 0 or not records:
+        return {}
+    ends = [r for r in records if half_s <= r.done_s <= window_s]
+
+    def se(times: list[float]) -> float:
+        width = half_s / BATCHES
+        counts = [0] * BATCHES
+        for t in times:
+            counts[min(int((t - half_s) / width), BATCHES - 1)] += 1
+        rates = np.array(counts) / width
+        return max(float(np.std(rates, ddof=1) / np.sqrt(BATCHES)), 1.0 / half_s)
+
+    return {
+        "steady_s": half_s,
+        "steady_sent": sum(1 for r in records if half_s <= r.sent_s <= window_s),
+        "steady_finished": len(ends),
+        "steady_ok": sum(1 for r in ends if r.ok),
+        "finish_rate_se": se([r.done_s for r in ends]),
+        "ok_rate_se": se([r.done_s for r in ends if r.ok]),
+    }
 
 
 def summarize_level(
@@ -149,8 +198,9 @@ def summarize_level(
         n_retried=len(retried),
         n_retries=sum(r.attempts - 1 for r in retried),
         n_late_sends=sum(1 for r in records if (r.sent_s - r.scheduled_s) * 1000.0 > LATE_SEND_MS),
+        **_steady(records, window_s),
     )
-    return _slo_fields(summary, ok, slos, end_s) if slos else summary
+    return _slo_fields(summary, records, slos, end_s) if slos else summary
 
 
 def latency_samples(records: Iterable[RequestRecord]) -> dict[int, tuple[np.ndarray, np.ndarray]]:

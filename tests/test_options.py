@@ -191,7 +191,9 @@ def test_fixed_sweep_stops_past_the_p95_latency_limit(qpsweep, server_process: s
     )
     meta = run.json("metadata.json")
     assert len(meta["levels"]) == 1 and "--max-p95-latency 0.1 s" in meta["stopped_early"]
-    assert run.json("saturation.json")["levels"][0]["state"] == "degraded", run.out
+    level = run.json("saturation.json")["levels"][0]
+    # one level alone cannot prove itself sustainable: nothing above it showed more capacity
+    assert level["state"] == "inconclusive" and "a higher level" in level["needs"], run.out
 
 
 @pytest.mark.parametrize(
