@@ -34,9 +34,13 @@ import asyncio
 import contextlib
 import json
 import signal
+import subprocess
+import sys
 import time
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -330,6 +334,24 @@ async def serve(app: web.Application, port: int = 0) -> None:
         await stop.wait()
     finally:
         await runner.cleanup()
+
+
+@contextlib.contextmanager
+def capacity_server(mode: str, slots: int, service_s: float) -> Iterator[str]:
+    """This script in its own process (no GIL shared with the load generator); yields
+    ``http://127.0.0.1:PORT`` and stops it with SIGTERM, which must exit 0."""
+    cmd = [sys.executable, str(Path(__file__)), mode, "--slots", str(slots)]
+    proc = subprocess.Popen(
+        [*cmd, "--service-s", str(service_s)], stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    try:
+        yield f"http://127.0.0.1:{int(proc.stdout.readline())}"
+    finally:
+        proc.terminate()
+        code = proc.wait(10)
+        proc.stdout.close()
+    assert code == 0, f"capacity server exited {code}"
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -2,31 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
-import subprocess
-import sys
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
-from capacity_servers import erlang_b, rate_at_blocking
+from capacity_servers import capacity_server, erlang_b, rate_at_blocking
 
 from conftest import REPO
-
-
-@contextlib.contextmanager
-def capacity_server(mode: str, slots: int, service_s: float) -> Iterator[str]:
-    """``capacity_servers.py`` in its own process; yields its base URL."""
-    script = Path(__file__).parent / "capacity_servers.py"
-    cmd = [sys.executable, str(script), mode, "--slots", str(slots), "--service-s", str(service_s)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    try:
-        yield f"http://127.0.0.1:{int(proc.stdout.readline())}/v1"
-    finally:
-        proc.terminate()
-        proc.wait(10)
-        proc.stdout.close()
 
 
 @pytest.mark.parametrize(
@@ -49,9 +28,9 @@ def test_a_fifo_server_of_known_capacity(qpsweep_process) -> None:
     recommendation between 0.6x and 0.8x of the truth."""
     truth = 16.0
     levels = ",".join(f"{truth * f:g}" for f in (0.5, 0.75, 0.875, 1.25, 1.5, 2.0))
-    with capacity_server("fifo", 4, 0.25) as url:
+    with capacity_server("fifo", 4, 0.25) as base:
         run = qpsweep_process(
-            "--endpoint", url, "--model", "m", "--max-tokens", "8", "--qps", levels,
+            "--endpoint", f"{base}/v1", "--model", "m", "--max-tokens", "8", "--qps", levels,
             "--duration", "8", "--no-check", "--no-plot", "--seed", "3",
             dataset=REPO / "datasets" / "short_prompts.jsonl",
         )  # fmt: skip

@@ -11,17 +11,14 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
 import pytest
-from capacity_servers import erlang_b, rate_at_blocking
+from capacity_servers import capacity_server, erlang_b, rate_at_blocking
 
 from conftest import REPO, Run
-
-SCRIPT = Path(__file__).parent / "capacity_servers.py"
 
 
 def _closed_form(servers: int, erlangs: float) -> float:
@@ -97,20 +94,6 @@ def test_erlang_b_rejects_negatives() -> None:
         erlang_b(-1, 1.0)
     with pytest.raises(ValueError):
         erlang_b(1, -1.0)
-
-
-@contextlib.contextmanager
-def capacity_server(mode: str, slots: int, service_s: float) -> Iterator[str]:
-    """``capacity_servers.py`` in its own process; yields ``http://127.0.0.1:PORT``."""
-    cmd = [sys.executable, str(SCRIPT), mode, "--slots", str(slots), "--service-s", str(service_s)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    try:
-        yield f"http://127.0.0.1:{int(proc.stdout.readline())}"
-    finally:
-        proc.terminate()
-        assert proc.wait(10) == 0  # SIGTERM: a clean stop
-        proc.stdout.close()
 
 
 async def _stream(
