@@ -396,8 +396,11 @@ def assess(
     base = (calm[0].ttft_s.get(95.0), calm[0].e2e_s.get(95.0)) if calm else (None, None)
     zc = one_sided_z(t.confidence)
     grown = {i for i, w in windows.items() if (z := growth_z(w)) is not None and z > zc}
-    refused = {i for i, w in windows.items() if share_bounds(w.failures, w.n, t.confidence)[0] > 0}
-    refused = {i for i in refused if windows[i].failures > t.max_error_rate * windows[i].n}
+    refused = {  # proved over --max-error-rate: the error_rate signal
+        i
+        for i, w in windows.items()
+        if share_bounds(w.failures, w.n, t.confidence)[0] > t.max_error_rate
+    }
     ws = list(windows.values())
     queue = plateau(ws, grown, ok=True, confidence=t.confidence)
     capacity = plateau(ws, grown | refused, ok=True, confidence=t.confidence)
@@ -421,9 +424,9 @@ def assess(
         )
     shown = _demonstrated(list(windows.values()), t.confidence)
     clash = tuple(
-        f"{_fmt(st.offered_qps)} QPS had a growing queue, yet a level completed {_fmt(rate)} QPS"
+        f"{_fmt(st.offered_qps)} QPS had a growing queue, yet a level completed {_fmt(shown)} QPS"
         for st in states
-        if "queue_growth" in st.signals and (rate := shown) > st.offered_qps
+        if "queue_growth" in st.signals and shown > st.offered_qps
     )
     return _judge_levels(levels, states, valid, samples, t, sat, capacity, errors, clash)
 
