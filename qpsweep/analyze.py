@@ -36,9 +36,24 @@ Definitions (per level; "ok" = requests with no ``error_kind``; times from ``rec
 * the verdict's counts over the same window ``[w/2, w]`` (length ``steady_s``): ``steady_sent``
   (A, sends), ``steady_finished`` (F, requests that ended, whatever their outcome) and
   ``steady_ok`` (successes); A - F is exactly the growth of the in-flight count over the
-  window.  ``finish_rate_se`` / ``ok_rate_se``: the standard error of F / steady_s and
-  steady_ok / steady_s by batch means (``BATCHES`` equal sub-windows, sd of their rates /
-  sqrt(BATCHES)), floored at 1 / steady_s (one request of resolution at the window's edges);
+  window.
+* the plateau window ``[w/2, e]`` (length ``plateau_s``), where the completion rate is read:
+  ``I`` is the fewest requests in flight at any moment of ``[w/2, w]``; when ``I >= 1`` the
+  window runs on past ``w`` (no sends come then) until fewer than ``I`` are in flight, since
+  the server never had less work than that in the steady window (an overloaded level keeps
+  completing at its plateau while it drains its backlog); else ``e = w``.
+  ``plateau_finished`` / ``plateau_ok``: the requests that ended / succeeded in it;
+  ``finish_rate_se`` / ``ok_rate_se``: the standard error of their rates by batch means over
+  ``plateau_batches`` equal sub-windows (sd of the batch rates / sqrt(batches)), floored at
+  one request over the batches' span (the resolution at the window's edges).  A batch is a
+  whole multiple of ``service_s``, at least two, and of the window's length / ``BATCHES``
+  (as many batches as fit; a window shorter than ``4 x service_s`` has 2 halves):
+  ``service_s`` is the median E2E of the successes of the run's lightest level, the time a
+  request holds the server when it does not wait.  Batches shorter than that, or out of step
+  with it, alias the server's own rhythm (slots with a fixed service time finish their
+  requests in waves; a batch of 0.4 s sees 0, 8 or 16 of a wave of 8 every 0.5 s), which
+  inflates the variance without bound for a deterministic server and hides nothing for a
+  random one;
 * ``slo_tally``: per SLO, ``(n, misses)`` over every request sent, a miss being a failure or a
   success whose TTFT or E2E *from the scheduled send* (TPOT/ITL: its mean time per output
   token) is over the limit: the input of the early-stopping rule (``qpsweep.early_stop``).
@@ -120,6 +135,10 @@ class LevelSummary:
     steady_ok: int = 0
     finish_rate_se: float | None = None
     ok_rate_se: float | None = None
+    plateau_s: float = 0.0
+    plateau_finished: int = 0
+    plateau_ok: int = 0
+    plateau_batches: int = 0
     slo_tally: tuple[tuple[int, int], ...] = ()
 
     @property
@@ -177,28 +196,63 @@ def steady_signals(
     return int(answered.sum()) / n_sent, slope / offered_qps
 
 
-def _batch_se(ends_s: np.ndarray, start_s: float, length_s: float) -> float:
-    """Batch-means standard error of the rate of events ``ends_s`` in the window."""
-    edges = np.linspace(start_s, start_s + length_s, BATCHES + 1)
-    rates = np.histogram(ends_s, edges)[0] / (length_s / BATCHES)
-    return max(float(np.std(rates, ddof=1) / np.sqrt(BATCHES)), 1.0 / length_s)
+def _batch_se(ends_s: np.ndarray, start_s: float, width_s: float, batches: int) -> float:
+    """Batch-means standard error of the rate of events ``ends_s`` in ``batches``
+    consecutive batches of ``width_s`` from ``start_s``, floored at one event over the
+    whole window."""
+    edges = start_s + width_s * np.arange(batches + 1)
+    rates = np.histogram(ends_s, edges)[0] / width_s
+    return max(float(np.std(rates, ddof=1) / np.sqrt(batches)), 1.0 / (width_s * batches))
 
 
-def steady_counts(table: RecordTable, window_s: float) -> dict[str, float | int | None]:
-    """The verdict's counts over ``[w/2, w]``; see the module docstring."""
+def plateau_end_s(sent_s: np.ndarray, done_s: np.ndarray, window_s: float) -> float:
+    """The plateau window's end ``e`` (see the module docstring)."""
+    half_s = window_s / 2
+    sent, done = np.sort(sent_s), np.sort(done_s)
+    moments = np.concatenate(([half_s], done[(half_s <= done) & (done <= window_s)]))
+    fewest = int(
+        (np.searchsorted(sent, moments, "right") - np.searchsorted(done, moments, "right")).min()
+    )
+    if fewest < 1 or (sent.size and sent[-1] > window_s):
+        return window_s
+    # after w the count only falls: fewer than `fewest` remain once n - fewest + 1 have ended
+    return max(window_s, float(done[done.size - fewest]))
+
+
+def batch_width_s(length_s: float, service_s: float | None) -> tuple[float, int]:
+    """``(width_s, batches)`` of the plateau's batch means (see the module docstring)."""
+    if not service_s or service_s <= 0 or length_s < 4 * service_s:
+        batches = BATCHES if not service_s or service_s <= 0 else 2
+        return length_s / batches, batches
+    width_s = service_s * max(2, int(np.ceil(length_s / (BATCHES * service_s))))
+    return width_s, int(length_s // width_s)
+
+
+def steady_counts(
+    table: RecordTable, window_s: float, service_s: float | None = None
+) -> dict[str, float | int | None]:
+    """The verdict's counts over ``[w/2, w]`` and the plateau window; see the module doc."""
     half_s = window_s / 2
     if half_s <= 0 or not len(table):
         return {}
     sent, done = table.sent_s, table.done_s
     inside = (half_s <= done) & (done <= window_s)
-    finished, ok = done[inside], done[inside & table.ok]
+    end_s = plateau_end_s(sent, done, window_s)
+    length_s = end_s - half_s
+    width_s, batches = batch_width_s(length_s, service_s)
+    plateau = (half_s <= done) & (done <= end_s)
+    finished, ok = done[plateau], done[plateau & table.ok]
     return {
         "steady_s": half_s,
         "steady_sent": int(((half_s <= sent) & (sent <= window_s)).sum()),
-        "steady_finished": int(finished.size),
-        "steady_ok": int(ok.size),
-        "finish_rate_se": _batch_se(finished, half_s, half_s),
-        "ok_rate_se": _batch_se(ok, half_s, half_s),
+        "steady_finished": int(inside.sum()),
+        "steady_ok": int((inside & table.ok).sum()),
+        "finish_rate_se": _batch_se(finished, half_s, width_s, batches),
+        "ok_rate_se": _batch_se(ok, half_s, width_s, batches),
+        "plateau_s": length_s,
+        "plateau_finished": int(finished.size),
+        "plateau_ok": int(ok.size),
+        "plateau_batches": batches,
     }
 
 
@@ -266,8 +320,10 @@ def summarize_level(
     records: Records,
     percentiles: Iterable[float],
     slos: Sequence[Slo] = (),
+    service_s: float | None = None,
 ) -> LevelSummary:
-    """Summary of one level from its records (any order); SLO fields when ``slos`` given."""
+    """Summary of one level from its records (any order); SLO fields when ``slos`` given;
+    ``service_s`` sets the plateau's batch length (module docstring; ``None``: BATCHES)."""
     t = as_table(records)
     ps = sorted(set(BASE_PERCENTILES) | set(percentiles))
     ok = t.ok
@@ -324,7 +380,7 @@ def summarize_level(
         n_retried=n_retried,
         n_retries=int((t.attempts[retried] - 1).sum()),
         n_late_sends=int(((t.sent_s - t.scheduled_s) * 1000.0 > LATE_SEND_MS).sum()),
-        **steady_counts(t, window_s),  # type: ignore[arg-type]
+        **steady_counts(t, window_s, service_s),  # type: ignore[arg-type]
     )
     return _slo_fields(summary, t, slos, end_s) if slos else summary
 
@@ -350,4 +406,18 @@ def summarize_levels(
     by_level = as_table(records).levels
     none = RecordTable.from_records(())
     ps = tuple(percentiles)
-    return [summarize_level(info, by_level.get(info.index, none), ps, slos) for info in infos]
+    service_s = lightest_service_s(infos, by_level)
+    return [
+        summarize_level(info, by_level.get(info.index, none), ps, slos, service_s) for info in infos
+    ]
+
+
+def lightest_service_s(
+    infos: Sequence[LevelInfo], by_level: dict[int, RecordTable]
+) -> float | None:
+    """The median E2E of the successes of the lowest-target level that has any."""
+    for info in sorted(infos, key=lambda i: (i.qps_target, i.index)):
+        t = by_level.get(info.index)
+        if t is not None and t.ok.any():
+            return float(np.median(t.done_s[t.ok] - t.sent_s[t.ok]))
+    return None

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 import numpy as np
 
 ERROR_BOOTSTRAP = 400
-BATCH_DOF = 9  # analyze.BATCHES - 1 degrees of freedom per level's batch means
 
 
 @dataclass(frozen=True)
@@ -39,6 +38,10 @@ class Window:
     ok_se: float | None
     n: int
     failures: int
+    plateau_s: float = 0.0  # the plateau window (analyze): its length, counts and batches
+    plateau_finished: int = 0
+    plateau_ok: int = 0
+    batches: int = 10
 
 
 def one_sided_z(confidence: float) -> float:
@@ -80,10 +83,10 @@ def _pooled(ws: Sequence[Window], ok: bool, confidence: float) -> tuple[float, f
     """``(rate, half-width)`` of the pooled rate over ``ws`` (see ``saturation``)."""
     from scipy.stats import t as student_t
 
-    total_s = sum(w.steady_s for w in ws)
-    count = sum(w.ok if ok else w.finished for w in ws)
-    se = np.sqrt(sum((w.steady_s * ((w.ok_se if ok else w.finish_se) or 0.0)) ** 2 for w in ws))
-    crit = float(student_t.ppf(0.5 + confidence / 2, BATCH_DOF * len(ws)))
+    total_s = sum(w.plateau_s for w in ws)
+    count = sum(w.plateau_ok if ok else w.plateau_finished for w in ws)
+    se = np.sqrt(sum((w.plateau_s * ((w.ok_se if ok else w.finish_se) or 0.0)) ** 2 for w in ws))
+    crit = float(student_t.ppf(0.5 + confidence / 2, sum(max(w.batches - 1, 1) for w in ws)))
     return count / total_s, crit * float(se) / total_s
 
 
@@ -93,7 +96,7 @@ def plateau(
     """The completion plateau over the overloaded levels, grown to a fixed point: a level
     whose offered rate is above the interval's upper end joins (at most ``len`` rounds).
     Without an overloaded level: the demonstrated lower bound ``max(rate - half)``."""
-    usable = [w for w in windows if w.steady_s > 0]
+    usable = [w for w in windows if w.plateau_s > 0]
     name = "successes" if ok else "finishes"
     members = {w.index for w in usable if w.index in overloaded}
     if not members:

@@ -15,17 +15,18 @@ Estimators (``docs/verdict.md`` derives them):
   so A + F bounds the variance (a Skellam bound).  ``z > z_c`` (one-sided, 2.33 at 99%) proves
   the queue grew: the level is ``saturated`` (``queue_growth``).  The test needs
   ``T >= z_c^2 (lambda + mu) / (lambda - mu)^2`` seconds to see an overload lambda - mu.
-* **stationarity boundary** (``saturation``'s queue part) and **capacity** (the plateau): the
-  pooled success rate of the *overloaded* levels, those with a growing queue
-  and those above the pooled estimate's upper bound (a fixed point):
-  ``mu = sum C_i / sum T_i``, its standard error from each level's batch-means error,
-  ``se = sqrt(sum (T_i se_i)^2) / sum T_i``, interval ``mu +- t(dof) se`` (Student t,
-  dof = sum (BATCHES - 1)).  In the window, lambda - growth = F / T, so for a work-conserving
-  server the rate where the queue stops being stationary and the completion plateau are the
-  same number (successes, since a request that timed out leaves the queue without being
-  served); ``capacity_qps`` pools the levels proved refusing too.  Without an overloaded
-  level only a lower bound exists: ``max_i (F_i / T_i - t se_i)``, what the server
-  demonstrably completed.
+* **stationarity boundary** (``saturation``'s queue part) and **capacity** (the plateau):
+  the pooled success rate of the *overloaded* levels, those with a growing queue and those
+  above the pooled estimate's upper bound (a fixed point), each over its plateau window
+  (``analyze``: the steady window, run on through the drain while the server has as much
+  work as it had in it): ``mu = sum C_i / sum T_i``, its standard error from each level's
+  batch-means error, ``se = sqrt(sum (T_i se_i)^2) / sum T_i``, interval ``mu +- t(dof) se``
+  (Student t, dof = sum (batches_i - 1)). In the window, lambda - growth = F / T, so for a
+  work-conserving server the rate where the queue stops being stationary and the completion
+  plateau are the same number (successes, since a request that timed out leaves the queue
+  without being served); ``capacity_qps`` pools the levels proved refusing too. Without an
+  overloaded level only a lower bound exists: ``max_i (F_i / T_i - t se_i)``, what the
+  server demonstrably completed.
 * **error crossing**: the first-try failure share of each level (``k/n``), made
   non-decreasing in offered load (pool-adjacent-violators, weights n), is interpolated
   linearly to the rate where it crosses ``max_error_rate``; interval: percentiles of
@@ -269,6 +270,10 @@ def window_of(s: LevelSummary) -> Window:
         s.ok_rate_se,
         s.n_sent,
         failures,
+        s.plateau_s,
+        s.plateau_finished,
+        s.plateau_ok,
+        s.plateau_batches,
     )
 
 

@@ -40,6 +40,7 @@ from qpsweep.clock import measure_offset_s
 from qpsweep.config import Scenario, Target
 from qpsweep.dataset import Prompt, prompt_order
 from qpsweep.errors import RunDirError
+from qpsweep.estimate import share_bounds
 from qpsweep.metrics import METRICS_FILE, MetricsScraper
 from qpsweep.parts import merge_parts, part_path
 from qpsweep.probe import probe_urls
@@ -261,11 +262,14 @@ class _Sweep:
         t = thresholds_of(self.metadata)
         if level is None:
             return judged, None
-        if level.first_try_error_rate > t.max_error_rate:
+        failures = round(level.first_try_error_rate * level.n_sent)
+        low, _ = share_bounds(failures, level.n_sent, t.confidence)
+        if low > t.max_error_rate:  # proved over the limit, not a Poisson draw over it
             retried = " at the first try" if level.n_retried else ""
             return judged, (
                 f"{level.first_try_error_rate:.1%} of the requests at {level.qps_target:g} QPS "
-                f"failed{retried} (--max-error-rate {t.max_error_rate:g})"
+                f"failed{retried} (--max-error-rate {t.max_error_rate:g}; "
+                f"{t.confidence:.0%} lower bound {low:.1%})"
             )
         e2e_p95 = level.e2e_s.get(95.0)
         limit = t.max_p95_latency_s

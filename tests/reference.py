@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -114,28 +115,55 @@ def _slo_tally(
     return tuple(out)
 
 
-def _steady(records: Sequence[RequestRecord], window_s: float) -> dict[str, Any]:
-    """The verdict's steady-window counts, one record at a time."""
+def _steady(
+    records: Sequence[RequestRecord], window_s: float, service_s: float | None
+) -> dict[str, Any]:
+    """The verdict's steady-window and plateau counts, one record at a time."""
     half_s = window_s / 2
     if half_s <= 0 or not records:
         return {}
     ends = [r for r in records if half_s <= r.done_s <= window_s]
+    moments = [half_s] + [r.done_s for r in ends]
+    fewest = min(
+        sum(1 for r in records if r.sent_s <= t) - sum(1 for r in records if r.done_s <= t)
+        for t in moments
+    )
+    end_s = window_s
+    if fewest >= 1:  # run on while at least `fewest` are in flight
+        for t in sorted(r.done_s for r in records if r.done_s > window_s):
+            end_s = t
+            if sum(1 for r in records if r.done_s > t) < fewest:
+                break
+    length_s = end_s - half_s
+    if not service_s:
+        width, batches = length_s / BATCHES, BATCHES
+    elif length_s < 4 * service_s:
+        width, batches = length_s / 2, 2
+    else:
+        width = service_s * max(2, math.ceil(length_s / (BATCHES * service_s)))
+        batches = int(length_s // width)
+    plateau = [r for r in records if half_s <= r.done_s <= end_s]
 
     def se(times: list[float]) -> float:
-        width = half_s / BATCHES
-        counts = [0] * BATCHES
+        counts = [0] * batches
         for t in times:
-            counts[min(int((t - half_s) / width), BATCHES - 1)] += 1
+            k = int((t - half_s) / width)
+            if k < batches or t == half_s + width * batches:
+                counts[min(k, batches - 1)] += 1
         rates = np.array(counts) / width
-        return max(float(np.std(rates, ddof=1) / np.sqrt(BATCHES)), 1.0 / half_s)
+        return max(float(np.std(rates, ddof=1) / np.sqrt(batches)), 1.0 / (width * batches))
 
     return {
         "steady_s": half_s,
         "steady_sent": sum(1 for r in records if half_s <= r.sent_s <= window_s),
         "steady_finished": len(ends),
         "steady_ok": sum(1 for r in ends if r.ok),
-        "finish_rate_se": se([r.done_s for r in ends]),
-        "ok_rate_se": se([r.done_s for r in ends if r.ok]),
+        "finish_rate_se": se([r.done_s for r in plateau]),
+        "ok_rate_se": se([r.done_s for r in plateau if r.ok]),
+        "plateau_s": length_s,
+        "plateau_finished": len(plateau),
+        "plateau_ok": sum(1 for r in plateau if r.ok),
+        "plateau_batches": batches,
     }
 
 
@@ -144,6 +172,7 @@ def summarize_level(
     records: Sequence[RequestRecord],
     percentiles: Iterable[float],
     slos: Sequence[Slo] = (),
+    service_s: float | None = None,
 ) -> LevelSummary:
     """Summary of one level from its records (any order); SLO fields when ``slos`` given."""
     ps = sorted(set(BASE_PERCENTILES) | set(percentiles))
@@ -198,7 +227,7 @@ def summarize_level(
         n_retried=len(retried),
         n_retries=sum(r.attempts - 1 for r in retried),
         n_late_sends=sum(1 for r in records if (r.sent_s - r.scheduled_s) * 1000.0 > LATE_SEND_MS),
-        **_steady(records, window_s),
+        **_steady(records, window_s, service_s),
     )
     return _slo_fields(summary, records, slos, end_s) if slos else summary
 
@@ -225,7 +254,13 @@ def summarize_levels(
     for record in records:
         by_level.setdefault(record.level, []).append(record)
     ps = tuple(percentiles)
-    return [summarize_level(info, by_level[info.index], ps, slos) for info in infos]
+    service_s = None
+    for info in sorted(infos, key=lambda i: (i.qps_target, i.index)):
+        e2e = [r.done_s - r.sent_s for r in by_level[info.index] if r.ok]
+        if e2e:
+            service_s = float(np.median(e2e))
+            break
+    return [summarize_level(info, by_level[info.index], ps, slos, service_s) for info in infos]
 
 
 def _example(r: RequestRecord) -> str:

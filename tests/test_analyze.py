@@ -7,9 +7,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from qpsweep.analyze import LevelInfo, summarize_level, summarize_levels
+from qpsweep.analyze import (
+    LevelInfo,
+    batch_width_s,
+    plateau_end_s,
+    summarize_level,
+    summarize_levels,
+)
 from qpsweep.record import RecordWriter, RequestRecord, read_records
 from qpsweep.report import format_table
 from qpsweep.saturation import assess
@@ -128,3 +135,54 @@ def test_a_short_write_of_a_record_is_continued_and_its_error_raised(tmp_path: P
     )
     assert done.stdout.split() == ["OSError", str(errno.EFBIG)]
     assert path.read_text() == line + line[: limit - len(line)]  # what the kernel took
+
+
+def test_an_overloaded_level_keeps_its_plateau_through_the_drain() -> None:
+    """Sends at 10/s for 10 s, a server finishing 5/s: at least 28 are in flight over
+    [5, 10] (at 5 s: 51 sent, 23 done), so the plateau runs on to the 73rd end (14.9 s), when
+    fewer than 28 remain; its rate is still the server's 5/s."""
+    i = np.arange(100)
+    sent, done = 0.1 * i, 0.2 * i + 0.5
+    end_s = plateau_end_s(sent, done, 10.0)
+    assert end_s == pytest.approx(14.9)
+    assert ((done >= 5.0) & (done <= end_s)).sum() / (end_s - 5.0) == pytest.approx(5.0, rel=0.03)
+
+
+def test_a_level_that_empties_keeps_the_steady_window() -> None:
+    sent = np.arange(0.0, 10.0, 0.5)  # each done 0.1 s later: nothing in flight at 5 s
+    assert plateau_end_s(sent, sent + 0.1, 10.0) == 10.0
+
+
+@pytest.mark.parametrize(
+    ("length_s", "service_s", "width_s", "batches"),
+    [
+        (4.0, 0.5, 1.0, 4),  # two service times a batch
+        (4.0, None, 0.4, 10),  # no service time known: BATCHES
+        (6.25, 0.5, 1.0, 6),  # a whole multiple of it; the last 0.25 s in no batch
+        (40.0, 0.5, 4.0, 10),  # at most BATCHES: 8 service times a batch
+        (4.0, 3.0, 2.0, 2),  # shorter than 4 service times: halves
+    ],
+)
+def test_a_batch_is_a_whole_number_of_service_times(
+    length_s: float, service_s: float | None, width_s: float, batches: int
+) -> None:
+    assert batch_width_s(length_s, service_s) == (pytest.approx(width_s), batches)
+
+
+def test_a_deterministic_server_gets_a_tight_plateau_error() -> None:
+    """8 slots x 0.5 s in step (waves of 8 every 0.5 s): batches of 1 s hold exactly two waves,
+    so the batch-means error is the floor (one request over the batches' span), where 0.4 s
+    batches (BATCHES over 4 s) would see 0, 8 or 16 and call the rate 16 +- 30%."""
+    sent = np.arange(0.0, 8.0, 1 / 24)  # 24/s for 8 s, all kept waiting
+    done = np.repeat(np.arange(0.75, 20.0, 0.5), 8)[: sent.size]
+    records = [
+        RequestRecord(0, 24.0, k, 0, float(s), float(s), float(d), first_token_s=float(s))
+        for k, (s, d) in enumerate(zip(sent, done, strict=True))
+    ]
+    alone = [RequestRecord(0, 1.0, 0, 0, 0.0, 0.0, 0.5, first_token_s=0.0)]
+    (light,) = summarize_levels([LevelInfo(0, 1.0, 8.0, 1)], alone, (50.0,))
+    level = summarize_level(LevelInfo(1, 24.0, 8.0, sent.size), records, (50.0,), service_s=0.5)
+    assert light.plateau_batches == 4  # its own median E2E, 0.5 s: 1 s batches in 4 s
+    assert level.plateau_batches > 2 and level.plateau_s > 4.0
+    assert level.plateau_ok / level.plateau_s == pytest.approx(16.0, rel=0.05)
+    assert level.ok_rate_se == pytest.approx(1 / level.plateau_batches)  # 1 s batches

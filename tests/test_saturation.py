@@ -95,6 +95,10 @@ def level(
         steady_ok=round(done * (1 - errors)),
         finish_rate_se=se,
         ok_rate_se=se,
+        plateau_s=steady_s,
+        plateau_finished=done,
+        plateau_ok=round(done * (1 - errors)),
+        plateau_batches=10,
     )
 
 
