@@ -45,7 +45,10 @@ Definitions (per level; "ok" = requests with no ``error_kind``; times from ``rec
   ``plateau_finished`` / ``plateau_ok``: the requests that ended / succeeded in it;
   ``finish_rate_se`` / ``ok_rate_se``: the standard error of their rates by batch means over
   ``plateau_batches`` equal sub-windows (sd of the batch rates / sqrt(batches)), floored at
-  one request over the batches' span (the resolution at the window's edges).  A batch is a
+  ``max(1, sqrt(I) / 2)`` requests over the batches' span: the resolution at the window's
+  edges, where each of at most ``I`` busy slots finishes ``floor`` or ``ceil`` of
+  ``length / its cycle`` requests (variance at most 1/4 each), which batches in step with
+  a fixed service time cannot see.  A batch is a
   whole multiple of ``service_s``, at least two, and of the window's length / ``BATCHES``
   (as many batches as fit; a window shorter than ``4 x service_s`` has 2 halves):
   ``service_s`` is the median E2E of the successes of the run's lightest level, the time a
@@ -196,25 +199,33 @@ def steady_signals(
     return int(answered.sum()) / n_sent, slope / offered_qps
 
 
-def _batch_se(ends_s: np.ndarray, start_s: float, width_s: float, batches: int) -> float:
+def _batch_se(
+    ends_s: np.ndarray, start_s: float, width_s: float, batches: int, edge_events: float
+) -> float:
     """Batch-means standard error of the rate of events ``ends_s`` in ``batches``
-    consecutive batches of ``width_s`` from ``start_s``, floored at one event over the
-    whole window."""
+    consecutive batches of ``width_s`` from ``start_s``, floored at ``edge_events`` events
+    over the batches' span."""
     edges = start_s + width_s * np.arange(batches + 1)
     rates = np.histogram(ends_s, edges)[0] / width_s
-    return max(float(np.std(rates, ddof=1) / np.sqrt(batches)), 1.0 / (width_s * batches))
+    floor = edge_events / (width_s * batches)
+    return max(float(np.std(rates, ddof=1) / np.sqrt(batches)), floor)
+
+
+def fewest_in_flight(sent_s: np.ndarray, done_s: np.ndarray, window_s: float) -> int:
+    """``I``: the fewest requests in flight at any moment of ``[w/2, w]``."""
+    half_s = window_s / 2
+    sent, done = np.sort(sent_s), np.sort(done_s)
+    moments = np.concatenate(([half_s], done[(half_s <= done) & (done <= window_s)]))
+    in_flight = np.searchsorted(sent, moments, "right") - np.searchsorted(done, moments, "right")
+    return int(in_flight.min())
 
 
 def plateau_end_s(sent_s: np.ndarray, done_s: np.ndarray, window_s: float) -> float:
     """The plateau window's end ``e`` (see the module docstring)."""
-    half_s = window_s / 2
-    sent, done = np.sort(sent_s), np.sort(done_s)
-    moments = np.concatenate(([half_s], done[(half_s <= done) & (done <= window_s)]))
-    fewest = int(
-        (np.searchsorted(sent, moments, "right") - np.searchsorted(done, moments, "right")).min()
-    )
-    if fewest < 1 or (sent.size and sent[-1] > window_s):
+    fewest = fewest_in_flight(sent_s, done_s, window_s)
+    if fewest < 1 or (sent_s.size and float(sent_s.max()) > window_s):
         return window_s
+    done = np.sort(done_s)
     # after w the count only falls: fewer than `fewest` remain once n - fewest + 1 have ended
     return max(window_s, float(done[done.size - fewest]))
 
@@ -240,6 +251,7 @@ def steady_counts(
     end_s = plateau_end_s(sent, done, window_s)
     length_s = end_s - half_s
     width_s, batches = batch_width_s(length_s, service_s)
+    edge = max(1.0, np.sqrt(fewest_in_flight(sent, done, window_s)) / 2)
     plateau = (half_s <= done) & (done <= end_s)
     finished, ok = done[plateau], done[plateau & table.ok]
     return {
@@ -247,8 +259,8 @@ def steady_counts(
         "steady_sent": int(((half_s <= sent) & (sent <= window_s)).sum()),
         "steady_finished": int(inside.sum()),
         "steady_ok": int((inside & table.ok).sum()),
-        "finish_rate_se": _batch_se(finished, half_s, width_s, batches),
-        "ok_rate_se": _batch_se(ok, half_s, width_s, batches),
+        "finish_rate_se": _batch_se(finished, half_s, width_s, batches, edge),
+        "ok_rate_se": _batch_se(ok, half_s, width_s, batches, edge),
         "plateau_s": length_s,
         "plateau_finished": int(finished.size),
         "plateau_ok": int(ok.size),

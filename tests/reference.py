@@ -151,7 +151,8 @@ def _steady(
             if k < batches or t == half_s + width * batches:
                 counts[min(k, batches - 1)] += 1
         rates = np.array(counts) / width
-        return max(float(np.std(rates, ddof=1) / np.sqrt(batches)), 1.0 / (width * batches))
+        floor = max(1.0, math.sqrt(fewest) / 2) / (width * batches)
+        return max(float(np.std(rates, ddof=1) / np.sqrt(batches)), floor)
 
     return {
         "steady_s": half_s,
