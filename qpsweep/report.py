@@ -178,6 +178,7 @@ def format_verdict(v: Verdict) -> list[str]:
         f"{interval(v.capacity)}",
         f"  proved interval:      sustained {num(v.proved[0])}, saturated {num(v.proved[1])}"
         f" ({pct} confidence)",
+        *([f"  to narrow it:         {v.to_narrow}"] if v.to_narrow else []),
         f"  knee QPS:             {knee}",
         f"  max sustainable QPS:  {num(v.max_sustainable_qps)}",
         f"  recommended QPS:      {num(v.recommended_qps)} (headroom {v.headroom:g}{there})",
@@ -296,6 +297,7 @@ def verdict_json(v: Verdict) -> dict[str, Any]:
         "capacity": estimate(v.capacity),
         "error_crossing": estimate(v.errors),
         "proved_interval": list(v.proved),
+        "to_narrow": v.to_narrow,
         "certified_qps": rnd(v.certified_qps),
         "expected_at_recommended": {
             "ttft_p95_s": rnd(v.expected_at_recommended[0]),

@@ -165,6 +165,7 @@ class Verdict:
     expected_at_recommended: tuple[float | None, float | None] = (None, None)
     contradictions: tuple[str, ...] = ()
     confidence: float = 0.99
+    to_narrow: str | None = None
 
 
 def _hinge_fits(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -483,6 +484,7 @@ def _judge_levels(
         sustainable = max(sustainable or 0.0, sat.low)
     recommended = None if sustainable is None else t.headroom * sustainable
     certified_levels = [st for st in usable if st.certified == "met"]
+    to_narrow = _to_narrow(proved, sat, t)
     verdict = Verdict(
         levels=tuple(sorted(states, key=lambda st: st.index)),
         saturation_qps=None if sat is None else sat.value,
@@ -502,8 +504,34 @@ def _judge_levels(
         expected_at_recommended=tuple(_expected(valid, recommended)),  # type: ignore[arg-type]
         contradictions=contradictions,
         confidence=t.confidence,
+        to_narrow=to_narrow,
     )
     return _with_reason(verdict, t)
+
+
+def _to_narrow(
+    proved: tuple[float | None, float | None], sat: Estimate | None, t: Thresholds
+) -> str | None:
+    """What would narrow the proved interval and the saturation interval further: a level at
+    the proved interval's midpoint, long enough for the growth test to decide it
+    (``2 x seconds_to_decide``: the steady window is the level's second half), and, since a
+    pooled rate's standard error falls as ``1 / sqrt(time)``, 4x the overloaded levels' time
+    to halve the saturation interval."""
+    lo, hi = proved
+    if lo is None or hi is None or sat is None or sat.value is None:
+        return None
+    mid = (lo + hi) / 2
+    seconds = seconds_to_decide(mid, sat.value, t.confidence)
+    words = ["the saturation interval halves with 4x the time at the overloaded levels"]
+    if seconds is not None and seconds <= 3600:
+        words.insert(
+            0,
+            f"a level at {_fmt(mid)} QPS for about {2 * seconds:.0f} s "
+            f"({2 * seconds * mid:.0f} requests) would split the proved interval",
+        )
+    else:
+        words.insert(0, f"a level at {_fmt(mid)} QPS sits at the estimate: it cannot split it")
+    return "; ".join(words)
 
 
 def _suggestion(states: Sequence[LevelState], valid: Sequence[LevelSummary]) -> str | None:

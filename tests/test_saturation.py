@@ -173,6 +173,8 @@ def test_a_queueing_server_of_known_capacity() -> None:
     assert 9 < v.saturation.low == v.max_sustainable_qps < 10
     assert v.recommended_qps == pytest.approx(0.75 * v.saturation.low)
     assert v.proved == (9, 10.5)
+    # midpoint 9.75 against 10: 2 x 2.326^2 x 19.75 / 0.25^2 s = 3420 s
+    assert v.to_narrow is not None and v.to_narrow.startswith("a level at 9.75 QPS for about 34")
     expected = np.interp(v.recommended_qps, qps, ttft)
     assert v.expected_at_recommended[0] == pytest.approx(expected, rel=0.05)
     assert "saturates at 10 QPS" in v.reason and "production limit at 7.4" in v.reason
