@@ -48,7 +48,9 @@ Definitions (per level; "ok" = requests with no ``error_kind``; times from ``rec
   ``max(1, sqrt(I) / 2)`` requests over the batches' span: the resolution at the window's
   edges, where each of at most ``I`` busy slots finishes ``floor`` or ``ceil`` of
   ``length / its cycle`` requests (variance at most 1/4 each), which batches in step with
-  a fixed service time cannot see.  A batch is a
+  a fixed service time cannot see.  ``steady_finish_se`` / ``steady_batches``: the same for
+  the rate of F over the steady window; ``sent_rate_se``: batch means of the sends over the
+  whole arrival window (``BATCHES`` batches), for the growth test's offered rate.  A batch is a
   whole multiple of ``service_s``, at least two, and of the window's length / ``BATCHES``
   (as many batches as fit; a window shorter than ``4 x service_s`` has 2 halves):
   ``service_s`` is the median E2E of the successes of the run's lightest level, the time a
@@ -142,6 +144,9 @@ class LevelSummary:
     plateau_finished: int = 0
     plateau_ok: int = 0
     plateau_batches: int = 0
+    steady_finish_se: float | None = None
+    steady_batches: int = 0
+    sent_rate_se: float | None = None
     slo_tally: tuple[tuple[int, int], ...] = ()
 
     @property
@@ -252,6 +257,8 @@ def steady_counts(
     length_s = end_s - half_s
     width_s, batches = batch_width_s(length_s, service_s)
     edge = max(1.0, np.sqrt(fewest_in_flight(sent, done, window_s)) / 2)
+    steady_width_s, steady_batches = batch_width_s(half_s, service_s)
+    sends_width_s = window_s / BATCHES
     plateau = (half_s <= done) & (done <= end_s)
     finished, ok = done[plateau], done[plateau & table.ok]
     return {
@@ -265,6 +272,9 @@ def steady_counts(
         "plateau_finished": int(finished.size),
         "plateau_ok": int(ok.size),
         "plateau_batches": batches,
+        "steady_finish_se": _batch_se(done[inside], half_s, steady_width_s, steady_batches, edge),
+        "steady_batches": steady_batches,
+        "sent_rate_se": _batch_se(sent, 0.0, sends_width_s, BATCHES, 1.0),
     }
 
 

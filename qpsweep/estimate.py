@@ -42,6 +42,9 @@ class Window:
     plateau_finished: int = 0
     plateau_ok: int = 0
     batches: int = 10
+    steady_finish_se: float | None = None  # batch-means error of F / steady_s
+    steady_batches: int = 0
+    sent_rate_se: float | None = None  # batch-means error of the offered rate
 
 
 def one_sided_z(confidence: float) -> float:
@@ -52,14 +55,37 @@ def one_sided_z(confidence: float) -> float:
 
 
 def growth_z(w: Window) -> float | None:
-    """``(A - F) / sqrt(A + F)``: how many standard deviations the in-flight count grew."""
-    total = w.sent + w.finished
-    return None if total < 1 or w.steady_s <= 0 else (w.sent - w.finished) / np.sqrt(total)
+    """The queue growth test as a one-sided normal score: how far the offered rate is above
+    the steady window's finish rate, ``d = n / W - F / T`` (W = n / offered, the arrival
+    window), over ``sqrt(v_a + v_f)``.  ``v_a = max(offered / n, sent_rate_se^2)`` is the
+    offered rate's variance (Poisson, or the sends' batch means when they are burstier),
+    ``v_f = steady_finish_se^2`` the finish rate's (batch means, ``steady_batches - 1``
+    dof).  While the server keeps up both rates estimate the arrival rate and covary
+    positively, so ``v_a + v_f`` bounds Var(d); the t score is mapped to the normal score
+    with the same tail (Welch-Satterthwaite dof), so one critical value serves every level.
+    Without the batch-means fields (older summaries): the Skellam bound
+    ``(A - F) / sqrt(A + F)``."""
+    if w.steady_s <= 0 or w.n < 1 or w.offered_qps <= 0:
+        return None
+    if w.steady_finish_se is None or w.steady_batches < 2:
+        total = w.sent + w.finished
+        return None if total < 1 else (w.sent - w.finished) / float(np.sqrt(total))
+    from scipy.stats import norm
+    from scipy.stats import t as student_t
+
+    gap = w.offered_qps - w.finished / w.steady_s
+    v_a = max(w.offered_qps / w.n, (w.sent_rate_se or 0.0) ** 2)
+    v_f = w.steady_finish_se**2
+    dof = (v_a + v_f) ** 2 / (v_f**2 / (w.steady_batches - 1)) if v_f > 0 else 1e9
+    score = gap / float(np.sqrt(v_a + v_f))
+    return float(norm.isf(student_t.sf(score, min(dof, 1e9))))
 
 
 def seconds_to_decide(offered_qps: float, rate_qps: float, confidence: float) -> float | None:
-    """How long a steady window must be for the growth test to see ``offered - rate``:
-    ``z_c^2 (offered + rate) / (offered - rate)^2`` seconds (``None`` when they are equal)."""
+    """How long a steady window must be for the growth test to see ``offered - rate``, at
+    most: ``z_c^2 (offered + rate) / (offered - rate)^2`` seconds (``None`` when they are
+    equal); Poisson-like finishes, and the offered rate read over the steady window only.
+    The test reads the offered rate over the whole level, and steadier finishes need less."""
     gap = offered_qps - rate_qps
     if abs(gap) < 1e-9:
         return None

@@ -10,10 +10,13 @@ successful, so A - F is the growth of the in-flight count.
 
 Estimators (``docs/verdict.md`` derives them):
 
-* **queue growth test** (per level): ``z = (A - F) / sqrt(A + F)``.  While the server keeps
-  up, E[A - F] is 0; A is Poisson and F is at most as variable with a non-negative covariance,
-  so A + F bounds the variance (a Skellam bound).  ``z > z_c`` (one-sided, 2.33 at 99%) proves
-  the queue grew: the level is ``saturated`` (``queue_growth``).  The test needs
+* **queue growth test** (per level, ``estimate.growth_z``): the offered rate over the whole
+  level less the finish rate over the steady window, over the square root of the sum of
+  their variances (Poisson or the sends' batch means; the finishes' batch means), a t score
+  with Welch-Satterthwaite dof mapped to a normal score.  While the server keeps up both
+  rates estimate the arrival rate with a non-negative covariance, so the sum bounds the
+  variance.  A score ``> z_c`` (one-sided, 2.33 at 99%) proves the queue grew: the level is
+  ``saturated`` (``queue_growth``).  The test needs at most
   ``T >= z_c^2 (lambda + mu) / (lambda - mu)^2`` seconds to see an overload lambda - mu.
 * **stationarity boundary** (``saturation``'s queue part) and **capacity** (the plateau):
   the pooled success rate of the *overloaded* levels, those with a growing queue and those
@@ -275,6 +278,9 @@ def window_of(s: LevelSummary) -> Window:
         s.plateau_finished,
         s.plateau_ok,
         s.plateau_batches,
+        s.steady_finish_se,
+        s.steady_batches,
+        s.sent_rate_se,
     )
 
 

@@ -8,6 +8,7 @@ object per request, ``collections.Counter``, ``np.diff`` per record); not used b
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import json
 import math
@@ -143,16 +144,30 @@ def _steady(
         width = service_s * max(2, math.ceil(length_s / (BATCHES * service_s)))
         batches = int(length_s // width)
     plateau = [r for r in records if half_s <= r.done_s <= end_s]
+    edge = max(1.0, math.sqrt(fewest) / 2)
+
+    def se_of(times: list[float], start: float, width: float, batches: int, edge: float) -> float:
+        edges = [start + width * i for i in range(batches + 1)]
+        counts = [0] * batches
+        for t in times:  # bins [e_i, e_i+1), the last one closed, as numpy's histogram
+            if edges[0] <= t <= edges[-1]:
+                counts[min(bisect.bisect_right(edges, t) - 1, batches - 1)] += 1
+        rates = np.array(counts) / width
+        floor = edge / (width * batches)
+        return max(float(np.std(rates, ddof=1) / np.sqrt(batches)), floor)
 
     def se(times: list[float]) -> float:
-        counts = [0] * batches
-        for t in times:
-            k = int((t - half_s) / width)
-            if k < batches or t == half_s + width * batches:
-                counts[min(k, batches - 1)] += 1
-        rates = np.array(counts) / width
-        floor = max(1.0, math.sqrt(fewest) / 2) / (width * batches)
-        return max(float(np.std(rates, ddof=1) / np.sqrt(batches)), floor)
+        return se_of(times, half_s, width, batches, edge)
+
+    if not service_s:
+        steady_width, steady_batches = half_s / BATCHES, BATCHES
+    elif half_s < 4 * service_s:
+        steady_width, steady_batches = half_s / 2, 2
+    else:
+        steady_width = service_s * max(2, math.ceil(half_s / (BATCHES * service_s)))
+        steady_batches = int(half_s // steady_width)
+    steady_se = se_of([r.done_s for r in ends], half_s, steady_width, steady_batches, edge)
+    sends_se = se_of([r.sent_s for r in records], 0.0, window_s / BATCHES, BATCHES, 1.0)
 
     return {
         "steady_s": half_s,
@@ -165,6 +180,9 @@ def _steady(
         "plateau_finished": len(plateau),
         "plateau_ok": sum(1 for r in plateau if r.ok),
         "plateau_batches": batches,
+        "steady_finish_se": steady_se,
+        "steady_batches": steady_batches,
+        "sent_rate_se": sends_se,
     }
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from qpsweep.adaptive import AutoPlan, level_duration_s, next_level
 from qpsweep.analyze import LevelSummary, Percentiles
-from qpsweep.estimate import Estimate
+from qpsweep.estimate import Estimate, Window, growth_z
 from qpsweep.report import format_table
 from qpsweep.saturation import (
     LevelState,
@@ -360,3 +360,42 @@ def test_adaptive_levels_are_long_enough() -> None:
     assert level_duration_s(100.0, 10.0, None) == 10.0
     assert level_duration_s(1.0, 10.0, None) == 50.0  # at least 50 arrivals
     assert level_duration_s(100.0, 10.0, 5.0) == 20.0  # 4 x the probe's median E2E
+
+
+def _window(finished: int, finish_se: float | None, batches: int = 3) -> Window:
+    """fifo4x1 offered 6/s for 15 s (90 sends; 45 in the steady 7.5 s)."""
+    return Window(
+        0,
+        6.0,
+        7.5,
+        45,
+        finished,
+        finished,
+        None,
+        None,
+        90,
+        0,
+        0.0,
+        0,
+        0,
+        10,
+        finish_se,
+        batches,
+        0.26,  # the sends' batch means: about Poisson's sqrt(6 / 90)
+    )
+
+
+@pytest.mark.parametrize(
+    ("finished", "finish_se", "low", "high"),
+    [
+        (30, 1 / 7.5, 5.4, 5.9),  # 4/s, steady (a fixed service time): 2 / 0.29, 46 dof
+        (30, None, 1.70, 1.76),  # the same counts without batch means: Skellam 15 / sqrt(75)
+        (45, 0.9, -0.1, 0.1),  # keeping up: finishes at the offered rate
+        (30, 0.73, 1.5, 1.8),  # 4/s with Poisson-noisy finishes (2.6 dof): not proved at 99%
+    ],
+)
+def test_the_growth_test_reads_the_whole_level_and_steady_finishes(
+    finished: int, finish_se: float | None, low: float, high: float
+) -> None:
+    z = growth_z(_window(finished, finish_se))
+    assert z is not None and low <= z <= high
