@@ -44,13 +44,18 @@ Definitions (per level; "ok" = requests with no ``error_kind``; times from ``rec
   completing at its plateau while it drains its backlog); else ``e = w``.
   ``plateau_finished`` / ``plateau_ok``: the requests that ended / succeeded in it;
   ``finish_rate_se`` / ``ok_rate_se``: the standard error of their rates by batch means over
-  ``plateau_batches`` equal sub-windows (sd of the batch rates / sqrt(batches)), floored at
-  ``max(1, sqrt(I) / 2)`` requests over the batches' span: the resolution at the window's
-  edges, where each of at most ``I`` busy slots finishes ``floor`` or ``ceil`` of
+  ``plateau_batches`` equal sub-windows (sd of the batch rates / sqrt(batches));
+  ``plateau_floor_se``: the least standard error a rate read over the batches' span can
+  have, ``max(1, sqrt(B) / 2)`` requests over that span: the resolution at the window's
+  edges, where each of the ``B`` busy slots finishes ``floor`` or ``ceil`` of
   ``length / its cycle`` requests (variance at most 1/4 each), which batches in step with
-  a fixed service time cannot see.  ``steady_finish_se`` / ``steady_batches``: the same for
-  the rate of F over the steady window; ``sent_rate_se``: batch means of the sends over the
-  whole arrival window (``BATCHES`` batches), for the growth test's offered rate.  A batch is a
+  a fixed service time cannot see.  ``B = min(I, most_streaming)``, ``most_streaming`` the
+  most requests between their first token and their end at any moment of ``[w/2, w]``
+  (those hold a slot; queued ones do not finish on their own); ``B = I`` when none streamed
+  (non-streamed answers, or only failures), the bound that holds whatever the server.
+  ``steady_finish_se`` / ``steady_batches``: the same for the rate of F over the steady
+  window, and ``steady_floor_se`` its floor; ``sent_rate_se``: batch means of the sends over
+  the whole arrival window (``BATCHES`` batches), for the growth test's offered rate.  A batch is a
   whole multiple of ``service_s``, at least two, and of the window's length / ``BATCHES``
   (as many batches as fit; a window shorter than ``4 x service_s`` has 2 halves):
   ``service_s`` is the median E2E of the successes of the run's lightest level, the time a
@@ -147,6 +152,8 @@ class LevelSummary:
     steady_finish_se: float | None = None
     steady_batches: int = 0
     sent_rate_se: float | None = None
+    plateau_floor_se: float = 0.0
+    steady_floor_se: float = 0.0
     slo_tally: tuple[tuple[int, int], ...] = ()
 
     @property
@@ -204,16 +211,13 @@ def steady_signals(
     return int(answered.sum()) / n_sent, slope / offered_qps
 
 
-def _batch_se(
-    ends_s: np.ndarray, start_s: float, width_s: float, batches: int, edge_events: float
-) -> float:
+def _batch_se(ends_s: np.ndarray, start_s: float, width_s: float, batches: int) -> float:
     """Batch-means standard error of the rate of events ``ends_s`` in ``batches``
-    consecutive batches of ``width_s`` from ``start_s``, floored at ``edge_events`` events
-    over the batches' span."""
+    consecutive batches of ``width_s`` from ``start_s``: sd of the batch rates /
+    sqrt(batches)."""
     edges = start_s + width_s * np.arange(batches + 1)
     rates = np.histogram(ends_s, edges)[0] / width_s
-    floor = edge_events / (width_s * batches)
-    return max(float(np.std(rates, ddof=1) / np.sqrt(batches)), floor)
+    return float(np.std(rates, ddof=1) / np.sqrt(batches))
 
 
 def fewest_in_flight(sent_s: np.ndarray, done_s: np.ndarray, window_s: float) -> int:
@@ -223,6 +227,17 @@ def fewest_in_flight(sent_s: np.ndarray, done_s: np.ndarray, window_s: float) ->
     moments = np.concatenate(([half_s], done[(half_s <= done) & (done <= window_s)]))
     in_flight = np.searchsorted(sent, moments, "right") - np.searchsorted(done, moments, "right")
     return int(in_flight.min())
+
+
+def most_streaming(first_s: np.ndarray, done_s: np.ndarray, window_s: float) -> int:
+    """The most requests between their first token and their end at once in ``[w/2, w]``
+    (requests without a first token, or answered in one piece, never count)."""
+    keep = np.isfinite(first_s) & np.isfinite(done_s) & (done_s > first_s)
+    first, done = np.sort(first_s[keep]), np.sort(done_s[keep])
+    half_s = window_s / 2
+    moments = np.concatenate(([half_s], first[(half_s <= first) & (first <= window_s)]))
+    streaming = np.searchsorted(first, moments, "right") - np.searchsorted(done, moments, "right")
+    return int(streaming.max())
 
 
 def plateau_end_s(sent_s: np.ndarray, done_s: np.ndarray, window_s: float) -> float:
@@ -256,7 +271,9 @@ def steady_counts(
     end_s = plateau_end_s(sent, done, window_s)
     length_s = end_s - half_s
     width_s, batches = batch_width_s(length_s, service_s)
-    edge = max(1.0, np.sqrt(fewest_in_flight(sent, done, window_s)) / 2)
+    fewest = fewest_in_flight(sent, done, window_s)
+    streaming = most_streaming(table.first_token_s, done, window_s)
+    edge = max(1.0, np.sqrt(min(fewest, streaming) if streaming else fewest) / 2)
     steady_width_s, steady_batches = batch_width_s(half_s, service_s)
     sends_width_s = window_s / BATCHES
     plateau = (half_s <= done) & (done <= end_s)
@@ -266,15 +283,17 @@ def steady_counts(
         "steady_sent": int(((half_s <= sent) & (sent <= window_s)).sum()),
         "steady_finished": int(inside.sum()),
         "steady_ok": int((inside & table.ok).sum()),
-        "finish_rate_se": _batch_se(finished, half_s, width_s, batches, edge),
-        "ok_rate_se": _batch_se(ok, half_s, width_s, batches, edge),
+        "finish_rate_se": _batch_se(finished, half_s, width_s, batches),
+        "ok_rate_se": _batch_se(ok, half_s, width_s, batches),
         "plateau_s": length_s,
         "plateau_finished": int(finished.size),
         "plateau_ok": int(ok.size),
         "plateau_batches": batches,
-        "steady_finish_se": _batch_se(done[inside], half_s, steady_width_s, steady_batches, edge),
+        "steady_finish_se": _batch_se(done[inside], half_s, steady_width_s, steady_batches),
         "steady_batches": steady_batches,
-        "sent_rate_se": _batch_se(sent, 0.0, sends_width_s, BATCHES, 1.0),
+        "sent_rate_se": _batch_se(sent, 0.0, sends_width_s, BATCHES),
+        "plateau_floor_se": edge / (width_s * batches),
+        "steady_floor_se": edge / (steady_width_s * steady_batches),
     }
 
 

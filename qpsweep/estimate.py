@@ -45,6 +45,8 @@ class Window:
     steady_finish_se: float | None = None  # batch-means error of F / steady_s
     steady_batches: int = 0
     sent_rate_se: float | None = None  # batch-means error of the offered rate
+    plateau_floor_se: float = 0.0  # the least error of a plateau rate (edge resolution)
+    steady_floor_se: float = 0.0  # the same for F / steady_s
 
 
 def one_sided_z(confidence: float) -> float:
@@ -57,14 +59,20 @@ def one_sided_z(confidence: float) -> float:
 def growth_z(w: Window) -> float | None:
     """The queue growth test as a one-sided normal score: how far the offered rate is above
     the steady window's finish rate, ``d = n / W - F / T`` (W = n / offered, the arrival
-    window), over ``sqrt(v_a + v_f)``.  ``v_a = max(offered / n, sent_rate_se^2)`` is the
-    offered rate's variance (Poisson, or the sends' batch means when they are burstier),
-    ``v_f = steady_finish_se^2`` the finish rate's (batch means, ``steady_batches - 1``
-    dof).  While the server keeps up both rates estimate the arrival rate and covary
-    positively, so ``v_a + v_f`` bounds Var(d); the t score is mapped to the normal score
-    with the same tail (Welch-Satterthwaite dof), so one critical value serves every level.
-    Without the batch-means fields (older summaries): the Skellam bound
-    ``(A - F) / sqrt(A + F)``."""
+    window), over ``sqrt(v_a + v_f)``.
+
+    The null hypothesis is that the server keeps up, whose boundary is an arrival rate equal
+    to the finish rate, so the offered rate's variance is taken there (a score test):
+    ``v_a = D * min(offered, F / T) / W``, Poisson's ``rate / W`` times the sends' index of
+    dispersion ``D = max(1, sent_rate_se^2 W / offered)`` (batch means of the sends: 1 for
+    Poisson, more for burstier schedules).  While the server keeps up, both rates estimate
+    the arrival rate and covary positively, so ``v_a + v_f`` bounds Var(d).  ``v_f`` is
+    read two ways and the smaller score is returned (the evidence must hold under both):
+    the batch means ``steady_finish_se^2`` as a t score with Welch-Satterthwaite dof
+    (``steady_batches - 1`` for the batch part), mapped to the normal score with the same
+    tail, and the edge-resolution floor ``steady_floor_se^2`` as a normal score (a fixed
+    service time finishes in waves the batches cannot see).  Without the batch-means fields
+    (older summaries): the Skellam bound ``(A - F) / sqrt(A + F)``."""
     if w.steady_s <= 0 or w.n < 1 or w.offered_qps <= 0:
         return None
     if w.steady_finish_se is None or w.steady_batches < 2:
@@ -73,12 +81,21 @@ def growth_z(w: Window) -> float | None:
     from scipy.stats import norm
     from scipy.stats import t as student_t
 
-    gap = w.offered_qps - w.finished / w.steady_s
-    v_a = max(w.offered_qps / w.n, (w.sent_rate_se or 0.0) ** 2)
-    v_f = w.steady_finish_se**2
-    dof = (v_a + v_f) ** 2 / (v_f**2 / (w.steady_batches - 1)) if v_f > 0 else 1e9
-    score = gap / float(np.sqrt(v_a + v_f))
-    return float(norm.isf(student_t.sf(score, min(dof, 1e9))))
+    finish_qps = w.finished / w.steady_s
+    gap = w.offered_qps - finish_qps
+    arrival_window_s = w.n / w.offered_qps
+    dispersion = max(1.0, (w.sent_rate_se or 0.0) ** 2 * arrival_window_s / w.offered_qps)
+    v_a = dispersion * min(w.offered_qps, finish_qps) / arrival_window_s
+
+    def score(v_f: float, dof: float) -> float:
+        if v_a + v_f <= 0:
+            return float(np.copysign(np.inf, gap)) if gap else 0.0
+        t_score = gap / float(np.sqrt(v_a + v_f))
+        return t_score if dof >= 1e9 else float(norm.isf(student_t.sf(t_score, dof)))
+
+    v_b = w.steady_finish_se**2
+    dof = (v_a + v_b) ** 2 / (v_b**2 / (w.steady_batches - 1)) if v_b > 0 else 1e9
+    return min(score(v_b, min(dof, 1e9)), score(w.steady_floor_se**2, 1e9))
 
 
 def seconds_to_decide(offered_qps: float, rate_qps: float, confidence: float) -> float | None:
@@ -106,14 +123,20 @@ def share_bounds(k: int, n: int, confidence: float) -> tuple[float, float]:
 
 
 def _pooled(ws: Sequence[Window], ok: bool, confidence: float) -> tuple[float, float]:
-    """``(rate, half-width)`` of the pooled rate over ``ws`` (see ``saturation``)."""
+    """``(rate, half-width)`` of the pooled rate over ``ws`` (see ``saturation``): the
+    larger of the batch-means interval (Student t, the batches' dof) and the normal interval
+    of the edge-resolution floor, so that it covers a random server (batches) and a
+    deterministic one (the floor) alike."""
+    from scipy.stats import norm
     from scipy.stats import t as student_t
 
     total_s = sum(w.plateau_s for w in ws)
     count = sum(w.plateau_ok if ok else w.plateau_finished for w in ws)
     se = np.sqrt(sum((w.plateau_s * ((w.ok_se if ok else w.finish_se) or 0.0)) ** 2 for w in ws))
+    floor = np.sqrt(sum((w.plateau_s * w.plateau_floor_se) ** 2 for w in ws))
     crit = float(student_t.ppf(0.5 + confidence / 2, sum(max(w.batches - 1, 1) for w in ws)))
-    return count / total_s, crit * float(se) / total_s
+    half = max(crit * float(se), float(norm.ppf(0.5 + confidence / 2)) * float(floor))
+    return count / total_s, half / total_s
 
 
 def plateau(

@@ -281,6 +281,8 @@ def window_of(s: LevelSummary) -> Window:
         s.steady_finish_se,
         s.steady_batches,
         s.sent_rate_se,
+        s.plateau_floor_se,
+        s.steady_floor_se,
     )
 
 

@@ -144,20 +144,29 @@ def _steady(
         width = service_s * max(2, math.ceil(length_s / (BATCHES * service_s)))
         batches = int(length_s // width)
     plateau = [r for r in records if half_s <= r.done_s <= end_s]
-    edge = max(1.0, math.sqrt(fewest) / 2)
+    streamed = [
+        r
+        for r in records
+        if r.first_token_s is not None and math.isfinite(r.first_token_s)
+        and r.done_s > r.first_token_s
+    ]  # fmt: skip
+    starts = [half_s] + [r.first_token_s for r in streamed if half_s <= r.first_token_s <= window_s]
+    streaming = max(
+        sum(1 for r in streamed if r.first_token_s <= t < r.done_s) for t in starts
+    )  # requests between first token and end: they hold the busy slots
+    edge = max(1.0, math.sqrt(min(fewest, streaming) if streaming else fewest) / 2)
 
-    def se_of(times: list[float], start: float, width: float, batches: int, edge: float) -> float:
+    def se_of(times: list[float], start: float, width: float, batches: int) -> float:
         edges = [start + width * i for i in range(batches + 1)]
         counts = [0] * batches
         for t in times:  # bins [e_i, e_i+1), the last one closed, as numpy's histogram
             if edges[0] <= t <= edges[-1]:
                 counts[min(bisect.bisect_right(edges, t) - 1, batches - 1)] += 1
         rates = np.array(counts) / width
-        floor = edge / (width * batches)
-        return max(float(np.std(rates, ddof=1) / np.sqrt(batches)), floor)
+        return float(np.std(rates, ddof=1) / np.sqrt(batches))
 
     def se(times: list[float]) -> float:
-        return se_of(times, half_s, width, batches, edge)
+        return se_of(times, half_s, width, batches)
 
     if not service_s:
         steady_width, steady_batches = half_s / BATCHES, BATCHES
@@ -166,8 +175,8 @@ def _steady(
     else:
         steady_width = service_s * max(2, math.ceil(half_s / (BATCHES * service_s)))
         steady_batches = int(half_s // steady_width)
-    steady_se = se_of([r.done_s for r in ends], half_s, steady_width, steady_batches, edge)
-    sends_se = se_of([r.sent_s for r in records], 0.0, window_s / BATCHES, BATCHES, 1.0)
+    steady_se = se_of([r.done_s for r in ends], half_s, steady_width, steady_batches)
+    sends_se = se_of([r.sent_s for r in records], 0.0, window_s / BATCHES, BATCHES)
 
     return {
         "steady_s": half_s,
@@ -183,6 +192,8 @@ def _steady(
         "steady_finish_se": steady_se,
         "steady_batches": steady_batches,
         "sent_rate_se": sends_se,
+        "plateau_floor_se": edge / (width * batches),
+        "steady_floor_se": edge / (steady_width * steady_batches),
     }
 
 

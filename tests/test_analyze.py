@@ -186,4 +186,4 @@ def test_a_deterministic_server_gets_a_tight_plateau_error() -> None:
     assert level.plateau_batches > 2 and level.plateau_s > 4.0
     assert level.plateau_ok / level.plateau_s == pytest.approx(16.0, rel=0.05)
     # its batches of 1 s are all alike: the floor, at least 1 / 2 of sqrt(8 slots) requests
-    assert level.ok_rate_se >= np.sqrt(8) / 2 / level.plateau_batches
+    assert level.plateau_floor_se >= np.sqrt(8) / 2 / level.plateau_batches

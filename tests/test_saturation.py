@@ -362,7 +362,9 @@ def test_adaptive_levels_are_long_enough() -> None:
     assert level_duration_s(100.0, 10.0, 5.0) == 20.0  # 4 x the probe's median E2E
 
 
-def _window(finished: int, finish_se: float | None, batches: int = 3) -> Window:
+def _window(
+    finished: int, finish_se: float | None, batches: int = 3, floor_se: float = 0.0
+) -> Window:
     """fifo4x1 offered 6/s for 15 s (90 sends; 45 in the steady 7.5 s)."""
     return Window(
         0,
@@ -381,21 +383,34 @@ def _window(finished: int, finish_se: float | None, batches: int = 3) -> Window:
         10,
         finish_se,
         batches,
-        0.26,  # the sends' batch means: about Poisson's sqrt(6 / 90)
+        0.63,  # the sends' batch means: about Poisson's sqrt(6 / 15)
+        0.0,
+        floor_se,
     )
 
 
 @pytest.mark.parametrize(
-    ("finished", "finish_se", "low", "high"),
+    ("finished", "finish_se", "floor_se", "low", "high"),
     [
-        (30, 1 / 7.5, 5.4, 5.9),  # 4/s, steady (a fixed service time): 2 / 0.29, 46 dof
-        (30, None, 1.70, 1.76),  # the same counts without batch means: Skellam 15 / sqrt(75)
-        (45, 0.9, -0.1, 0.1),  # keeping up: finishes at the offered rate
-        (30, 0.73, 1.5, 1.8),  # 4/s with Poisson-noisy finishes (2.6 dof): not proved at 99%
+        # 4/s, steady (a fixed service time): the gap 2 over sqrt(4 / 15 + 0.018), the
+        # offered rate's variance taken at the null's boundary (the finish rate), 500 dof
+        (30, 1 / 7.5, 0.0, 3.6, 3.8),
+        (30, 0.0, 1 / 7.5, 3.7, 3.8),  # batches all alike: the edge floor, a normal score
+        (30, 0.05, 1 / 7.5, 3.7, 3.8),  # a batch error below the floor: the floor decides
+        (30, None, 0.0, 1.70, 1.76),  # the same counts without batch means: Skellam 15/sqrt(75)
+        (45, 0.9, 0.0, -0.1, 0.1),  # keeping up: finishes at the offered rate
+        (30, 0.73, 0.0, 1.6, 2.1),  # 4/s with Poisson-noisy finishes (4.5 dof): not proved
     ],
 )
 def test_the_growth_test_reads_the_whole_level_and_steady_finishes(
-    finished: int, finish_se: float | None, low: float, high: float
+    finished: int, finish_se: float | None, floor_se: float, low: float, high: float
 ) -> None:
-    z = growth_z(_window(finished, finish_se))
+    z = growth_z(_window(finished, finish_se, floor_se=floor_se))
     assert z is not None and low <= z <= high
+
+
+def test_the_growth_test_takes_the_burstier_of_poisson_and_the_sends() -> None:
+    poisson = growth_z(_window(30, 1 / 7.5))
+    bursty = growth_z(dataclasses.replace(_window(30, 1 / 7.5), sent_rate_se=1.26))
+    assert poisson is not None and bursty is not None
+    assert bursty < poisson / 1.7  # dispersion 4: the offered rate's variance x 4
