@@ -1,7 +1,7 @@
 """The verdict against servers of known capacity: truth vs. qpsweep's figures, case by case.
 
 ``python tests/perf/bench_verdict.py [--cases fifo8x0.5,refuse8x0.5,...] [--modes fixed,auto]
-[--seeds 1,2] [--duration S] [--long] [--json FILE] [--qpsweep-src DIR]``
+[--seeds 1,2] [--duration S] [--long] [--json FILE] [--qpsweep-src DIR] [--keep DIR]``
 
 Each run is one ``python -m qpsweep`` process (``--no-plot --no-check``, ``--results-dir`` in a
 temporary directory, ``--dataset datasets/short_prompts.jsonl``, ``--max-tokens 8``, 20 for
@@ -41,8 +41,11 @@ Then one line per goal (docs/verdict.md), PASS or FAIL with the rows that miss i
    queueing cases (``fifo*``, ``sim``);
 4. every ``--qps auto`` run's wall time within its ``--budget`` (qpsweep's default 900 s).
 
-``--qpsweep-src DIR`` runs the qpsweep of another source tree (its ``qpsweep`` package put
-first on ``PYTHONPATH``, e.g. a ``git archive`` of an older commit) against the same servers.
+``--keep DIR`` keeps each run's result directory under ``DIR/CASE-MODE-SEED/`` (else they go
+to a temporary directory), so that a later verdict can be recomputed from the same records
+with ``qpsweep report``.  ``--qpsweep-src DIR`` runs the qpsweep of another source tree (its
+``qpsweep`` package put first on ``PYTHONPATH``, e.g. a ``git archive`` of an older commit)
+against the same servers.
 """
 
 from __future__ import annotations
@@ -193,7 +196,7 @@ def _stats(url: str | None) -> dict[str, Any] | None:
 
 
 def run_case(
-    name: str, mode: str, seed: int, duration_s: float, src: Path | None
+    name: str, mode: str, seed: int, duration_s: float, src: Path | None, keep: Path | None = None
 ) -> dict[str, Any]:
     """One ``qpsweep`` run of case ``name`` (``mode``: fixed, auto or fixed60); its row."""
     case = CASES[name]
@@ -207,7 +210,13 @@ def run_case(
     level_s = duration_s or level_s
     row: dict[str, Any] = {"case": name, "mode": mode, "seed": seed, "duration_s": level_s}
     row |= {"truth": case.truth_rps, "queueing": case.queueing, "budget_s": DEFAULT_BUDGET_S}
-    with tempfile.TemporaryDirectory() as tmp, serving(case, src) as (url, stats_url):
+    with contextlib.ExitStack() as stack:
+        if keep is None:
+            tmp = stack.enter_context(tempfile.TemporaryDirectory())
+        else:
+            tmp = str(keep / f"{name}-{mode}-{seed}")
+            Path(tmp).mkdir(parents=True, exist_ok=True)
+        url, stats_url = stack.enter_context(serving(case, src))
         argv = [sys.executable, "-m", "qpsweep", "--endpoint", url, "--model", "m"]
         argv += ["--max-tokens", str(case.max_tokens), *levels, "--duration", f"{level_s:g}"]
         argv += ["--seed", str(seed), "--no-plot", "--no-check", "--results-dir", tmp]
@@ -354,6 +363,7 @@ def main() -> None:
     parser.add_argument("--long", action="store_true", help=f"add 60 s levels: {LONG_CASES}")
     parser.add_argument("--json", type=Path, help="write the rows to this file")
     parser.add_argument("--qpsweep-src", type=Path, help="a source tree whose qpsweep to run")
+    parser.add_argument("--keep", type=Path, help="keep the result directories under this")
     args = parser.parse_args()
     src = args.qpsweep_src.resolve() if args.qpsweep_src else None
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -363,7 +373,7 @@ def main() -> None:
     rows = []
     for name, mode in pairs:
         for seed in seeds:
-            row = run_case(name, mode, seed, args.duration, src)
+            row = run_case(name, mode, seed, args.duration, src, args.keep)
             rows.append(row)
             print(line(row), flush=True)
             if args.json:
