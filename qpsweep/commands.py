@@ -127,9 +127,10 @@ def main_demo(argv: list[str]) -> int:
     p = Parser(
         prog="qpsweep demo",
         description="Start the built-in LLM server simulator on a free 127.0.0.1 port, sweep it "
-        "across its capacity (about a minute), write a normal result directory, print the table.",
+        "across its capacity (about two minutes), write a normal result directory, print the "
+        "table.",
     )
-    p.add_argument("--duration", type=float, default=10.0, help="seconds per level (default: 10)")
+    p.add_argument("--duration", type=float, default=20.0, help="seconds per level (default: 20)")
     p.add_argument("--qps", help="levels (default: 0.3x to 1.5x the simulator's capacity)")
     p.add_argument("--seed", type=int, default=0, help="schedule and prompt seed (default: 0)")
     p.add_argument("--results-dir", default="results", help="default: %(default)s")

@@ -1,10 +1,13 @@
-"""``qpsweep demo``: the built-in simulator in-process and a one-minute sweep across its capacity.
+"""``qpsweep demo``: the built-in simulator in-process and a two-minute sweep across its capacity.
 
 The simulator runs with its defaults (16 slots, decode step 10 ms + 0.5 ms per sequence) and
 the demo asks for ``DEMO_MAX_TOKENS`` output tokens from ``DEMO_PROMPT_WORDS``-word synthetic
 prompts, so its capacity is known in advance (``sim.capacity_rps``, about 13.5 req/s).  The
 default levels are ``DEMO_LOAD_FACTORS`` times that capacity: three below it, two above, so the
-knee is crossed.  Nothing outside the package is needed: no dataset file, no network.
+knee is crossed.  Levels last 20 s: the verdict's growth test reads the second half of each,
+and with 10 s levels a 1.5x overload of this server stays ``inconclusive`` (its finishes come
+in decode-step waves, and 5 s hold only two or three batches of its ~1 s service time).
+Nothing outside the package is needed: no dataset file, no network.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ def demo_levels(capacity: float) -> tuple[float, ...]:
 
 def run_demo(
     results_dir: Path,
-    duration_s: float = 10.0,
+    duration_s: float = 20.0,
     qps: tuple[float, ...] | None = None,
     seed: int = 0,
     console: TextIO | None = None,

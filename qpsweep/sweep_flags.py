@@ -17,7 +17,7 @@ example:
           --dataset datasets/conversations.json --qps auto --duration 20 --budget 600
 
 other commands:
-  qpsweep demo           sweep the built-in simulator for a minute: see qpsweep at work
+  qpsweep demo           sweep the built-in simulator for two minutes: see qpsweep at work
   qpsweep sim            serve the built-in LLM server simulator on 127.0.0.1
   qpsweep report DIR     rebuild the results JSON and report.txt of a result directory
   qpsweep check URL      can this endpoint serve a sweep? (health, models, one streamed reply)
