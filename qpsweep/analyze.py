@@ -220,13 +220,19 @@ def _batch_se(ends_s: np.ndarray, start_s: float, width_s: float, batches: int) 
     return float(np.std(rates, ddof=1) / np.sqrt(batches))
 
 
+def _open_at(starts_s: np.ndarray, ends_s: np.ndarray, moments_s: np.ndarray) -> np.ndarray:
+    """How many of the intervals ``[start, end)`` are open at each moment (both sorted)."""
+    return np.searchsorted(starts_s, moments_s, "right") - np.searchsorted(
+        ends_s, moments_s, "right"
+    )
+
+
 def fewest_in_flight(sent_s: np.ndarray, done_s: np.ndarray, window_s: float) -> int:
     """``I``: the fewest requests in flight at any moment of ``[w/2, w]``."""
     half_s = window_s / 2
     sent, done = np.sort(sent_s), np.sort(done_s)
     moments = np.concatenate(([half_s], done[(half_s <= done) & (done <= window_s)]))
-    in_flight = np.searchsorted(sent, moments, "right") - np.searchsorted(done, moments, "right")
-    return int(in_flight.min())
+    return int(_open_at(sent, done, moments).min())
 
 
 def most_streaming(first_s: np.ndarray, done_s: np.ndarray, window_s: float) -> int:
@@ -236,8 +242,7 @@ def most_streaming(first_s: np.ndarray, done_s: np.ndarray, window_s: float) -> 
     first, done = np.sort(first_s[keep]), np.sort(done_s[keep])
     half_s = window_s / 2
     moments = np.concatenate(([half_s], first[(half_s <= first) & (first <= window_s)]))
-    streaming = np.searchsorted(first, moments, "right") - np.searchsorted(done, moments, "right")
-    return int(streaming.max())
+    return int(_open_at(first, done, moments).max())
 
 
 def plateau_end_s(sent_s: np.ndarray, done_s: np.ndarray, window_s: float) -> float:

@@ -87,15 +87,16 @@ def growth_z(w: Window) -> float | None:
     dispersion = max(1.0, (w.sent_rate_se or 0.0) ** 2 * arrival_window_s / w.offered_qps)
     v_a = dispersion * min(w.offered_qps, finish_qps) / arrival_window_s
 
-    def score(v_f: float, dof: float) -> float:
+    def score(v_f: float, dof: float | None) -> float:
+        """The normal score of ``gap`` with ``v_f``; a t score first when ``dof`` is set."""
         if v_a + v_f <= 0:
             return float(np.copysign(np.inf, gap)) if gap else 0.0
-        t_score = gap / float(np.sqrt(v_a + v_f))
-        return t_score if dof >= 1e9 else float(norm.isf(student_t.sf(t_score, dof)))
+        z = gap / float(np.sqrt(v_a + v_f))
+        return z if dof is None else float(norm.isf(student_t.sf(z, dof)))
 
     v_b = w.steady_finish_se**2
-    dof = (v_a + v_b) ** 2 / (v_b**2 / (w.steady_batches - 1)) if v_b > 0 else 1e9
-    return min(score(v_b, min(dof, 1e9)), score(w.steady_floor_se**2, 1e9))
+    dof = (v_a + v_b) ** 2 / (v_b**2 / (w.steady_batches - 1)) if v_b > 0 else None
+    return min(score(v_b, dof), score(w.steady_floor_se**2, None))
 
 
 def seconds_to_decide(offered_qps: float, rate_qps: float, confidence: float) -> float | None:
