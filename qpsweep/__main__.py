@@ -2,6 +2,6 @@
 
 import sys
 
-from qpsweep.cli import main
+from qpsweep.cli.main import main
 
 sys.exit(main())

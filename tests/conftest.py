@@ -16,8 +16,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from qpsweep.cli import main
-from qpsweep.sim import SimConfig
+from qpsweep.cli.main import main
+from qpsweep.sim.server import SimConfig
 
 from servers import ServerThread, make_app
 

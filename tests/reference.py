@@ -1,7 +1,7 @@
 """The straightforward per-record analysis that qpsweep used before ``RecordTable``: the
 oracle of the tests that the columnar code gives the very same summaries and error tables.
 
-Copied from ``qpsweep/analyze.py`` and ``qpsweep/html_report.py`` as they were (one Python
+Copied from ``qpsweep/analysis/summary.py`` and ``qpsweep/output/html.py`` as they were (one Python
 object per request, ``collections.Counter``, ``np.diff`` per record); not used by qpsweep.
 ``record_json`` is ``RequestRecord.to_json`` as it was, by ``json.dumps``.
 """
@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from qpsweep.analyze import (
+from qpsweep.analysis.summary import (
     _KIND_LABELS,
     BASE_PERCENTILES,
     BATCHES,
@@ -29,9 +29,9 @@ from qpsweep.analyze import (
     Percentiles,
     slo_values,
 )
-from qpsweep.html_report import MAX_EXAMPLES, SLOWEST, _e, _head, _num, _row, _table
-from qpsweep.record import RequestRecord
-from qpsweep.slo import Slo, request_meets
+from qpsweep.config.slo import Slo, request_meets
+from qpsweep.output.html import MAX_EXAMPLES, SLOWEST, _e, _head, _num, _row, _table
+from qpsweep.records.record import RequestRecord
 
 _GRID_POINTS = 50
 
@@ -78,7 +78,7 @@ def _slo_fields(
     slos: Sequence[Slo],
     end_s: float,
 ) -> LevelSummary:
-    """``summary`` with ``slo_met`` and ``goodput_rps`` (see ``qpsweep.slo``)."""
+    """``summary`` with ``slo_met`` and ``goodput_rps`` (see ``qpsweep.config.slo``)."""
     values = [slo_values(summary, slo) for slo in slos]
     met = (
         None

@@ -20,7 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
-from qpsweep.appserver import AppServer, start_app
+from qpsweep.sim.app import AppServer, start_app
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 BODIES = web.AppKey("bodies", list)

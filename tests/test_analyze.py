@@ -10,16 +10,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qpsweep.analyze import (
+from qpsweep.analysis.summary import (
     LevelInfo,
     batch_width_s,
     plateau_end_s,
     summarize_level,
     summarize_levels,
 )
-from qpsweep.record import RecordWriter, RequestRecord, read_records
-from qpsweep.report import format_table
-from qpsweep.saturation import assess
+from qpsweep.analysis.verdict import assess
+from qpsweep.output.text import format_table
+from qpsweep.records.record import RecordWriter, RequestRecord, read_records
 
 
 def ok(seq: int, sent: float, ttft: float, gaps: list[float], lag: float = 0.0) -> RequestRecord:
@@ -106,7 +106,7 @@ def test_records_roundtrip_and_a_cut_last_line_is_skipped(tmp_path: Path) -> Non
 _SHORT_WRITE = """
 import resource, sys
 from pathlib import Path
-from qpsweep.record import RecordWriter, RequestRecord
+from qpsweep.records.record import RecordWriter, RequestRecord
 limit = int(sys.argv[2])
 resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))  # Python ignores SIGXFSZ
 writer = RecordWriter(Path(sys.argv[1]))

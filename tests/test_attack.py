@@ -7,10 +7,10 @@ from __future__ import annotations
 import asyncio
 from time import perf_counter
 
-from qpsweep.attack import LevelAttack
-from qpsweep.client import ClientSettings, Sender
-from qpsweep.dataset import Prompt
-from qpsweep.record import RequestRecord
+from qpsweep.datasets.prompts import Prompt
+from qpsweep.http.client import ClientSettings, Sender
+from qpsweep.load.attack import LevelAttack
+from qpsweep.records.record import RequestRecord
 
 from raw_server import raw_server, read_request
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from qpsweep.appserver import AppServer
-from qpsweep.sim import SimConfig
+from qpsweep.sim.app import AppServer
+from qpsweep.sim.server import SimConfig
 
 from conftest import Run, sim_process
 from servers import ServerThread, _chunk, _start_stream

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from qpsweep.cli import main
-from qpsweep.rundir import create_run_dir
+from qpsweep.cli.main import main
+from qpsweep.records.run_files import create_run_dir
 
 from conftest import DATASET, REPO
 

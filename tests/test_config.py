@@ -1,8 +1,8 @@
 import pytest
 
-from qpsweep.config import normalize_endpoint, parse_header, parse_percentiles, parse_qps
+from qpsweep.config.scenario import normalize_endpoint, parse_header, parse_percentiles, parse_qps
+from qpsweep.config.secrets import redact_argv, scrub
 from qpsweep.errors import ConfigError
-from qpsweep.redact import redact_argv, scrub
 
 
 @pytest.mark.parametrize(

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from qpsweep.configfile import SCENARIO_KEYS, TARGET_KEYS, load_file
+from qpsweep.config.files import SCENARIO_KEYS, TARGET_KEYS, load_file
 from qpsweep.errors import ConfigError
-from qpsweep.sim import SimConfig
+from qpsweep.sim.server import SimConfig
 
 from conftest import REPO, sim_process
 

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from qpsweep.dataset import load_prompts, prompt_order
+from qpsweep.datasets.prompts import load_prompts, prompt_order
 from qpsweep.errors import DatasetError
 
 from conftest import REPO

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from qpsweep.cli import main
-from qpsweep.demo import demo_capacity_rps, demo_levels
+from qpsweep.cli.demo import demo_capacity_rps, demo_levels
+from qpsweep.cli.main import main
 
 
 def test_demo_help_says_what_it_does(capsys: pytest.CaptureFixture[str]) -> None:

@@ -11,11 +11,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from qpsweep.cli import main
-from qpsweep.diff import RunData, block_medians, compare, holm, mann_whitney
-from qpsweep.record import RequestRecord
-from qpsweep.saturation import Verdict, assess
-from qpsweep.sim import SimConfig, capacity_rps
+from qpsweep.analysis.diff import RunData, block_medians, compare, holm, mann_whitney
+from qpsweep.analysis.verdict import Verdict, assess
+from qpsweep.cli.main import main
+from qpsweep.records.record import RequestRecord
+from qpsweep.sim.server import SimConfig, capacity_rps
 
 from conftest import REPO, sim_process
 
@@ -35,7 +35,7 @@ def _records(level: int, qps: float, ttft_s: np.ndarray, failed: int = 0) -> lis
 
 
 def _run(name: str, levels: dict[float, list[RequestRecord]]) -> RunData:
-    from qpsweep.analyze import LevelInfo, latency_samples, summarize_levels
+    from qpsweep.analysis.summary import LevelInfo, latency_samples, summarize_levels
 
     records = [r for recs in levels.values() for r in recs]
     infos = [LevelInfo(i, q, 10.0, len(recs)) for i, (q, recs) in enumerate(levels.items())]

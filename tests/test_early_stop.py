@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from qpsweep.early_stop import certified, failed, requests_needed
+from qpsweep.analysis.early_stop import certified, failed, requests_needed
 
 
 @pytest.mark.parametrize(

@@ -9,10 +9,10 @@ from urllib.parse import quote
 
 import pytest
 
-from qpsweep import export
 from qpsweep.errors import RunDirError
-from qpsweep.export import append_summary, write_csvs
-from qpsweep.rundir import Analysis, analyze_run
+from qpsweep.output import export
+from qpsweep.output.export import append_summary, write_csvs
+from qpsweep.output.rebuild import Analysis, analyze_run
 
 from servers import ServerThread
 

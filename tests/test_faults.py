@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from qpsweep.record import ERROR_KINDS
+from qpsweep.records.record import ERROR_KINDS
 
 from conftest import Run
 from faults import HITS, MIX, MIX_CHOICES, MIX_RNG, TrickleServer, make_fault_app

@@ -16,9 +16,10 @@ from urllib.parse import quote
 import pytest
 from matplotlib.figure import Figure
 
-from qpsweep.html_report import render_html
-from qpsweep.rundir import analyze_run, load_records
-from qpsweep.saturation import Verdict
+from qpsweep.analysis.verdict import Verdict
+from qpsweep.output.html import render_html
+from qpsweep.output.rebuild import analyze_run
+from qpsweep.records.run_files import load_records
 
 from conftest import Run
 from servers import ServerThread

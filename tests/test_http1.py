@@ -14,9 +14,9 @@ from time import perf_counter
 
 import pytest
 
-from qpsweep.client import ClientSettings, Sender, Trace
-from qpsweep.dataset import Prompt
-from qpsweep.record import RequestRecord
+from qpsweep.datasets.prompts import Prompt
+from qpsweep.http.client import ClientSettings, Sender, Trace
+from qpsweep.records.record import RequestRecord
 
 from raw_server import raw_server, read_request
 

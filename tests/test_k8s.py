@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from qpsweep.cli import _parse_sweep, _scenario
+from qpsweep.cli.main import _parse_sweep, _scenario
 
 from conftest import REPO
 

@@ -15,16 +15,10 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from qpsweep.appserver import app_url, start_app
-from qpsweep.metrics import (
-    DEFAULT_GAUGES,
-    METRICS_FILE,
-    MetricsScraper,
-    parse_prometheus,
-    read_samples,
-    summarize_metrics,
-)
-from qpsweep.sim import SimConfig
+from qpsweep.http.prometheus import DEFAULT_GAUGES, MetricsScraper, parse_prometheus
+from qpsweep.records.server_metrics import METRICS_FILE, read_samples, summarize_metrics
+from qpsweep.sim.app import app_url, start_app
+from qpsweep.sim.server import SimConfig
 
 from conftest import sim_process
 

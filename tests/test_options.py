@@ -44,8 +44,8 @@ def test_plots_are_drawn_by_default(qpsweep, server: ServerThread) -> None:
 
 
 def test_overview_figure_has_six_panels_and_marks_the_verdict(qpsweep, server_process: str) -> None:
-    from qpsweep.plot import build_figure
-    from qpsweep.rundir import analyze_run
+    from qpsweep.output.plot import build_figure
+    from qpsweep.output.rebuild import analyze_run
 
     url = f"{server_process}/ok/v1/chat/completions?ttft_ms=5&tokens=4"
     run = qpsweep("--endpoint", url, "--model", "m", "--qps", "5,10,20", "--duration", "1")

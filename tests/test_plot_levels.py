@@ -11,8 +11,8 @@ import pytest
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from qpsweep.analyze import LevelInfo, summarize_level
-from qpsweep.plot_levels import (
+from qpsweep.analysis.summary import LevelInfo, summarize_level
+from qpsweep.output.plot_levels import (
     EMPTY_TEXT,
     LEVEL_GID,
     LEVEL_PLOTS,
@@ -23,8 +23,9 @@ from qpsweep.plot_levels import (
     level_figures,
     save_level_plots,
 )
-from qpsweep.record import RequestRecord
-from qpsweep.rundir import analyze_run, load_records
+from qpsweep.output.rebuild import analyze_run
+from qpsweep.records.record import RequestRecord
+from qpsweep.records.run_files import load_records
 
 from conftest import Run
 from servers import ServerThread

@@ -16,13 +16,13 @@ import numpy as np
 import pytest
 import reference
 
-from qpsweep import table_reader
-from qpsweep.analyze import LevelInfo, latency_samples, summarize_levels
-from qpsweep.html_report import _errors
-from qpsweep.record import ERROR_KINDS, RequestRecord, read_records
-from qpsweep.record_table import RecordTable
-from qpsweep.slo import Slo
-from qpsweep.table_reader import read_table
+from qpsweep.analysis.summary import LevelInfo, latency_samples, summarize_levels
+from qpsweep.config.slo import Slo
+from qpsweep.output.html import _errors
+from qpsweep.records import table_reader
+from qpsweep.records.record import ERROR_KINDS, RequestRecord, read_records
+from qpsweep.records.table import RecordTable
+from qpsweep.records.table_reader import read_table
 
 QPS = (5.0, 10.0, 20.0, 40.0)
 MESSAGES = (

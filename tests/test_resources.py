@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from qpsweep.errors import RunDirError
-from qpsweep.resources import RESERVED_FDS, peak_streams
-from qpsweep.rundir import MIN_FREE_BYTES, RECORD_BYTES, bytes_needed, check_space
+from qpsweep.load.resources import RESERVED_FDS, peak_streams
+from qpsweep.records.run_files import MIN_FREE_BYTES, RECORD_BYTES, bytes_needed, check_space
 
 from conftest import DATASET
 

@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from qpsweep.client import ClientSettings, backoff_s, request_deadline_s
+from qpsweep.http.client import ClientSettings, backoff_s, request_deadline_s
 
 from servers import ServerThread
 

@@ -7,13 +7,11 @@ import dataclasses
 import numpy as np
 import pytest
 
-from qpsweep.adaptive import AutoPlan, level_duration_s, next_level
-from qpsweep.analyze import LevelSummary, Percentiles
-from qpsweep.estimate import Estimate, Window, growth_z
-from qpsweep.report import format_table
-from qpsweep.saturation import (
+from qpsweep.analysis.auto_search import level_duration_s, next_level
+from qpsweep.analysis.estimate import Estimate, Window, growth_z
+from qpsweep.analysis.summary import LevelSummary, Percentiles
+from qpsweep.analysis.verdict import (
     LevelState,
-    Thresholds,
     assess,
     client_limited,
     find_knee,
@@ -21,6 +19,8 @@ from qpsweep.saturation import (
     kneedle,
     stalled,
 )
+from qpsweep.config.thresholds import AutoPlan, Thresholds
+from qpsweep.output.text import format_table
 
 PS = (50.0, 90.0, 95.0, 99.0)
 

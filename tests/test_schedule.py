@@ -4,7 +4,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from qpsweep.schedule import arrival_offsets_s
+from qpsweep.load.schedule import arrival_offsets_s
 
 
 def test_poisson_gaps_are_exponential_by_kolmogorov_smirnov() -> None:

@@ -17,8 +17,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from qpsweep.clock import ClockOffset, measure_offset_s
-from qpsweep.schedule import arrival_offsets_s
+from qpsweep.load.clock import ClockOffset, measure_offset_s
+from qpsweep.load.schedule import arrival_offsets_s
 
 from conftest import DATASET, REPO
 from servers import ServerThread

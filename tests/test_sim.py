@@ -16,7 +16,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from qpsweep.sim import SimConfig, SimServer, capacity_rps
+from qpsweep.sim.server import SimConfig, SimServer, capacity_rps
 
 FAST = {"decode_ms": 2.0, "decode_ms_per_seq": 0.1}
 Start = Callable[..., SimServer]
@@ -336,7 +336,9 @@ def test_server_lifecycle() -> None:
 
 
 def test_serve_prints_one_line_and_stops_on_ctrl_c() -> None:
-    code = "from qpsweep.sim import SimConfig, serve; serve(SimConfig(max_num_seqs=8), port=0)"
+    code = (
+        "from qpsweep.sim.server import SimConfig, serve; serve(SimConfig(max_num_seqs=8), port=0)"
+    )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     proc = subprocess.Popen(
         [sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env

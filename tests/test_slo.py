@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from qpsweep.config.slo import Slo, parse_slos, request_meets
 from qpsweep.errors import ConfigError
-from qpsweep.sim import SimConfig
-from qpsweep.slo import Slo, parse_slos, request_meets
+from qpsweep.sim.server import SimConfig
 
 from conftest import REPO, sim_process
 

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from qpsweep.sse import SseParser
+from qpsweep.http.sse import SseParser
 
 STREAM = (
     b": keep-alive comment\n\n"
@@ -85,7 +85,7 @@ def test_events_with_and_without_decoding_count_the_same(
 ) -> None:
     """Plain content chunks skip json.loads (client._plain_content); the result must be what
     full decoding gives."""
-    from qpsweep.client import Trace, _take_event
+    from qpsweep.http.client import Trace, _take_event
 
     trace = Trace(0, 1.0, 0, 0, 0.0)
     failure, fin = _take_event(trace, payload, 0.5)
@@ -93,7 +93,7 @@ def test_events_with_and_without_decoding_count_the_same(
 
 
 def test_usage_is_read_from_any_event() -> None:
-    from qpsweep.client import Trace, _take_event
+    from qpsweep.http.client import Trace, _take_event
 
     trace = Trace(0, 1.0, 0, 0, 0.0)
     payload = b'{"choices":[{"delta":{"content":"x"}}],"usage":{"completion_tokens":7}}'
@@ -140,7 +140,7 @@ _EVENTS = st.lists(  # payloads: a head with its id and time, a text, a tail
 def test_a_learned_chunk_template_answers_as_the_full_test_does(payloads: list) -> None:
     """``PlainChunks`` skips the substring searches for events that fit the template it
     learned; it must say exactly what ``is_plain`` says of every event, in any sequence."""
-    from qpsweep.plain_chunk import PlainChunks, is_plain
+    from qpsweep.http.plain_chunk import PlainChunks, is_plain
 
     plain = PlainChunks()
     for payload in payloads:
@@ -152,7 +152,7 @@ def test_what_is_taken_as_plain_decodes_to_content_and_nothing_else(payloads: li
     """Soundness against full decoding: an event ``is_plain`` accepts, when it is JSON, has a
     choice with non-empty content, no finish reason, no error and no usage (or a null one);
     ``leading`` counts only such events, in a row."""
-    from qpsweep.plain_chunk import PlainChunks, is_plain
+    from qpsweep.http.plain_chunk import PlainChunks, is_plain
 
     for payload in payloads:
         if not is_plain(payload):
@@ -174,7 +174,7 @@ def test_what_is_taken_as_plain_decodes_to_content_and_nothing_else(payloads: li
 
 
 def test_a_template_never_admits_what_changes_the_json() -> None:
-    from qpsweep.plain_chunk import PlainChunks
+    from qpsweep.http.plain_chunk import PlainChunks
 
     head = b'{"id":"a","choices":[{"delta":{"content":"'
     tail = b'"},"finish_reason":null}]}'

@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qpsweep.dataset import load_prompts
+from qpsweep.cli.dataset import main_dataset
+from qpsweep.datasets.prompts import load_prompts
 from qpsweep.errors import ConfigError
-from qpsweep.sim import _count_words
-from qpsweep.synth import main_dataset
+from qpsweep.sim.server import _count_words
 
 BASE = [
     "synth",

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from qpsweep.sim import SimConfig, capacity_rps
+from qpsweep.sim.server import SimConfig, capacity_rps
 
 from conftest import REPO, sim_process
 

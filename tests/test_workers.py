@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from qpsweep.cli import main
+from qpsweep.cli.main import main
 
 from conftest import DATASET, REPO
 

@@ -72,11 +72,11 @@ import numpy as np
 import uvloop
 from nginx_target import MissingNginx, accepted_connections, nginx_target
 
-from qpsweep.attack import LevelAttack
-from qpsweep.client import ClientSettings, Sender
-from qpsweep.dataset import Prompt, prompt_order
-from qpsweep.record import RecordWriter, RequestRecord, read_records
-from qpsweep.schedule import arrival_offsets_s
+from qpsweep.datasets.prompts import Prompt, prompt_order
+from qpsweep.http.client import ClientSettings, Sender
+from qpsweep.load.attack import LevelAttack
+from qpsweep.load.schedule import arrival_offsets_s
+from qpsweep.records.record import RecordWriter, RequestRecord, read_records
 
 WARMUP_S = 1.0
 TIMEOUT_S = 30.0

@@ -27,10 +27,10 @@ from typing import IO
 import uvloop
 from nginx_target import sse_events
 
-from qpsweep.client import Trace, _take_event, _take_events
-from qpsweep.plain_chunk import PlainChunks
-from qpsweep.record import RecordWriter, RequestRecord
-from qpsweep.sse import SseParser
+from qpsweep.http.client import Trace, _take_event, _take_events
+from qpsweep.http.plain_chunk import PlainChunks
+from qpsweep.http.sse import SseParser
+from qpsweep.records.record import RecordWriter, RequestRecord
 
 REPEATS = 5
 

@@ -43,8 +43,8 @@ from bench_generator import (
 )
 from nginx_target import MissingNginx, nginx_target
 
-from qpsweep.client import Sender
-from qpsweep.record import RecordWriter
+from qpsweep.http.client import Sender
+from qpsweep.records.record import RecordWriter
 
 SAMPLE_S = 10.0
 GOAL_B_PER_REQUEST = 500.0

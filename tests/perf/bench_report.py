@@ -12,9 +12,10 @@ a fresh child process:
   ``metadata.plot = true`` (PNGs, ``plots/``, ``report.html``);
 * ``report (run made with --no-plot)``: the same with ``metadata.plot = false`` (``report.html``
   still written);
-* ``analyze_run only``: ``qpsweep.rundir.analyze_run(DIR)`` (read + summaries + verdict, no
-  files written);
-* ``load_records only``: ``qpsweep.rundir.load_records(DIR)`` (read and parse the JSON lines).
+* ``analyze_run only``: ``qpsweep.output.rebuild.analyze_run(DIR)`` (read + summaries +
+  verdict, no files written);
+* ``load_records only``: ``qpsweep.records.run_files.load_records(DIR)`` (read and parse
+  the JSON lines).
 
 Printed per step: ``wall_s`` (``perf_counter`` around the child), ``cpu_s`` (the child's user +
 system time) and ``peak_rss_mib`` (the child's ``ru_maxrss`` from ``os.wait4``, KiB / 1024),
@@ -44,9 +45,10 @@ from typing import Any
 
 import numpy as np
 
-from qpsweep.config import Scenario, Target
-from qpsweep.record import RequestRecord
-from qpsweep.rundir import METADATA_FILE, REQUESTS_FILE, RunFiles, new_metadata, write_json
+from qpsweep.config.scenario import Scenario, Target
+from qpsweep.records.metadata import new_metadata
+from qpsweep.records.record import RequestRecord
+from qpsweep.records.run_files import METADATA_FILE, REQUESTS_FILE, RunFiles, write_json
 
 GOAL_S = 10.0
 RATE_STEP_QPS = 100.0
@@ -200,12 +202,16 @@ def py(code: str) -> list[str]:
 def steps(run_dir: Path) -> list[tuple[str, bool | None, list[str]]]:
     """(label, metadata.plot to set or None, command) of every timed step."""
     report = [sys.executable, "-m", "qpsweep", "report", str(run_dir)]
-    pre = f"from pathlib import Path; import qpsweep.rundir as r; d = Path({str(run_dir)!r}); "
+    pre = (
+        "from pathlib import Path; import qpsweep.output.rebuild as r; "
+        "import qpsweep.records.run_files as f; "
+        f"d = Path({str(run_dir)!r}); "
+    )
     return [
         ("report (plots on, the default run)", True, report),
         ("report (run made with --no-plot)", False, report),
         ("analyze_run only", None, py(pre + "r.analyze_run(d)")),
-        ("load_records only", None, py(pre + "r.load_records(d)")),
+        ("load_records only", None, py(pre + "f.load_records(d)")),
     ]
 
 

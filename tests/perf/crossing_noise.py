@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from capacity_servers import erlang_b, rate_at_blocking
 
-from qpsweep.estimate import Window, error_crossing
+from qpsweep.analysis.estimate import Window, error_crossing
 
 LIMIT = 0.05
 FACTORS = (0.5, 0.75, 0.9, 1.0, 1.1, 1.25, 1.5)  # bench_verdict's REFUSE_FACTORS

@@ -22,10 +22,10 @@ from typing import Any
 
 import numpy as np
 
-from qpsweep.analyze import steady_counts
-from qpsweep.estimate import Window, growth_z, one_sided_z
-from qpsweep.record import RequestRecord
-from qpsweep.record_table import RecordTable
+from qpsweep.analysis.estimate import Window, growth_z, one_sided_z
+from qpsweep.analysis.summary import steady_counts
+from qpsweep.records.record import RequestRecord
+from qpsweep.records.table import RecordTable
 
 FACTORS = (0.8, 0.9, 0.95, 1.0, 1.1, 1.25, 1.5)
 SERVERS = ((4, 1.0, 15.0), (8, 0.5, 8.0), (32, 0.5, 8.0), (1, 0.25, 10.0))

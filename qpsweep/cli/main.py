@@ -1,0 +1,248 @@
+"""Command line: ``qpsweep [sweep flags]`` and the ``check``, ``demo``, ``diff``, ``report``,
+``sim`` and ``dataset`` commands.
+
+``main(argv) -> int`` parses, makes one library call per command, and maps operator
+errors to one line on stderr with exit code 2.  Exit codes: 0 success, 1 the endpoint failed
+the probe before the sweep (nothing sent; ``qpsweep check`` also exits 1 then) or ``diff
+--fail-on-regression`` found one, 2 bad input or an unusable results directory, 130
+interrupted by Ctrl-C/SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from qpsweep.cli.check import main_check, probe_before_sweep
+from qpsweep.cli.dataset import main_dataset
+from qpsweep.cli.demo import main_demo
+from qpsweep.cli.diff import main_diff
+from qpsweep.cli.merge import main_merge
+from qpsweep.cli.parser import Parser
+from qpsweep.cli.report import main_report
+from qpsweep.cli.sim import main_sim
+from qpsweep.cli.sweep_flags import sweep_parser
+from qpsweep.config.files import resolve
+from qpsweep.config.scenario import (
+    Scenario,
+    Target,
+    check_scenario,
+    normalize_endpoint,
+    parse_header,
+    parse_percentiles,
+    parse_qps,
+    plain_name,
+)
+from qpsweep.config.shards import parse_shard, parse_workers
+from qpsweep.config.slo import parse_slos
+from qpsweep.config.thresholds import AutoPlan, Thresholds
+from qpsweep.datasets.prompts import file_sha256, load_prompts
+from qpsweep.errors import ConfigError, QpsweepError
+from qpsweep.http.client import settings_for
+from qpsweep.http.probe import probe_urls, served_models
+from qpsweep.http.prometheus import DEFAULT_GAUGES
+from qpsweep.load.sweep import run_sweep
+from qpsweep.output.models import ModelRun, sweep_models
+from qpsweep.records.run_files import RunFiles
+
+
+def _file_name(flag: str, value: str) -> str:
+    name = Path(value).name
+    if not name or name in (".", ".."):
+        raise ConfigError(f"{flag}: {value!r} is not a file name")
+    return name
+
+
+def _target(ns: argparse.Namespace) -> Target:
+    headers = tuple(parse_header(h) for h in ns.header)
+    key = ns.api_key or os.environ.get(ns.api_key_env) or None
+    return Target(
+        url=normalize_endpoint(ns.endpoint),
+        model=ns.model,
+        headers=headers,
+        api_key=key,
+        verify_tls=not ns.no_verify_tls,
+    )
+
+
+def _scenario(ns: argparse.Namespace) -> Scenario:
+    auto = ns.qps.strip().lower() == "auto"
+    if ns.start_at is not None and ns.shard is None:
+        raise ConfigError("--start-at: only with --shard I/N")
+    shard = parse_shard(ns.shard, ns.start_at) if ns.shard is not None else None
+    plan = AutoPlan(ns.start_qps, ns.max_qps, ns.precision, ns.budget) if auto else None
+    thresholds = Thresholds(
+        max_error_rate=ns.max_error_rate,
+        max_p95_latency_s=ns.max_p95_latency,
+        headroom=ns.headroom,
+        slos=parse_slos(ns.slo) if ns.slo else (),
+    )
+    return check_scenario(
+        Scenario(
+            qps=() if auto else parse_qps(ns.qps),
+            duration_s=ns.duration,
+            max_tokens=ns.max_tokens,
+            temperature=ns.temperature,
+            timeout_s=ns.timeout,
+            connect_timeout_s=ns.connect_timeout,
+            seed=ns.seed,
+            arrival=ns.arrival,
+            burstiness=ns.burstiness,
+            warmup=ns.warmup,
+            percentiles=parse_percentiles(ns.percentiles),
+            thresholds=thresholds,
+            auto=plan,
+            rerun_client_limited=not ns.no_rerun and shard is None,  # shards keep one timeline
+            retries=ns.retries,
+            workers=parse_workers(str(ns.workers)),
+            shard=shard,
+        )
+    )
+
+
+def _parse_sweep(argv: list[str]) -> argparse.Namespace:
+    """Flags over the named scenario over the named target over the built-in defaults."""
+    pre = Parser(prog="qpsweep", add_help=False)
+    pre.add_argument("--target")
+    pre.add_argument("--scenario")
+    pre.add_argument("--config", action="append", default=[])
+    named, _ = pre.parse_known_args(argv)
+    parser = sweep_parser()
+    parser.set_defaults(**resolve(named.config, named.target, named.scenario))
+    ns = parser.parse_args(argv)
+    for flag in ("endpoint", "model", "dataset"):
+        if getattr(ns, flag) is None:
+            raise ConfigError(
+                f"--{flag} is required (or a --target/--scenario that sets it; see qpsweep --help)"
+            )
+    return ns
+
+
+def _cmd_sweep(argv: list[str]) -> int:
+    ns = _parse_sweep(argv)
+    if ns.show_tokens:
+        print("note: --show-tokens is deprecated; tokens/s is always shown", file=sys.stderr)
+    target, scenario = _target(ns), _scenario(ns)
+    files = RunFiles(
+        _file_name("--output", ns.output),
+        _file_name("--plot-output", ns.plot_output),
+        not ns.no_plot,
+        ns.csv,
+    )
+    dataset = Path(ns.dataset)
+    prompts = load_prompts(dataset)
+    metrics = _metrics(ns)
+
+    def sweep(model: str, results_dir: Path, name: str | None, notes: dict[str, Any]) -> ModelRun:
+        """Probe (unless --no-check), then sweep ``model``; a failed probe sends nothing."""
+        one = replace(target, model=model)
+        if not ns.no_check:
+            probe = probe_before_sweep(settings_for(one, scenario))
+            failed = probe.first_failure
+            if failed is not None:
+                return ModelRun(model, None, None, reason=f"{failed.name}: {failed.detail}")
+            notes = {**notes, "check": probe.as_json()}
+        result = run_sweep(
+            one,
+            scenario,
+            prompts,
+            dataset=str(dataset),
+            dataset_sha256=file_sha256(dataset),
+            argv=["qpsweep", *argv],
+            results_dir=results_dir,
+            files=files,
+            metrics=metrics,
+            notes=notes,
+            name=name,
+        )
+        print(result.table)
+        return ModelRun(model, result.run_dir, result.analysis, result.interrupted)
+
+    if ns.all_models:
+        return _sweep_all_models(ns, target, scenario, sweep)
+    plain_name("--name", ns.name)
+    run = sweep(target.model, Path(ns.results_dir), ns.name, {})
+    if run.run_dir is None:
+        print(f"qpsweep: the endpoint cannot serve a sweep: {run.reason} {_NOTHING_SENT}",
+              file=sys.stderr)  # fmt: skip
+        return 1
+    print(f"Results: {run.run_dir}")
+    return 130 if run.interrupted else 0
+
+
+_NOTHING_SENT = "(nothing was sent; --no-check skips this probe)"
+
+
+def _sweep_all_models(
+    ns: argparse.Namespace,
+    target: Target,
+    scenario: Scenario,
+    sweep: Callable[[str, Path, str | None, dict[str, Any]], ModelRun],
+) -> int:
+    """``--all-models``: the target's ``supported_models``, else what ``/v1/models`` lists."""
+    models = tuple(ns.supported_models or ())
+    if not models:
+        listed = asyncio.run(served_models(settings_for(target, scenario)))
+        if not listed:
+            raise ConfigError(
+                "--all-models: the target has no supported_models and "
+                f"{probe_urls(target.url)[1]} lists none"
+            )
+        models = listed
+    print(f"--all-models: {len(models)} models: {', '.join(models)}", file=sys.stderr)
+    notes = {"all_models": list(models)}
+    parent, runs, text = sweep_models(
+        models, Path(ns.results_dir), lambda m, p, slug: sweep(m, p, slug, notes)
+    )
+    print(text, end="")
+    print(f"Results: {parent}")
+    if any(r.interrupted for r in runs):
+        return 130
+    return 0 if any(r.run_dir is not None for r in runs) else 1
+
+
+def _metrics(ns: argparse.Namespace) -> tuple[str, tuple[str, ...]] | None:
+    """``(url, gauges)`` for the scraper, or ``None`` without ``--metrics-url``."""
+    if not ns.metrics_url:
+        if ns.metrics_gauge:
+            raise ConfigError("--metrics-gauge needs --metrics-url")
+        return None
+    url = ns.metrics_url
+    if not url.startswith(("http://", "https://")):
+        raise ConfigError(f"--metrics-url: {url!r} must start with http:// or https://")
+    return url, tuple(ns.metrics_gauge) or DEFAULT_GAUGES
+
+
+COMMANDS: dict[str, Callable[[list[str]], int]] = {
+    "check": main_check,
+    "dataset": main_dataset,
+    "demo": main_demo,
+    "diff": main_diff,
+    "merge": main_merge,
+    "report": main_report,
+    "sim": main_sim,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code (never raises for operator errors)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    command = COMMANDS.get(args[0], _cmd_sweep) if args else _cmd_sweep
+    if command is not _cmd_sweep:
+        args = args[1:]
+    try:
+        return command(args)
+    except QpsweepError as err:
+        print(f"qpsweep: error: {err}", file=sys.stderr)
+        return 2
+    except SystemExit as done:  # --help and --version
+        return done.code if isinstance(done.code, int) else 0
+    except KeyboardInterrupt:  # Ctrl-C outside a sweep's own handling (e.g. while writing)
+        print("qpsweep: interrupted", file=sys.stderr)
+        return 130

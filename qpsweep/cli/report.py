@@ -1,0 +1,37 @@
+"""``qpsweep report DIR``: rebuild a result directory's reports from its records."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from qpsweep.cli.parser import Parser
+from qpsweep.output.models import MODELS_FILE, ModelRun, read_models, write_comparison
+from qpsweep.output.rebuild import rebuild
+from qpsweep.records.heap import keep_freed_memory
+
+
+def main_report(argv: list[str]) -> int:
+    p = Parser(
+        prog="qpsweep report",
+        description="Rebuild the results JSON, saturation.json, report.txt, the plots and "
+        "report.html of a result directory from its metadata.json and requests.jsonl alone.",
+    )
+    p.add_argument("run_dir", metavar="DIR", help="a result directory, e.g. results/2026-...")
+    p.add_argument("--plot", action="store_true", help="draw the plots even if the run did not")
+    p.add_argument("--html", action="store_true", help="write report.html even if the run did not")
+    ns = p.parse_args(argv)
+    keep_freed_memory()  # a big run's numpy temporaries: reuse them, do not fault them in again
+    plot, html = True if ns.plot else None, True if ns.html else None
+    run_dir = Path(ns.run_dir)
+    if (run_dir / MODELS_FILE).is_file():  # --all-models: each model's run, then the comparison
+        runs = []
+        for entry in read_models(run_dir):
+            child = run_dir / entry["dir"] if entry["dir"] else None
+            analysis = rebuild(child, plot=plot, html=html)[0] if child else None
+            interrupted = entry["status"] == "interrupted"
+            runs.append(ModelRun(entry["model"], child, analysis, interrupted, entry["reason"]))
+        print(write_comparison(run_dir, runs), end="")
+        return 0
+    _, table = rebuild(run_dir, plot=plot, html=html)
+    print(table)
+    return 0

@@ -1,0 +1,197 @@
+"""Validated run settings: the endpoint (``Target``) and the load (``Scenario``).
+
+Everything a user types is checked here, once, and turned into frozen dataclasses; the
+rest of qpsweep never sees raw strings.  Each parser raises ``ConfigError`` with one line
+that names the flag and the bad value.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from qpsweep.config.shards import Shard
+from qpsweep.config.thresholds import AutoPlan, Thresholds
+from qpsweep.errors import ConfigError
+
+ARRIVALS = ("poisson", "constant", "gamma")
+ALLOWED_PERCENTILES = (50.0, 90.0, 95.0, 99.0, 99.9)
+CHAT_PATH = "/chat/completions"
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where requests go.  ``api_key`` is excluded from ``repr`` and never written anywhere."""
+
+    url: str
+    model: str
+    headers: tuple[tuple[str, str], ...] = ()
+    api_key: str | None = field(default=None, repr=False)
+    verify_tls: bool = True
+
+    def __post_init__(self) -> None:
+        """Headers and the key go into the request as written: a line break would end the
+        header early (or add one), so it is refused, naming the header, never its value."""
+        for name, value in self.headers:
+            if _breaks_line(name) or _breaks_line(value):
+                raise ConfigError(f"--header: {name!r} must be on one line (no line breaks)")
+        if self.api_key is not None and _breaks_line(self.api_key):
+            raise ConfigError("the API key contains a line break (a trailing newline from a file?)")
+
+
+def _breaks_line(text: str) -> bool:
+    return "\n" in text or "\r" in text or "\0" in text
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """What load to offer: one level per entry of ``qps`` (or chosen by ``auto``), each
+    ``duration_s`` of arrivals, and the thresholds of the verdict and the stop rules."""
+
+    qps: tuple[float, ...] = (1.0, 5.0, 10.0, 20.0)
+    duration_s: float = 60.0
+    max_tokens: int = 512
+    temperature: float = 0.7
+    timeout_s: float = 300.0
+    connect_timeout_s: float = 30.0
+    seed: int = 0
+    arrival: str = "poisson"
+    burstiness: float = 1.0
+    warmup: int = 0
+    percentiles: tuple[float, ...] = (50.0, 95.0, 99.0)
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    auto: AutoPlan | None = None  # --qps auto: levels chosen by the adaptive search
+    rerun_client_limited: bool = True  # run a level where the generator fell behind once more
+    retries: int = 0  # --retries: tries again on connection errors and 503 (see client)
+    workers: int = 1  # --workers: processes that share each level's sends (see workers)
+    shard: Shard | None = None  # --shard I/N --start-at: this process sends part I of N
+
+
+def normalize_endpoint(raw: str) -> str:
+    """Full chat-completions URL from a full URL or a base URL.
+
+    ``http://h:8000`` and ``http://h:8000/v1`` become ``http://h:8000/v1/chat/completions``;
+    a URL already ending in ``/chat/completions`` is kept; any other path is taken as a base
+    (``http://h/openai`` -> ``http://h/openai/v1/chat/completions``).
+    """
+    parts = urlsplit(raw.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(f"--endpoint: {raw!r} needs an http:// or https:// scheme and a host")
+    path = parts.path.rstrip("/")
+    if not path.endswith(CHAT_PATH):
+        path = path + CHAT_PATH if path.endswith("/v1") else path + "/v1" + CHAT_PATH
+    return urlunsplit((parts.scheme, parts.netloc, path, parts.query, ""))
+
+
+def _positive_float(flag: str, text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ConfigError(f"{flag}: {text!r} is not a number") from None
+    if not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"{flag}: {text!r} must be a positive number")
+    return value
+
+
+def parse_qps(text: str) -> tuple[float, ...]:
+    """``"1,5,10"`` -> ``(1.0, 5.0, 10.0)``; every level must be a positive finite number."""
+    items = [item.strip() for item in text.split(",")]
+    if not text.strip() or any(not item for item in items):
+        raise ConfigError(f"--qps: {text!r} must be a comma-separated list such as 1,5,10,20")
+    return tuple(_positive_float("--qps", item) for item in items)
+
+
+def parse_percentiles(text: str) -> tuple[float, ...]:
+    """``"50,95,99"`` -> ``(50.0, 95.0, 99.0)``; each must be one of 50, 90, 95, 99, 99.9."""
+    out: list[float] = []
+    for item in text.split(","):
+        try:
+            value = float(item)
+        except ValueError:
+            value = math.nan
+        if value not in ALLOWED_PERCENTILES:
+            allowed = ", ".join(f"{p:g}" for p in ALLOWED_PERCENTILES)
+            raise ConfigError(f"--percentiles: {item.strip()!r} is not one of {allowed}")
+        if value not in out:
+            out.append(value)
+    return tuple(sorted(out))
+
+
+def parse_header(text: str) -> tuple[str, str]:
+    """``"X-Team: infra"`` -> ``("X-Team", "infra")``; the name must be a non-empty token."""
+    name, sep, value = text.partition(":")
+    name = name.strip()
+    if not sep or not name or any(ch.isspace() for ch in name):
+        raise ConfigError(f"--header: {text!r} must look like 'Name: value'")
+    return name, value.strip()
+
+
+def plain_name(flag: str, name: str | None) -> str | None:
+    """``name`` if it is ``None`` or a plain file or directory name (no path, not ``.`` or
+    ``..``), else ``ConfigError`` naming ``flag``."""
+    if name is not None and (Path(name).name != name or name in (".", "..")):
+        raise ConfigError(f"{flag}: {name!r} must be a plain name, without a path")
+    return name
+
+
+def positive(flag: str, value: float) -> float:
+    """``value`` if it is finite and > 0, else ``ConfigError`` naming ``flag``."""
+    if not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"{flag}: {value:g} must be greater than 0")
+    return value
+
+
+def non_negative_int(flag: str, value: int) -> int:
+    """``value`` if it is >= 0, else ``ConfigError`` naming ``flag``."""
+    if value < 0:
+        raise ConfigError(f"{flag}: {value} must be 0 or more")
+    return value
+
+
+def check_scenario(scenario: Scenario) -> Scenario:
+    """Validate the numeric fields that argparse cannot; returns ``scenario`` unchanged."""
+    positive("--duration", scenario.duration_s)
+    positive("--timeout", scenario.timeout_s)
+    positive("--connect-timeout", scenario.connect_timeout_s)
+    positive("--burstiness", scenario.burstiness)
+    if scenario.max_tokens < 1:
+        raise ConfigError(f"--max-tokens: {scenario.max_tokens} must be at least 1")
+    if not 0.0 <= scenario.temperature <= 2.0:
+        raise ConfigError(f"--temperature: {scenario.temperature:g} must be between 0 and 2")
+    if scenario.arrival not in ARRIVALS:
+        raise ConfigError(f"--arrival: {scenario.arrival!r} is not one of {', '.join(ARRIVALS)}")
+    non_negative_int("--warmup", scenario.warmup)
+    non_negative_int("--retries", scenario.retries)
+    if scenario.workers < 1:
+        raise ConfigError(f"--workers: {scenario.workers} must be at least 1")
+    if scenario.shard is not None and scenario.auto is not None:
+        raise ConfigError(
+            "--shard: --qps auto cannot be sharded (each shard would search on its own); "
+            "give the levels, e.g. --qps 100,200,400"
+        )
+    t = scenario.thresholds
+    if not 0.0 < t.headroom <= 1.0:
+        raise ConfigError(f"--headroom: {t.headroom:g} must be in (0, 1], e.g. 0.75")
+    if not 0.0 <= t.max_error_rate < 1.0:
+        raise ConfigError(f"--max-error-rate: {t.max_error_rate:g} must be in [0, 1), e.g. 0.05")
+    if t.max_p95_latency_s is not None:
+        positive("--max-p95-latency", t.max_p95_latency_s)
+    if scenario.auto is not None:
+        _check_auto(scenario.auto, scenario.duration_s)
+    return scenario
+
+
+def _check_auto(plan: AutoPlan, duration_s: float) -> None:
+    positive("--start-qps", plan.start_qps)
+    positive("--precision", plan.precision)
+    if plan.max_qps <= plan.start_qps:
+        raise ConfigError(
+            f"--max-qps: {plan.max_qps:g} must be above --start-qps {plan.start_qps:g}"
+        )
+    if plan.budget_s < 2 * duration_s:
+        raise ConfigError(
+            f"--budget: {plan.budget_s:g} s cannot fit the two levels of --duration "
+            f"{duration_s:g} s that --qps auto needs at the least"
+        )

@@ -1,0 +1,557 @@
+"""One streamed chat completion -> one ``RequestRecord``.
+
+Request shape: ``{"model", "messages", "max_tokens", "temperature", "stream": true,
+"stream_options": {"include_usage": true}}``.  A server that rejects ``stream_options``
+with 400/422 gets the same request once more without it; when that retry is accepted the
+run stops sending ``stream_options`` (``RequestShape.include_usage`` becomes False).
+
+Measured per request (seconds since the level start, see ``record``): the send time, the
+arrival of every chunk that carries generated text (``delta.content``,
+``delta.reasoning_content``/``reasoning``, or ``text`` for completions), and the end.
+Output tokens come from the server's ``usage.completion_tokens`` when it sends usage,
+otherwise one token per content chunk; ``token_counted_by`` says which.
+
+Hot path: most events are plain content chunks, and only their arrival time matters; those
+are recognized without decoding their JSON (``qpsweep.http.plain_chunk``, which says what is taken
+for one).  Every other event is decoded in full.
+
+Outcome classification (``error_kind``; ``None`` is success):
+
+* HTTP status: 503 -> ``http_503``, 429 -> ``http_429``, other 5xx -> ``http_5xx``,
+  other 4xx -> ``http_4xx``.  Redirects: a 307/308 to the same origin is followed (at most
+  ``MAX_REDIRECTS`` hops, the POST and its body kept); any other redirect (another origin,
+  where the Authorization header must not go, or a 301/302/303 that would turn the POST into a
+  GET) is not followed and is ``protocol``, with the reason;
+* socket connect timeout -> ``timeout_connect``; the ``--timeout`` deadline before the first
+  content chunk -> ``timeout_ttft``, after it -> ``timeout_total``;
+* refused, reset or broken connections -> ``connection``;
+* invalid JSON in a chunk, an ``error`` object in the stream, a 200 body that is not SSE, or
+  a stream that ends with neither ``[DONE]`` nor a ``finish_reason`` -> ``protocol``;
+* a complete stream without any content -> ``empty``.
+
+Retries (``ClientSettings.retries``, off by default): a try that ends in ``RETRYABLE`` (a
+refused or broken connection, a connect timeout, HTTP 503) before any content arrived is sent
+again after ``backoff_s(k) = min(RETRY_MAX_BACKOFF_S, RETRY_BASE_S * 2 ** (k - 1))`` for the
+k-th retry, at most ``retries`` times.  The record keeps the first try's send time, failure
+kind and end (see ``record``); the last try's outcome is the request's outcome.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import math
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass, field
+from time import perf_counter
+from typing import Any
+
+import aiohttp
+from yarl import URL
+
+from qpsweep._version import __version__
+from qpsweep.config.scenario import Scenario, Target
+from qpsweep.config.secrets import is_secret_header, scrub
+from qpsweep.datasets.prompts import Prompt
+from qpsweep.http.http1 import (
+    BadResponse,
+    Connection,
+    ConnectTimeout,
+    HttpError,
+    Origin,
+    host_header,
+)
+from qpsweep.http.plain_chunk import PlainChunks, is_plain
+from qpsweep.http.sse import SseParser
+from qpsweep.records.record import RequestRecord
+
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+MAX_REDIRECTS = 5
+_ERROR_BODY_BYTES = 8192
+_MESSAGE_CHARS = 200
+RETRYABLE = frozenset({"connection", "timeout_connect", "http_503"})
+RETRY_BASE_S = 0.5
+RETRY_MAX_BACKOFF_S = 8.0
+_decode_json = json.JSONDecoder().decode  # str -> object: json.loads without its bytes sniffing
+
+
+def backoff_s(retry: int) -> float:
+    """The pause before the ``retry``-th retry (1-based): 0.5, 1, 2, 4, 8, 8, ... seconds."""
+    return min(RETRY_MAX_BACKOFF_S, RETRY_BASE_S * 2.0 ** (retry - 1))
+
+
+def request_deadline_s(settings: ClientSettings) -> float:
+    """The longest one request can take: each of its ``retries + 1`` tries up to
+    ``timeout_s``, plus the back-off pauses between them."""
+    pauses_s = sum(backoff_s(k) for k in range(1, settings.retries + 1))
+    return (settings.retries + 1) * settings.timeout_s + pauses_s
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    """Everything the HTTP client needs; ``secrets`` are scrubbed from every message."""
+
+    url: str
+    model: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+    timeout_s: float = 300.0
+    connect_timeout_s: float = 30.0
+    verify_tls: bool = True
+    max_tokens: int = 512
+    temperature: float = 0.7
+    retries: int = 0
+    secrets: tuple[str, ...] = field(default=(), repr=False)
+
+
+class RequestShape:
+    """Run-wide facts learned from the server (mutable, shared by all requests)."""
+
+    def __init__(self) -> None:
+        self.include_usage = True
+
+
+@dataclass(slots=True)
+class Trace:
+    """A request in progress; ``finish`` turns it into the immutable record."""
+
+    level: int
+    level_qps: float
+    seq: int
+    prompt_id: int
+    scheduled_s: float
+    sent_s: float = 0.0
+    status: int | None = None
+    chunk_s: list[float] = field(default_factory=list)
+    usage_prompt: int | None = None
+    usage_completion: int | None = None
+    end_s: float | None = None  # arrival of [DONE]; None: the end is when fetch returns
+    attempts: int = 1
+    first_error_kind: str | None = None
+    first_done_s: float | None = None
+
+    def restart(self, sent_s: float) -> None:
+        """Forget the first attempt (used by the one retry without ``stream_options``)."""
+        self.sent_s = sent_s
+        self._clear()
+
+    def retry(self, failed_kind: str, failed_s: float) -> None:
+        """Start another try of the same request; the first try's failure is kept."""
+        if self.attempts == 1:
+            self.first_error_kind, self.first_done_s = failed_kind, failed_s
+        self.attempts += 1
+        self._clear()
+
+    def _clear(self) -> None:
+        self.status, self.chunk_s = None, []
+        self.usage_prompt = self.usage_completion = self.end_s = None
+
+    def finish(self, done_s: float, error_kind: str | None, error: str | None) -> RequestRecord:
+        """The record of this request, ending at ``done_s`` with the given outcome."""
+        by_usage = self.usage_completion is not None
+        n_tokens = self.usage_completion if self.usage_completion is not None else len(self.chunk_s)
+        return RequestRecord(
+            level=self.level,
+            level_qps=self.level_qps,
+            seq=self.seq,
+            prompt_id=self.prompt_id,
+            scheduled_s=self.scheduled_s,
+            sent_s=self.sent_s,
+            done_s=done_s if self.end_s is None else self.end_s,
+            first_token_s=self.chunk_s[0] if self.chunk_s else None,
+            status=self.status,
+            error_kind=error_kind,
+            error=error,
+            input_tokens=self.usage_prompt,
+            output_tokens=n_tokens,
+            token_counted_by=("usage" if by_usage else "chunks") if self.chunk_s else None,
+            chunk_s=tuple(self.chunk_s),
+            attempts=self.attempts,
+            first_error_kind=self.first_error_kind,
+            first_done_s=self.first_done_s,
+        )
+
+
+Outcome = tuple[str | None, str | None]
+_First = tuple[float, Connection | None]  # a try's deadline, and the request's connection
+
+
+def settings_for(target: Target, scenario: Scenario) -> ClientSettings:
+    """HTTP settings for a target: its headers plus ``Authorization: Bearer`` for the key;
+    the key and secret-looking header values become ``secrets`` to scrub from messages."""
+    headers = dict(target.headers)
+    if target.api_key and not any(k.lower() == "authorization" for k in headers):
+        headers["Authorization"] = f"Bearer {target.api_key}"
+    secrets = tuple(v for k, v in headers.items() if is_secret_header(k) and v)
+    if target.api_key:
+        secrets += (target.api_key,)
+    return ClientSettings(
+        url=target.url,
+        model=target.model,
+        headers=headers,
+        timeout_s=scenario.timeout_s,
+        connect_timeout_s=min(scenario.connect_timeout_s, scenario.timeout_s),
+        verify_tls=target.verify_tls,
+        max_tokens=scenario.max_tokens,
+        temperature=scenario.temperature,
+        retries=scenario.retries,
+        secrets=secrets,
+    )
+
+
+def open_session(settings: ClientSettings) -> aiohttp.ClientSession:
+    """A session for the side requests (health, models, clock, metrics): the completions
+    themselves go through ``Sender``'s own connections.  Its pool never queues requests."""
+    connector = aiohttp.TCPConnector(limit=0, ssl=settings.verify_tls)
+    timeout = aiohttp.ClientTimeout(
+        total=settings.timeout_s, sock_connect=settings.connect_timeout_s
+    )
+    return aiohttp.ClientSession(connector=connector, timeout=timeout, trust_env=False)
+
+
+class Sender:
+    """Sends prompts to one endpoint and measures them, on its own keep-alive connections
+    (``qpsweep.http.http1``; ``close()`` closes them).  Requests are encoded once per prompt."""
+
+    def __init__(self, settings: ClientSettings) -> None:
+        self._settings = settings
+        self.shape = RequestShape()
+        self._url = URL(settings.url)
+        self._origin = Origin(self._url, settings.verify_tls, settings.connect_timeout_s)
+        headers = {
+            "content-type": ("Content-Type", "application/json"),
+            "accept": ("Accept", "text/event-stream"),
+            "accept-encoding": ("Accept-Encoding", "gzip, deflate"),
+            "user-agent": ("User-Agent", f"qpsweep/{__version__}"),
+        }
+        for name, value in settings.headers.items():  # the user's win, whatever their case
+            headers[name.lower()] = (name, value)
+        headers.pop("host", None)
+        headers.pop("content-length", None)
+        self._header_lines = "".join(f"{k}: {v}\r\n" for k, v in headers.values())
+        self._bodies: dict[tuple[int, bool], bytes] = {}
+        self._requests: dict[tuple[int, bool], bytes] = {}
+
+    def close(self) -> None:
+        """Close the connections (a request still in flight fails)."""
+        self._origin.close()
+
+    def __enter__(self) -> Sender:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def body(self, prompt: Prompt, include_usage: bool) -> bytes:
+        """The JSON request body for ``prompt`` (cached)."""
+        key = (prompt.id, include_usage)
+        cached = self._bodies.get(key)
+        if cached is None:
+            payload: dict[str, Any] = {
+                "model": self._settings.model,
+                "messages": prompt.as_messages(),
+                "max_tokens": prompt.max_tokens or self._settings.max_tokens,
+                "temperature": self._settings.temperature,
+                "stream": True,
+            }
+            if include_usage:
+                payload["stream_options"] = {"include_usage": True}
+            cached = self._bodies[key] = json.dumps(payload).encode()
+        return cached
+
+    def request(self, prompt: Prompt, include_usage: bool, url: URL | None = None) -> bytes:
+        """The whole HTTP request (head and body) for ``prompt`` to ``url`` (default: the
+        endpoint; cached for it)."""
+        key = (prompt.id, include_usage)
+        cached = self._requests.get(key) if url is None else None
+        if cached is None:
+            body = self.body(prompt, include_usage)
+            where = self._url if url is None else url
+            head = (
+                f"POST {where.raw_path_qs} HTTP/1.1\r\nHost: {host_header(where)}\r\n"
+                f"{self._header_lines}Content-Length: {len(body)}\r\n\r\n"
+            )
+            cached = head.encode() + body
+            if url is None:
+                self._requests[key] = cached
+        return cached
+
+    def fetch(self, trace: Trace, prompt: Prompt, t0: float) -> Coroutine[Any, Any, RequestRecord]:
+        """Send ``prompt`` now; the coroutine returned reads the response and returns the
+        record (times relative to ``t0``).  When a kept-alive connection is idle the request
+        is written before ``fetch`` returns, so a caller on the loop's clock (the schedule)
+        sends at its instant rather than a loop turn later; ``sent_s`` is that moment."""
+        usage = self.shape.include_usage
+        request = self.request(prompt, usage)
+        deadline = asyncio.get_running_loop().time() + self._settings.timeout_s
+        trace.sent_s = perf_counter() - t0
+        try:
+            conn = self._origin.send_idle(request, deadline)
+        except (HttpError, OSError):  # that connection is dropped; the coroutine makes one
+            conn = None
+        return self._fetch(trace, prompt, t0, usage, (deadline, conn))
+
+    async def _fetch(
+        self, trace: Trace, prompt: Prompt, t0: float, usage: bool, first: _First
+    ) -> RequestRecord:
+        kind, message = await self._attempt(trace, prompt, t0, usage, first)
+        if usage and trace.status in (400, 422):
+            trace.restart(perf_counter() - t0)
+            kind, message = await self._attempt(trace, prompt, t0, False)
+            if trace.status not in (400, 422):
+                self.shape.include_usage = False
+        while kind in RETRYABLE and not trace.chunk_s and trace.attempts <= self._settings.retries:
+            trace.retry(kind, perf_counter() - t0)
+            await asyncio.sleep(backoff_s(trace.attempts - 1))
+            kind, message = await self._attempt(trace, prompt, t0, self.shape.include_usage)
+        if message is not None:
+            message = scrub(message, self._settings.secrets)[:_MESSAGE_CHARS]
+        return trace.finish(perf_counter() - t0, kind, message)
+
+    async def _attempt(
+        self, trace: Trace, prompt: Prompt, t0: float, usage: bool, first: _First | None = None
+    ) -> Outcome:
+        """One try: the request, its redirects (all within one ``timeout_s``), its response.
+        ``first`` is the try's deadline and the connection its request was already written
+        on by ``fetch`` (None: not written yet)."""
+        origin, url = self._origin, self._url
+        request = self.request(prompt, usage)
+        if first is None:
+            first = (asyncio.get_running_loop().time() + self._settings.timeout_s, None)
+        deadline, written = first
+        try:
+            for _hop in range(MAX_REDIRECTS + 1):
+                conn = written if written is not None else await origin.send(request, deadline)
+                written = None
+                try:
+                    await conn.head()
+                    status = trace.status = conn.status
+                    if status in _REDIRECTS:
+                        url, refusal = _redirect(status, conn.headers.get("location"), url)
+                        if refusal is not None:
+                            return "protocol", refusal
+                        request = self.request(prompt, usage, url)
+                        continue
+                    if status >= 300:
+                        body = await _read_body(conn, _ERROR_BODY_BYTES)
+                        return _http_failure(status, body, conn.headers.get("retry-after"))
+                    if "json" in conn.headers.get("content-type", ""):
+                        return _read_json(trace, await _read_body(conn), perf_counter() - t0)
+                    return await _read_sse(conn, trace, t0)
+                finally:
+                    origin.release(conn)
+            return "protocol", f"more than {MAX_REDIRECTS} redirects"
+        except ConnectTimeout:
+            return "timeout_connect", f"no connection within {self._settings.connect_timeout_s:g} s"
+        except asyncio.TimeoutError:
+            limit = self._settings.timeout_s
+            if trace.chunk_s:
+                return "timeout_total", f"not finished within {limit:g} s"
+            return "timeout_ttft", f"no first token within {limit:g} s"
+        except BadResponse as err:
+            return "protocol", str(err)
+        except (HttpError, OSError) as err:
+            return "connection", _describe(err, len(trace.chunk_s))
+
+
+def _redirect(status: int, where: str | None, url: URL) -> tuple[URL, str | None]:
+    """Where a 3xx response to ``url`` points (its ``Location``), or why it is not followed.
+    Only 307/308 (which keep the POST and its body) to the same origin (scheme, host, port)
+    are followed: headers, Authorization included, are never sent to another host."""
+    if not where:
+        return url, f"HTTP {status} redirect without a Location header"
+    target = url.join(URL(where))
+    if (target.scheme, target.host, target.port) != (url.scheme, url.host, url.port):
+        return target, (
+            f"HTTP {status} redirect to another origin not followed "
+            f"({target.scheme}://{target.host}:{target.port}): credentials stay with --endpoint"
+        )
+    if status not in (307, 308):
+        return target, (
+            f"HTTP {status} redirect to {target.path} not followed: it would turn the POST "
+            "into a GET; point --endpoint at the new path"
+        )
+    return target, None
+
+
+def _describe(err: BaseException, n_chunks: int) -> str:
+    text = str(err) or type(err).__name__
+    if "Too many open files" in text:
+        text = f"qpsweep ran out of file descriptors (raise `ulimit -n`): {text}"
+    return f"{text} (after {n_chunks} content chunks)" if n_chunks else text
+
+
+async def _read_body(conn: Connection, max_bytes: float = math.inf) -> bytes:
+    """The body, or its first ``max_bytes`` or so (an error body: only its message is kept)."""
+    pieces, n_bytes = [], 0
+    while n_bytes < max_bytes and (piece := await conn.read()):
+        pieces.append(piece)
+        n_bytes += len(piece)
+    return b"".join(pieces)
+
+
+def _error_text(body: bytes) -> str:
+    """The most useful short message of an error body (OpenAI ``error.message`` if any)."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        data = None
+    if isinstance(data, dict):
+        inner = data.get("error", data)
+        if isinstance(inner, dict):
+            inner = inner.get("message") or inner.get("detail") or inner
+        return str(inner)
+    return " ".join(body.decode("utf-8", "replace").split())
+
+
+def _http_failure(status: int, body: bytes, retry_after: str | None = None) -> Outcome:
+    """The kind of an HTTP error status and its message (with the server's ``Retry-After``
+    hint, which an open-loop generator records but does not obey)."""
+    text = _error_text(body)
+    message = f"HTTP {status}: {text}" if text else f"HTTP {status}"
+    if retry_after:
+        message += f" (Retry-After: {retry_after[:40]})"
+    if status == 503:
+        return "http_503", message
+    if status == 429:
+        return "http_429", message
+    if status >= 500:
+        return "http_5xx", message
+    if status >= 400:
+        return "http_4xx", message
+    return "protocol", f"redirect not followed: {message}"
+
+
+def _read_json(trace: Trace, body: bytes, now_s: float) -> Outcome:
+    """A non-streamed completion: first token and end coincide."""
+    try:
+        data = json.loads(body)
+        choice = data["choices"][0]
+        text = (choice.get("message") or {}).get("content") or choice.get("text")
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+        return "protocol", "200 response is neither SSE nor a completion: " + _error_text(body)
+    _take_usage(trace, data)
+    if not text:
+        return "empty", "completion has no content"
+    trace.chunk_s.append(now_s)
+    return None, None
+
+
+def _take_usage(trace: Trace, data: dict[str, Any]) -> None:
+    usage = data.get("usage")
+    if isinstance(usage, dict):
+        if isinstance(usage.get("completion_tokens"), int):
+            trace.usage_completion = usage["completion_tokens"]
+        if isinstance(usage.get("prompt_tokens"), int):
+            trace.usage_prompt = usage["prompt_tokens"]
+
+
+def _has_content(choice: Any) -> bool:
+    if not isinstance(choice, dict):
+        return False
+    delta = choice.get("delta")
+    if isinstance(delta, dict) and (
+        delta.get("content") or delta.get("reasoning_content") or delta.get("reasoning")
+    ):
+        return True
+    return bool(choice.get("text"))
+
+
+async def _read_sse(conn: Connection, trace: Trace, t0: float) -> Outcome:
+    """The stream's events, each timed by the network read that brought it."""
+    parser = SseParser()
+    plain = PlainChunks()
+    finished = False
+    while piece := await conn.read():
+        now_s = conn.arrived_s - t0
+        try:
+            payloads = parser.feed(piece)
+        except ValueError as err:
+            return "protocol", str(err)
+        failure, fin, done = _take_events(trace, payloads, now_s, plain)
+        if failure is not None:
+            return failure
+        finished = finished or fin
+        if done:
+            trace.end_s = now_s
+            await _read_rest(conn)
+            return _end(trace, parser, done=True)
+    failure, fin, done = _take_events(trace, parser.close(), perf_counter() - t0, plain)
+    if failure is not None:  # a last event without its blank line
+        return failure
+    return _end(trace, parser, done=done or finished or fin)
+
+
+def _take_events(
+    trace: Trace, payloads: list[bytes], now_s: float, plain: PlainChunks
+) -> tuple[Outcome | None, bool, bool]:
+    """The events of one network piece, in order, all at ``now_s``: (a failure or None,
+    finish_reason seen, ``[DONE]`` seen); events after a failure or ``[DONE]`` are left.
+    Runs of content chunks that fit ``plain``'s template are counted in one go
+    (``PlainChunks.leading``), every other event goes through ``_take_event``."""
+    chunk_s = trace.chunk_s
+    finished = False
+    k, n = 0, len(payloads)
+    while k < n:
+        run = plain.leading(payloads, k)
+        if run:
+            chunk_s.extend([now_s] * run)
+            k += run
+            continue
+        payload = payloads[k]
+        k += 1
+        if payload == b"[DONE]":
+            return None, finished, True
+        failure, fin = _take_event(trace, payload, now_s, plain.learn)  # it did not fit
+        if failure is not None:
+            return failure, finished, False
+        finished = finished or fin
+    return None, finished, False
+
+
+def _take_event(
+    trace: Trace, payload: bytes, now_s: float, plain: Callable[[bytes], bool] = is_plain
+) -> tuple[Outcome | None, bool]:
+    """Record one event's content time and usage; (a failure or None, finish_reason seen).
+    ``plain``: ``is_plain``, a response's ``PlainChunks`` or its ``learn``."""
+    if plain(payload):
+        trace.chunk_s.append(now_s)
+        return None, False
+    try:  # an SSE stream is UTF-8: no encoding to detect
+        data = _decode_json(payload.decode())
+    except ValueError:  # UnicodeDecodeError included
+        return ("protocol", f"invalid JSON in stream: {payload[:80]!r}"), False
+    if not isinstance(data, dict):
+        return ("protocol", f"stream chunk is not an object: {payload[:80]!r}"), False
+    if "error" in data:
+        return ("protocol", "error in stream: " + _error_text(payload)), False
+    finished = False
+    for choice in data.get("choices") or ():
+        if _has_content(choice):
+            trace.chunk_s.append(now_s)
+        if isinstance(choice, dict) and choice.get("finish_reason"):
+            finished = True
+    if "usage" in data:
+        _take_usage(trace, data)
+    return None, finished
+
+
+async def _read_rest(conn: Connection) -> None:
+    """Read what follows ``[DONE]`` (normally only the end of the chunked body) so that the
+    connection goes back to the pool instead of being closed; gives up after 50 ms."""
+    if conn.complete:
+        return
+    with contextlib.suppress(asyncio.TimeoutError, HttpError):
+        await asyncio.wait_for(_read_body(conn), 0.05)
+
+
+def _end(trace: Trace, parser: SseParser, done: bool) -> Outcome:
+    if parser.bytes_seen and not trace.chunk_s and parser.other_lines and not done:
+        return "protocol", "200 response is not an SSE stream"
+    if not done:
+        if trace.chunk_s:
+            return "protocol", f"stream ended without [DONE] after {len(trace.chunk_s)} chunks"
+        return "empty", "stream ended without content or [DONE]"
+    if not trace.chunk_s:
+        return "empty", "stream finished without any content"
+    return None, None

@@ -1,0 +1,477 @@
+"""A whole sweep: warmup, then each QPS level in turn, with progress and Ctrl-C handling.
+
+Per level: compute the schedule, run ``LevelAttack.schedule`` for ``duration_s`` of
+arrivals, then wait for the requests in flight (up to ``timeout_s`` + a grace period; with
+``--retries``, up to every try's timeout and the pauses between them).
+Records are written as requests finish; ``metadata.json`` is rewritten at each level's
+start and end.  Signals (SIGINT, SIGTERM): the first stops scheduling and drains in-flight
+requests for up to ``INTERRUPT_DRAIN_S``; the second aborts, recording what was in flight
+as ``interrupted``.  Either way the outputs are rebuilt and ``metadata.json`` says
+``"interrupted": true``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import gc
+import shutil
+import signal
+import sys
+import time
+from collections.abc import Coroutine
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+from time import perf_counter
+from typing import Any, TextIO
+
+import aiohttp
+import numpy as np
+from tqdm import tqdm
+
+from qpsweep._version import __version__
+from qpsweep.analysis.auto_search import level_duration_s, next_level, rerun_due
+from qpsweep.analysis.estimate import share_bounds
+from qpsweep.analysis.verdict import Verdict
+from qpsweep.config.scenario import Scenario, Target
+from qpsweep.config.shards import Part, level_start_epoch
+from qpsweep.datasets.prompts import Prompt, prompt_order
+from qpsweep.errors import RunDirError
+from qpsweep.http.client import (
+    ClientSettings,
+    Sender,
+    open_session,
+    request_deadline_s,
+    settings_for,
+)
+from qpsweep.http.probe import probe_urls
+from qpsweep.http.prometheus import MetricsScraper
+from qpsweep.load.aioloop import run_loop
+from qpsweep.load.attack import LevelAttack
+from qpsweep.load.clock import measure_offset_s
+from qpsweep.load.interrupts import INTERRUPT_DRAIN_S, Signals, finish_writing_first
+from qpsweep.load.resources import expected_requests, file_limit_note
+from qpsweep.load.schedule import arrival_offsets_s
+from qpsweep.load.worker_pool import RemoteLevel, WorkerPool
+from qpsweep.output.rebuild import Analysis, analyze_run, rebuild
+from qpsweep.records.metadata import new_metadata, thresholds_of
+from qpsweep.records.parts import merge_parts, part_path
+from qpsweep.records.record import RecordWriter, RequestRecord
+from qpsweep.records.run_files import (
+    METADATA_FILE,
+    REQUESTS_FILE,
+    RunFiles,
+    check_space,
+    create_run_dir,
+    write_json,
+)
+from qpsweep.records.server_metrics import METRICS_FILE
+
+DEFAULT_FILES = RunFiles()
+DRAIN_GRACE_S = 5.0
+PROBE_REQUESTS = 5
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    """What a finished (or interrupted) sweep hands back to the CLI."""
+
+    run_dir: Path
+    analysis: Analysis
+    table: str
+    interrupted: bool
+
+
+class _Sweep:
+    def __init__(
+        self,
+        settings: ClientSettings,
+        scenario: Scenario,
+        prompts: tuple[Prompt, ...],
+        run_dir: Path,
+        metadata: dict[str, Any],
+        console: TextIO,
+    ) -> None:
+        self.settings, self.scenario, self.prompts = settings, scenario, prompts
+        self.run_dir, self.metadata, self.console = run_dir, metadata, console
+        self.signals: Signals | None = None
+        self.scraper: MetricsScraper | None = None
+        self.order = prompt_order(len(prompts), scenario.seed)
+        self.drain_s = request_deadline_s(settings) + DRAIN_GRACE_S  # the most a level drains
+        self.pool: WorkerPool | None = None
+        if scenario.workers > 1:
+            paths = [part_path(run_dir, w) for w in range(scenario.workers)]
+            shard = scenario.shard.part if scenario.shard else None
+            self.pool = WorkerPool(paths, settings, prompts, self.order.tolist(), shard)
+
+    @property
+    def interrupted(self) -> bool:
+        return self.signals is not None and self.signals.count > 0
+
+    def _prompts_for(self, n: int) -> list[Prompt]:
+        order, size = self.order, len(self.prompts)
+        return [self.prompts[order[k % size]] for k in range(n)]
+
+    async def _stage(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run a stage that the first signal may cancel; the second signal propagates."""
+        assert self.signals is not None
+        task = asyncio.ensure_future(coro)
+        self.signals.stage = task
+        try:
+            await task
+        except asyncio.CancelledError:
+            if self.signals.count != 1 or not task.cancelled():
+                raise
+        finally:
+            self.signals.stage = None
+
+    def _start(self, attack: LevelAttack | RemoteLevel) -> float:
+        """The level's start on the ``perf_counter`` clock: now (plus the hand-over lead of
+        workers), or, for a shard, its slot on the timeline shared by all shards."""
+        shard = self.scenario.shard
+        if shard is None or attack.index < 0:
+            return perf_counter() + attack.lead_s
+        epoch = level_start_epoch(shard, attack.index, self.scenario.duration_s, self.drain_s)
+        return perf_counter() + (epoch - time.time())
+
+    async def _attack(self, attack: LevelAttack | RemoteLevel, duration_s: float) -> float:
+        """Schedule, then drain; returns the arrival window actually used (seconds)."""
+        t0 = self._start(attack)
+        if self.scraper is not None and attack.index >= 0:
+            self.scraper.mark_level(attack.index, t0)
+        try:
+            if not self.interrupted:
+                await self._stage(attack.schedule(t0))
+            window_s = duration_s if not self.interrupted else perf_counter() - t0
+            if not self.interrupted:
+                await self._stage(attack.drain(self.drain_s))
+            if self.interrupted:
+                await attack.drain(INTERRUPT_DRAIN_S)
+        finally:
+            await attack.cancel_rest()
+        return window_s
+
+    async def run(self, writer: RecordWriter | None) -> bool:
+        """All levels; returns the server's support for ``stream_options`` (usage)."""
+        main = asyncio.current_task()
+        assert main is not None
+        self.signals = Signals(main, self.console)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
+                loop.add_signal_handler(sig, self.signals)
+        try:
+            async with open_session(self.settings) as session:
+                if self.scraper is not None:
+                    await self.scraper.start(session)
+                try:
+                    with Sender(self.settings) as sender:
+                        if self.scenario.shard is not None:
+                            await self._clock(session)
+                        if self.pool is not None:
+                            await self._stage(self.pool.start())
+                        probe_e2e_s = None
+                        if self.scenario.warmup or self.scenario.auto:
+                            probe_e2e_s = await self._warmup(sender)
+                        await self._levels(sender, writer, probe_e2e_s)
+                        if self.pool is not None:
+                            return self.pool.include_usage
+                        return sender.shape.include_usage
+                finally:
+                    if self.pool is not None:
+                        await self.pool.close()
+                    if self.scraper is not None:
+                        await self.scraper.stop()
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
+                    loop.remove_signal_handler(sig)
+
+    async def _clock(self, session: aiohttp.ClientSession) -> None:
+        """A shard's clock against the server's ``Date`` (for ``qpsweep merge``), and its
+        timeline."""
+        shard, sc = self.scenario.shard, self.scenario
+        assert shard is not None
+        offset = await measure_offset_s(session, probe_urls(self.settings.url)[0])
+        self.metadata["clock"] = asdict(offset) if offset else None
+        slot_s = sc.duration_s + self.drain_s
+        start = datetime.fromtimestamp(shard.start_at_epoch).astimezone()
+        print(
+            f"shard {shard.index}/{shard.count}: level 1 starts at {start.isoformat()} "
+            f"(in {shard.start_at_epoch - time.time():.1f} s), a level every {slot_s:g} s "
+            "(--duration + the longest a request may take: lower --timeout to shorten it)",
+            file=self.console,
+        )
+        if offset is None:
+            print(
+                "note: the server's clock could not be read from its Date header; qpsweep merge "
+                "will not be able to check this shard's clock",
+                file=self.console,
+            )
+
+    async def _levels(
+        self, sender: Sender, writer: RecordWriter | None, probe_e2e_s: float | None
+    ) -> None:
+        """Run levels until the list (or the adaptive search) ends, or a stop rule fires."""
+        sc, started = self.scenario, perf_counter()
+        history: list[tuple[float, str]] = []
+        verdict: Verdict | None = None
+        index = position = 0  # levels run / place in a fixed list
+        while not self.interrupted:
+            qps = sc.qps[position] if not sc.auto and position < len(sc.qps) else None
+            factor = 1.0
+            if sc.auto:
+                ran = sorted(verdict.levels, key=lambda st: st.index) if verdict else []
+                sat = verdict.saturation if verdict else None
+                step = next_level(ran, sc.auto, sat, sc.rerun_client_limited)
+                qps, factor = step if step else (None, 1.0)
+            elif sc.rerun_client_limited and rerun_due(history):
+                qps = history[-1][0]
+            else:
+                position += 1
+            if qps is None:
+                break
+            if history and history[-1] == (qps, "client_limited"):
+                print(
+                    f"the load generator fell behind at {qps:g} QPS (see the WARNING below); "
+                    "running that level once more",
+                    file=self.console,
+                )
+            duration_s = sc.duration_s
+            if sc.auto:
+                duration_s = factor * level_duration_s(qps, sc.duration_s, probe_e2e_s)
+                needed_s = 1.2 * duration_s + 2 * (probe_e2e_s or 0.0)
+                if perf_counter() - started + needed_s > sc.auto.budget_s:
+                    self._stop(f"the --budget of {sc.auto.budget_s:g} s would be exceeded")
+                    break
+            _quiet_gc()
+            await self._level(sender, writer, index, qps, duration_s)
+            verdict, reason = self._judge(index)
+            history = [(st.qps_target, st.state) for st in verdict.levels]
+            failure = self.pool.failure if self.pool is not None else None
+            if failure or (reason and not sc.auto):
+                self._stop(failure or reason or "")
+                break
+            index += 1
+
+    def _judge(self, index: int) -> tuple[Verdict, str | None]:
+        """The verdict so far (levels in the order run), and why the sweep must stop after
+        level ``index``."""
+        analysis = analyze_run(self.run_dir)
+        ran = tuple(sorted(analysis.verdict.levels, key=lambda st: st.index))
+        judged = dataclasses.replace(analysis.verdict, levels=ran)
+        level = next((s for s in analysis.summaries if s.index == index), None)
+        t = thresholds_of(self.metadata)
+        if level is None:
+            return judged, None
+        failures = round(level.first_try_error_rate * level.n_sent)
+        low, _ = share_bounds(failures, level.n_sent, t.confidence)
+        if low > t.max_error_rate:  # proved over the limit, not a Poisson draw over it
+            retried = " at the first try" if level.n_retried else ""
+            return judged, (
+                f"{level.first_try_error_rate:.1%} of the requests at {level.qps_target:g} QPS "
+                f"failed{retried} (--max-error-rate {t.max_error_rate:g}; "
+                f"{t.confidence:.0%} lower bound {low:.1%})"
+            )
+        e2e_p95 = level.e2e_s.get(95.0)
+        limit = t.max_p95_latency_s
+        if limit is not None and e2e_p95 is not None and e2e_p95 > limit:
+            return judged, (
+                f"p95 E2E at {level.qps_target:g} QPS was {e2e_p95:.2f} s "
+                f"(--max-p95-latency {limit:g} s)"
+            )
+        return judged, None
+
+    def _stop(self, reason: str) -> None:
+        self.metadata["stopped_early"] = reason
+        print(f"stopping the sweep: {reason}", file=self.console)
+
+    async def _warmup(self, sender: Sender) -> float | None:
+        """Warmup / probe requests at the first level's rate; returns their median E2E."""
+        sc = self.scenario
+        n = max(sc.warmup, PROBE_REQUESTS if sc.auto else 0)
+        qps = sc.auto.start_qps if sc.auto else sc.qps[0]
+        offsets = arrival_offsets_s(qps, 3 * n / qps + 10, sc.arrival, sc.burstiness, sc.seed)[:n]
+        done: list[RequestRecord] = []
+        attack = LevelAttack(-1, qps, offsets.tolist(), self._prompts_for(n), sender, done.append)
+        print(f"warmup: {n} requests at {qps:g} QPS (not counted)", file=self.console)
+        await self._attack(attack, float(offsets[-1]) if n else 0.0)
+        e2e_s = [r.done_s - r.sent_s for r in done if r.ok]
+        median = float(np.median(e2e_s)) if e2e_s else None
+        self.metadata["warmup"] = {"sent": len(done), "ok": len(e2e_s), "e2e_p50_s": median}
+        print(f"warmup: {len(e2e_s)}/{len(done)} succeeded", file=self.console)
+        return median
+
+    async def _level(
+        self,
+        sender: Sender,
+        writer: RecordWriter | None,
+        index: int,
+        qps: float,
+        duration_s: float,
+    ) -> None:
+        sc = self.scenario
+        offsets = arrival_offsets_s(qps, duration_s, sc.arrival, sc.burstiness, sc.seed)
+        part = sc.shard.part if sc.shard else Part()  # a shard schedules its part alone
+        offsets_list = offsets.tolist()
+        n_mine = len(part.offsets(offsets_list))
+        entry: dict[str, Any] = {
+            "index": index,
+            "qps_target": qps,
+            "duration_s": duration_s,
+            "n_scheduled": n_mine,
+            "started_at": time.time(),
+            "arrival_window_s": None,
+            "n_sent": None,
+            "completed": False,
+        }
+        self.metadata["levels"].append(entry)
+        write_json(self.run_dir / METADATA_FILE, self.metadata)
+        bar = tqdm(
+            total=n_mine,
+            desc=f"QPS {qps:g}",
+            unit="req",
+            file=self.console,
+            disable=not _isatty(self.console),
+            leave=True,
+            dynamic_ncols=True,
+        )
+        counts = {"ok": 0, "failed": 0}
+        shown = not bar.disable  # off a terminal the bar is off: nothing to format per record
+
+        def draw(n_sent: int) -> None:
+            n_ok, n_failed = counts["ok"], counts["failed"]
+            bar.set_postfix_str(f"sent={n_sent} ok={n_ok} failed={n_failed}", refresh=False)
+            bar.update(n_ok + n_failed - bar.n)
+
+        def progress(n_sent: int, n_ok: int, n_failed: int) -> None:  # the workers' totals
+            counts.update(ok=n_ok, failed=n_failed)
+            if shown:
+                draw(n_sent)
+
+        def sink(record: RequestRecord) -> None:
+            assert writer is not None
+            writer.write(record)
+            counts["ok" if record.ok else "failed"] += 1
+            if shown:
+                draw(attack.n_sent)
+
+        attack: LevelAttack | RemoteLevel
+        if self.pool is not None:
+            attack = self.pool.level(index, qps, offsets_list, self.drain_s, progress)
+        else:
+            prompts = self._prompts_for(len(offsets))[part.index :: part.count]
+            mine = part.offsets(offsets_list)
+            attack = LevelAttack(index, qps, mine, prompts, sender, sink, part.index, part.count)
+        try:
+            entry["arrival_window_s"] = await self._attack(attack, duration_s)
+            entry["completed"] = not self.interrupted
+        finally:
+            entry["n_sent"] = attack.n_sent
+            if isinstance(attack, RemoteLevel):
+                entry["n_sent_by_worker"] = attack.sent_by_worker
+            bar.close()
+            write_json(self.run_dir / METADATA_FILE, self.metadata)
+        of = "" if sc.auto or index >= len(sc.qps) else f"/{len(sc.qps)}"
+        print(
+            f"level {index + 1}{of} QPS {qps:g}: sent {attack.n_sent}, "
+            f"ok {counts['ok']}, failed {counts['failed']}",
+            file=self.console,
+        )
+        if not len(offsets):
+            print(
+                f"note: the {sc.arrival} schedule drew no arrival in {duration_s:g} s at "
+                f"{qps:g} QPS (seed {sc.seed}): nothing to send; give the level a longer "
+                "--duration",
+                file=self.console,
+            )
+
+
+def _quiet_gc() -> None:
+    """Collect now, between levels, and freeze what survives: a full collection during a level
+    then scans only objects made since, instead of pausing the scheduler for tens of ms
+    (measured: 24 ms for a generation-2 pass in the demo).  ``run_sweep`` unfreezes at the end."""
+    gc.collect()
+    gc.freeze()
+
+
+def _isatty(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def run_sweep(
+    target: Target,
+    scenario: Scenario,
+    prompts: tuple[Prompt, ...],
+    *,
+    dataset: str,
+    dataset_sha256: str,
+    argv: list[str],
+    results_dir: Path,
+    files: RunFiles = DEFAULT_FILES,
+    console: TextIO | None = None,
+    notes: dict[str, Any] | None = None,
+    metrics: tuple[str, tuple[str, ...]] | None = None,
+    name: str | None = None,
+) -> SweepResult:
+    """Run every level against ``target`` into a new directory under ``results_dir``.
+
+    Never raises for request failures; raises ``RunDirError`` before any traffic when the
+    directory cannot be written.  ``notes`` are added to ``metadata.json`` as they are.  The
+    outputs are rebuilt from the run directory at the end.  ``name`` names the run directory
+    (default: a timestamp).
+    """
+    console = console or sys.stderr
+    run_dir = create_run_dir(results_dir, name)
+    try:
+        check_space(run_dir, expected_requests(scenario))
+    except RunDirError:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+    fd_note = file_limit_note(scenario)
+    if fd_note:
+        print(fd_note, file=console)
+    metadata = new_metadata(target, scenario, dataset, dataset_sha256, len(prompts), argv, files)
+    metadata.update(notes or {})
+    print(
+        f"qpsweep {__version__}: {len(scenario.qps)} levels x {scenario.duration_s:g} s against "
+        f"{metadata['endpoint']} (model {target.model}); writing {run_dir}",
+        file=console,
+    )
+    sweep = _Sweep(settings_for(target, scenario), scenario, prompts, run_dir, metadata, console)
+    if metrics is not None:
+        metadata["metrics_url"], metadata["metrics_gauges"] = metrics[0], list(metrics[1])
+        sweep.scraper = MetricsScraper(metrics[0], metrics[1], run_dir / METRICS_FILE)
+    write_json(run_dir / METADATA_FILE, metadata)
+    writer = RecordWriter(run_dir / REQUESTS_FILE) if sweep.pool is None else None
+    aborted = False
+    try:
+        metadata["include_usage"] = run_loop(sweep.run(writer))
+    except asyncio.CancelledError:
+        aborted = True
+    finally:
+        gc.unfreeze()
+        if writer is not None:
+            writer.close()
+        merge_parts(run_dir, run_dir / REQUESTS_FILE)
+        interrupted = sweep.interrupted or aborted
+        if scenario.auto:
+            metadata["qps_levels"] = [level["qps_target"] for level in metadata["levels"]]
+        metadata.update(
+            status="interrupted" if interrupted else "complete",
+            interrupted=interrupted,
+            finished_at=datetime.now().isoformat(),
+        )
+        write_json(run_dir / METADATA_FILE, metadata)
+    with finish_writing_first(console) as received:
+        analysis, table = rebuild(run_dir)
+        if files.csv:
+            from qpsweep.output.export import append_summary
+
+            append_summary(results_dir, run_dir, analysis)
+    return SweepResult(run_dir, analysis, table, interrupted or bool(received))

@@ -1,0 +1,184 @@
+"""The result directory contract: ``results/YYYY-MM-DD_HH-MM-SS[_N]/``.
+
+Files: ``metadata.json`` (settings, environment, per-level windows, ``interrupted``),
+``requests.jsonl`` (one ``RequestRecord`` per line, appended as requests finish),
+``benchmark_qps_results.json`` (or ``--output``), ``saturation.json``, ``report.txt``,
+``report.html``, and unless ``--no-plot``: ``benchmark_qps.png`` (or ``--plot-output``) and
+``plots/`` (TTFT and ITL distributions, requests in flight).  Everything but ``requests.jsonl``
+can be rebuilt from ``metadata.json`` + ``requests.jsonl`` alone (``qpsweep report DIR``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from qpsweep.analysis.summary import (
+    LevelInfo,
+    LevelSummary,
+    Records,
+    as_table,
+    latency_samples,
+    summarize_levels,
+)
+from qpsweep.analysis.verdict import Verdict, assess
+from qpsweep.errors import RunDirError
+from qpsweep.output.text import format_table, results_json, verdict_json
+from qpsweep.records.metadata import read_metadata, thresholds_of
+from qpsweep.records.record import RequestRecord
+from qpsweep.records.run_files import (
+    DEFAULT_PLOT_FILE,
+    DEFAULT_RESULTS_FILE,
+    HTML_FILE,
+    PLOTS_DIR,
+    REPORT_FILE,
+    SATURATION_FILE,
+    load_table,
+    write_json,
+)
+from qpsweep.records.server_metrics import METRICS_FILE, read_samples, summarize_metrics
+from qpsweep.records.table import RecordTable
+
+
+def level_infos(metadata: dict[str, Any], records: Records) -> list[LevelInfo]:
+    """Levels from metadata, plus any level that only the records mention (a killed run)."""
+    table = as_table(records)
+    infos = {
+        int(lv["index"]): LevelInfo(
+            index=int(lv["index"]),
+            qps_target=float(lv["qps_target"]),
+            arrival_window_s=float(lv.get("arrival_window_s") or 0.0),
+            n_scheduled=int(lv.get("n_scheduled") or 0),
+            duration_s=float(lv.get("duration_s") or 0.0),
+        )
+        for lv in metadata.get("levels", [])
+    }
+    for level, rows in table.levels.items():  # the first record's rate, as the records say
+        if level not in infos:
+            infos[level] = LevelInfo(level, float(rows.level_qps[0]), 0.0, 0)
+    return [infos[i] for i in sorted(infos)]
+
+
+def _status_note(metadata: dict[str, Any]) -> str:
+    shard = metadata.get("shard")
+    if shard:
+        return (
+            f"NOTE: this is shard {shard['index']}/{shard['count']} of a run: it sent every "
+            f"{shard['count']}th arrival of each level; qpsweep merge joins the shards.\n"
+        )
+    if metadata.get("merge_problems"):
+        return "".join(f"NOTE: {problem}\n" for problem in metadata["merge_problems"])
+    if metadata.get("interrupted"):
+        return "NOTE: this run was interrupted; its last level may be cut short.\n"
+    if metadata.get("status") == "running":
+        return "NOTE: this run did not finish (killed?); results cover what was recorded.\n"
+    return ""
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """A run directory read back and judged: what ``report`` and the sweep's planner use.
+    ``table`` holds the records as columns; ``records`` makes the objects on first use."""
+
+    metadata: dict[str, Any]
+    percentiles: tuple[float, ...]
+    summaries: list[LevelSummary]
+    verdict: Verdict
+    table: RecordTable
+
+    @cached_property
+    def records(self) -> list[RequestRecord]:
+        """Every record of the run, in file order."""
+        return self.table.records()
+
+
+def analyze_run(run_dir: Path) -> Analysis:
+    """Summaries (sorted by target QPS) and the verdict from the run directory alone."""
+    metadata = read_metadata(run_dir)
+    table = load_table(run_dir)
+    percentiles = tuple(float(p) for p in metadata.get("percentiles") or (50, 95, 99))
+    thresholds = thresholds_of(metadata)
+    summaries = sorted(
+        summarize_levels(level_infos(metadata, table), table, percentiles, thresholds.slos),
+        key=lambda s: (s.qps_target, s.index),
+    )
+    verdict = assess(summaries, latency_samples(table), thresholds)
+    return Analysis(metadata, percentiles, summaries, verdict, table)
+
+
+_CAPTIONS = {
+    "ttft_distribution.png": "TTFT distribution per level (CDF)",
+    "itl_distribution.png": "inter-token latency distribution per level (CDF)",
+    "in_flight.png": "requests in flight and completions per second over each level",
+    "server_metrics.png": "server gauges scraped from --metrics-url",
+}
+
+
+def _server_metrics(run_dir: Path) -> dict[int, dict[str, dict[str, float]]] | None:
+    """Per level, the scraped gauges' summary; ``None`` when the run scraped nothing."""
+    path = run_dir / METRICS_FILE
+    if not path.exists():
+        return None
+    try:
+        return summarize_metrics(read_samples(path))
+    except ValueError as err:
+        raise RunDirError(f"{path}: {err}") from None
+
+
+def _draw(run_dir: Path, analysis: Analysis) -> list[tuple[str, bytes]]:
+    """Write the overview PNG and ``plots/``; returns (title, PNG bytes) in display order."""
+    from qpsweep.output.plot import build_figure, save_figure  # matplotlib loads slowly
+    from qpsweep.output.plot_levels import level_figures, save_level_plots
+
+    metadata, summaries, verdict = analysis.metadata, analysis.summaries, analysis.verdict
+    overview = run_dir / Path(str(metadata.get("plot_file") or DEFAULT_PLOT_FILE)).name
+    save_figure(build_figure(summaries, metadata, verdict), overview)
+    states = {st.index: st.state for st in verdict.levels}
+    figures = level_figures(analysis.table, summaries, states)
+    if (run_dir / METRICS_FILE).exists():
+        from qpsweep.output.plot_metrics import metrics_figure
+
+        gauges = metadata.get("metrics_gauges") or []
+        samples = read_samples(run_dir / METRICS_FILE)
+        figures["server_metrics.png"] = metrics_figure(samples, gauges)
+    paths = [overview, *save_level_plots(figures, run_dir / PLOTS_DIR)]
+    captions = {overview.name: "overview", **_CAPTIONS}
+    return [(captions.get(path.name, path.stem), path.read_bytes()) for path in paths]
+
+
+def rebuild(
+    run_dir: Path, plot: bool | None = None, html: bool | None = None
+) -> tuple[Analysis, str]:
+    """Recompute the results JSON, ``saturation.json`` and ``report.txt`` from
+    ``metadata.json`` + ``requests.jsonl``; draw the plots when ``plot`` is true and write
+    ``report.html`` when ``html`` is true (``None``: as the run asked).  Returns the analysis
+    and the console table."""
+    analysis = analyze_run(run_dir)
+    metadata, summaries, verdict = analysis.metadata, analysis.summaries, analysis.verdict
+    thresholds = thresholds_of(metadata)
+    table = _status_note(metadata) + format_table(
+        summaries, analysis.percentiles, verdict, thresholds
+    )
+    results_name = Path(str(metadata.get("results_file") or DEFAULT_RESULTS_FILE)).name
+    try:
+        scraped = _server_metrics(run_dir)
+        write_json(run_dir / results_name, results_json(summaries, verdict, scraped))
+        write_json(run_dir / SATURATION_FILE, verdict_json(verdict))
+        (run_dir / REPORT_FILE).write_text(table, encoding="utf-8")
+        images = (
+            _draw(run_dir, analysis) if (metadata.get("plot") if plot is None else plot) else []
+        )
+        if metadata.get("csv"):
+            from qpsweep.output.export import write_csvs
+
+            write_csvs(run_dir, analysis)
+        if metadata.get("html", True) if html is None else html:
+            from qpsweep.output.html import render_html
+
+            page = render_html(metadata, summaries, verdict, table, analysis.table, images)
+            (run_dir / HTML_FILE).write_text(page, encoding="utf-8")
+    except OSError as err:
+        raise RunDirError(f"{run_dir}: cannot write results ({err.strerror})") from None
+    return analysis, table

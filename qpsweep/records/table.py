@@ -1,0 +1,245 @@
+"""``RecordTable``: a run's request records as columns (numpy arrays), in file order.
+
+Summaries and plots of a run with a million requests need a few arithmetic passes over each
+field, not a Python object per request; ``RecordTable`` holds exactly what ``RequestRecord``
+holds (``from_records`` and ``records`` convert both ways without loss), one array per field:
+
+* int64: ``level``, ``seq``, ``prompt_id``, ``output_tokens``, ``attempts``, ``n_chunks``;
+  ``status`` and ``input_tokens`` with ``NO_INT`` where the record has ``None``;
+* float64 (seconds since the level's start, or req/s for ``level_qps``): ``level_qps``,
+  ``scheduled_s``, ``sent_s``, ``done_s``; ``first_token_s`` and ``first_done_s`` with NaN
+  where the record has ``None``;
+* ``Labels`` (int32 codes into a tuple of names, ``-1`` for ``None``): ``error_kind``,
+  ``error``, ``token_counted_by``, ``first_error_kind``;
+* ``chunk_s``: every record's chunk times, record after record (record ``i``'s are
+  ``chunk_s[offsets[i]:offsets[i + 1]]``, ``offsets`` = 0 then the cumulative sum of
+  ``n_chunks``).
+
+Derived, computed once per table: ``ok``, ``offsets``, ``levels`` (level -> its rows, views
+when each level's rows are together), ``itl_ms_sorted``; ``itl_ms()`` each time asked.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, fields
+from functools import cached_property
+from itertools import starmap
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from qpsweep.records.record import RequestRecord
+
+IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
+NO_INT = np.iinfo(np.int64).min  # an int column's "None"
+INT_FIELDS = ("level", "seq", "prompt_id", "status", "input_tokens", "output_tokens", "attempts")
+FLOAT_FIELDS = ("level_qps", "scheduled_s", "sent_s", "done_s", "first_token_s", "first_done_s")
+LABEL_FIELDS = ("error_kind", "error", "token_counted_by", "first_error_kind")
+
+
+@dataclass(frozen=True)
+class Labels:
+    """A column of ``str | None``: ``names[codes[i]]``, ``None`` where ``codes[i] == -1``."""
+
+    codes: npt.NDArray[np.int32]
+    names: tuple[str, ...]
+
+    @classmethod
+    def of(cls, values: Iterable[str | None]) -> Labels:
+        """Codes for ``values``, names in order of first appearance."""
+        index: dict[str | None, int] = {None: -1}
+        codes = [index.setdefault(v, len(index) - 1) for v in values]
+        return cls(np.array(codes, dtype=np.int32), tuple(str(k) for k in list(index)[1:]))
+
+    def value(self, i: int) -> str | None:
+        """The value of row ``i``."""
+        code = int(self.codes[i])
+        return None if code < 0 else self.names[code]
+
+    def values(self) -> list[str | None]:
+        """Every row's value."""
+        names: list[str | None] = [*self.names, None]  # code -1 picks the last
+        return [names[c] for c in self.codes.tolist()]
+
+    def equals(self, name: str) -> BoolArray:
+        """Rows whose value is ``name``."""
+        if name not in self.names:
+            return np.zeros(self.codes.size, dtype=bool)
+        return np.asarray(self.codes == self.names.index(name))
+
+    def take(self, rows: IntArray | BoolArray) -> Labels:
+        """The rows ``rows`` (indices or a mask), same names."""
+        return Labels(self.codes[rows], self.names)
+
+
+def _concat_labels(parts: Sequence[Labels]) -> Labels:
+    names: dict[str, int] = {}
+    codes = []
+    for part in parts:
+        remap = np.array([names.setdefault(n, len(names)) for n in part.names] + [-1], np.int32)
+        codes.append(remap[part.codes])  # -1 picks the appended -1
+    joined = np.concatenate(codes) if codes else np.zeros(0, np.int32)
+    return Labels(joined.astype(np.int32), tuple(names))
+
+
+@dataclass(frozen=True)
+class RecordTable:
+    """Columns of records; see the module docstring."""
+
+    level: IntArray
+    level_qps: FloatArray
+    seq: IntArray
+    prompt_id: IntArray
+    scheduled_s: FloatArray
+    sent_s: FloatArray
+    done_s: FloatArray
+    first_token_s: FloatArray
+    status: IntArray
+    error_kind: Labels
+    error: Labels
+    input_tokens: IntArray
+    output_tokens: IntArray
+    token_counted_by: Labels
+    attempts: IntArray
+    first_error_kind: Labels
+    first_done_s: FloatArray
+    n_chunks: IntArray
+    chunk_s: FloatArray
+
+    def __len__(self) -> int:
+        return int(self.level.size)
+
+    @cached_property
+    def ok(self) -> BoolArray:
+        """Rows of successful requests (no ``error_kind``)."""
+        return np.asarray(self.error_kind.codes < 0)
+
+    @cached_property
+    def offsets(self) -> IntArray:
+        """``offsets[i]``: where record ``i``'s chunk times start in ``chunk_s``; one more
+        element at the end: ``chunk_s.size``."""
+        out = np.zeros(self.n_chunks.size + 1, dtype=np.int64)
+        np.cumsum(self.n_chunks, out=out[1:])
+        return out
+
+    @cached_property
+    def levels(self) -> dict[int, RecordTable]:
+        """Level index -> its rows (in file order), ascending by level; views of this table
+        when each level's rows are together, as in a run's file."""
+        levels = self.level
+        if levels.size and not (np.diff(levels) >= 0).all():
+            return self.take(np.argsort(levels, kind="stable")).levels
+        values, starts = np.unique(levels, return_index=True)
+        ends = np.append(starts[1:], levels.size)[: starts.size]
+        pairs = zip(values.tolist(), starts.tolist(), ends.tolist(), strict=True)
+        return {level: self.rows_between(start, end) for level, start, end in pairs}
+
+    def itl_ms(self) -> FloatArray:
+        """The gaps between consecutive chunk times of each successful request with two or
+        more, times 1000, one request after the other: ``np.diff`` per record, pooled."""
+        if self.chunk_s.size < 2:
+            return np.zeros(0)
+        starts_gap = np.repeat(self.ok, self.n_chunks)
+        ends = self.offsets[1:]
+        starts_gap[ends[self.n_chunks > 0] - 1] = False  # a record's last chunk
+        gaps = np.diff(self.chunk_s)
+        gaps *= 1000.0
+        return np.asarray(gaps[starts_gap[:-1]])
+
+    @cached_property
+    def itl_ms_sorted(self) -> tuple[FloatArray, float | None]:
+        """``(itl_ms() sorted, its mean)``: the mean summed in file order, before the sort
+        (in place: a big run's gaps are the largest array of its analysis)."""
+        gaps = self.itl_ms()
+        mean = float(gaps.mean()) if gaps.size else None
+        gaps.sort()
+        return gaps, mean
+
+    def rows_between(self, start: int, stop: int) -> RecordTable:
+        """Rows ``start`` to ``stop - 1`` (views, no copy)."""
+        lo, hi = int(self.offsets[start]), int(self.offsets[stop])
+        values: dict[str, Any] = {}
+        for f in fields(self):
+            column = getattr(self, f.name)
+            if f.name == "chunk_s":
+                values[f.name] = column[lo:hi]
+            elif isinstance(column, Labels):
+                values[f.name] = Labels(column.codes[start:stop], column.names)
+            else:
+                values[f.name] = column[start:stop]
+        return RecordTable(**values)
+
+    def take(self, rows: IntArray | BoolArray) -> RecordTable:
+        """The table of rows ``rows`` (indices, in the order given, or a mask)."""
+        idx = np.flatnonzero(rows) if rows.dtype == bool else np.asarray(rows, np.int64)
+        starts, counts = self.offsets[:-1][idx], self.n_chunks[idx]
+        chunk_rows = np.repeat(starts - np.cumsum(counts) + counts, counts)
+        chunk_rows += np.arange(chunk_rows.size, dtype=np.int64)
+        values: dict[str, Any] = {}
+        for f in fields(self):
+            column = getattr(self, f.name)
+            if f.name == "chunk_s":
+                values[f.name] = column[chunk_rows]
+            elif isinstance(column, Labels):
+                values[f.name] = column.take(idx)
+            else:
+                values[f.name] = column[idx]
+        return RecordTable(**values)
+
+    @classmethod
+    def concat(cls, parts: Sequence[RecordTable]) -> RecordTable:
+        """The rows of ``parts`` one after the other."""
+        if len(parts) <= 1:
+            return parts[0] if parts else cls.from_records(())
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            columns = [getattr(p, f.name) for p in parts]
+            if f.name in LABEL_FIELDS:
+                values[f.name] = _concat_labels(columns)
+            else:
+                values[f.name] = np.concatenate(columns)
+        return cls(**values)
+
+    @classmethod
+    def from_records(cls, records: Iterable[RequestRecord]) -> RecordTable:
+        """The table of ``records`` (in their order)."""
+        rs = list(records)
+
+        def ints(name: str) -> IntArray:
+            got = [getattr(r, name) for r in rs]
+            return np.array([NO_INT if v is None else v for v in got], dtype=np.int64)
+
+        def floats(name: str) -> FloatArray:
+            got = [getattr(r, name) for r in rs]
+            return np.array([math.nan if v is None else v for v in got], dtype=np.float64)
+
+        values: dict[str, Any] = {name: ints(name) for name in INT_FIELDS}
+        values |= {name: floats(name) for name in FLOAT_FIELDS}
+        values |= {name: Labels.of(getattr(r, name) for r in rs) for name in LABEL_FIELDS}
+        values["n_chunks"] = np.array([len(r.chunk_s) for r in rs], dtype=np.int64)
+        flat = [t for r in rs for t in r.chunk_s]
+        values["chunk_s"] = np.array(flat, dtype=np.float64)
+        return cls(**values)
+
+    def records(self) -> list[RequestRecord]:
+        """The records again (``NO_INT`` and NaN back to ``None``), in table order."""
+
+        def ints(name: str) -> list[int | None]:
+            return [None if v == NO_INT else v for v in getattr(self, name).tolist()]
+
+        def floats(name: str) -> list[float | None]:
+            return [None if math.isnan(v) else v for v in getattr(self, name).tolist()]
+
+        columns: dict[str, list[Any]] = {name: ints(name) for name in INT_FIELDS}
+        columns |= {name: floats(name) for name in FLOAT_FIELDS}
+        columns |= {name: getattr(self, name).values() for name in LABEL_FIELDS}
+        flat, counts = self.chunk_s.tolist(), self.n_chunks.tolist()
+        ends = np.cumsum(self.n_chunks).tolist()
+        columns["chunk_s"] = [tuple(flat[e - n : e]) for e, n in zip(ends, counts, strict=True)]
+        ordered = [columns[f.name] for f in fields(RequestRecord)]
+        return list(starmap(RequestRecord, zip(*ordered, strict=True)))
