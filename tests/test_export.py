@@ -143,8 +143,8 @@ def test_summary_appends_runs_under_one_header(qpsweep, server: ServerThread) ->
         states = {st.index: st.state for st in verdict.levels}
         for row, s in zip(pair, analysis.summaries, strict=True):
             assert row["state"] == states[s.index]
-            assert row["timestamp"] == meta["timestamp"] and row["model"] == "m"
-            assert row["endpoint"] == meta["endpoint"] and row["dataset"] == meta["dataset"]
+            assert row["timestamp"] == meta.timestamp and row["model"] == "m"
+            assert row["endpoint"] == meta.endpoint and row["dataset"] == meta.dataset
             assert row["qps_target"] == str(s.qps_target)
             assert row["ttft_p95_s"] == cell(s.ttft_s.get(95.0), 6)
             assert row["success_pct"] == cell(s.success_pct, 3)

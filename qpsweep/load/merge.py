@@ -25,9 +25,8 @@ from __future__ import annotations
 
 import shutil
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -36,16 +35,20 @@ from qpsweep.analysis.verdict import too_many_late
 from qpsweep.config.thresholds import Thresholds
 from qpsweep.errors import ConfigError
 from qpsweep.output.rebuild import rebuild
-from qpsweep.records.metadata import read_metadata
+from qpsweep.records.metadata import (
+    LevelEntry,
+    RunMetadata,
+    ShardInfo,
+    read_metadata,
+    write_metadata,
+)
 from qpsweep.records.parts import merge_files
 from qpsweep.records.record import RequestRecord
 from qpsweep.records.run_files import (
-    METADATA_FILE,
     REQUESTS_FILE,
     create_run_dir,
     load_records,
     record_files,
-    write_json,
 )
 from qpsweep.records.server_metrics import METRICS_FILE
 
@@ -69,7 +72,8 @@ class ShardDir:
     path: Path
     index: int
     count: int
-    metadata: dict[str, Any]
+    metadata: RunMetadata
+    shard: ShardInfo
     records: list[RequestRecord]
 
 
@@ -84,26 +88,27 @@ class MergeResult:
 
 def _read(path: Path) -> ShardDir:
     metadata = read_metadata(path)
-    shard = metadata.get("shard")
+    shard = metadata.shard
     if not shard:
         raise ConfigError(f"{path}: not a shard (its run was made without --shard I/N)")
-    return ShardDir(path, int(shard["index"]), int(shard["count"]), metadata, load_records(path))
+    return ShardDir(path, shard.index, shard.count, metadata, shard, load_records(path))
 
 
 def _check_same(shards: list[ShardDir]) -> None:
     first = shards[0]
     for shard in shards[1:]:
         for key in ("count", "start_at"):
-            if shard.metadata["shard"][key] != first.metadata["shard"][key]:
+            if getattr(shard.shard, key) != getattr(first.shard, key):
                 raise ConfigError(
-                    f"{shard.path}: shard {key} {shard.metadata['shard'][key]} differs from "
-                    f"{first.path}'s {first.metadata['shard'][key]}: not shards of one run"
+                    f"{shard.path}: shard {key} {getattr(shard.shard, key)} differs from "
+                    f"{first.path}'s {getattr(first.shard, key)}: not shards of one run"
                 )
+        mine, theirs = shard.metadata.to_json(), first.metadata.to_json()
         for key in SAME:
-            if shard.metadata.get(key) != first.metadata.get(key):
+            if mine[key] != theirs[key]:
                 raise ConfigError(
-                    f"{shard.path}: {key} {shard.metadata.get(key)!r} differs from "
-                    f"{first.path}'s {first.metadata.get(key)!r}: not shards of one run"
+                    f"{shard.path}: {key} {mine[key]!r} differs from "
+                    f"{first.path}'s {theirs[key]!r}: not shards of one run"
                 )
     seen: dict[int, Path] = {}
     for shard in shards:
@@ -119,22 +124,22 @@ def find_problems(shards: list[ShardDir]) -> list[str]:
         f"shard {i}/{count} is missing: every level lacks 1/{count} of its arrivals"
         for i in sorted(set(range(count)) - {s.index for s in shards})
     ]
-    levels = {lv["index"]: lv["qps_target"] for s in shards for lv in s.metadata["levels"]}
+    levels = {lv.index: lv.qps_target for s in shards for lv in s.metadata.levels}
     for s in shards:
         name = f"shard {s.index}/{count} ({s.path})"
-        ran = {lv["index"]: lv for lv in s.metadata["levels"]}
+        ran = {lv.index: lv for lv in s.metadata.levels}
         recorded = Counter(r.level for r in s.records)
         for index, qps in sorted(levels.items()):
             lv = ran.get(index)
             level = f"level {index + 1} (QPS {qps:g})"
             if lv is None:
-                why = s.metadata.get("stopped_early") or s.metadata.get("status")
+                why = s.metadata.stopped_early or s.metadata.status
                 problems.append(f"{name}: did not run {level} ({why})")
-            elif not lv.get("completed"):
-                problems.append(f"{name}: did not finish {level} (run {s.metadata['status']})")
-            elif recorded[index] < int(lv.get("n_sent") or 0):
+            elif not lv.completed:
+                problems.append(f"{name}: did not finish {level} (run {s.metadata.status})")
+            elif recorded[index] < (lv.n_sent or 0):
                 problems.append(
-                    f"{name}: {level}: {lv['n_sent']} requests sent but {recorded[index]} recorded"
+                    f"{name}: {level}: {lv.n_sent} requests sent but {recorded[index]} recorded"
                 )
         problems += _lag_problems(name, s.records)
     return problems + _clock_problems(shards)
@@ -157,7 +162,7 @@ def _lag_problems(name: str, records: list[RequestRecord]) -> list[str]:
 
 
 def _clock_problems(shards: list[ShardDir]) -> list[str]:
-    clocks = {s.index: s.metadata.get("clock") for s in shards}
+    clocks = {s.index: s.metadata.clock for s in shards}
     known = {i: c for i, c in clocks.items() if c}
     out = [
         f"shard {i}: its clock could not be checked (the server sent no usable Date header)"
@@ -166,11 +171,11 @@ def _clock_problems(shards: list[ShardDir]) -> list[str]:
     ]
     if len(known) < 2:
         return out
-    low_s = min(c["offset_s"] for c in known.values())
-    spread_s = max(c["offset_s"] for c in known.values()) - low_s
-    uncertainty_s = max(c["uncertainty_s"] for c in known.values())
+    low_s = min(c.offset_s for c in known.values())
+    spread_s = max(c.offset_s for c in known.values()) - low_s
+    uncertainty_s = max(c.uncertainty_s for c in known.values())
     if spread_s > max(SKEW_LIMIT_S, 2 * uncertainty_s):
-        each = ", ".join(f"shard {i} {c['offset_s'] - low_s:+.3f} s" for i, c in known.items())
+        each = ", ".join(f"shard {i} {c.offset_s - low_s:+.3f} s" for i, c in known.items())
         out.append(
             f"clock skew: the shards' clocks were {spread_s:.2f} s apart ({each}; each measured "
             f"against the server's Date header, ± {uncertainty_s:.3f} s), so their levels did "
@@ -179,19 +184,23 @@ def _clock_problems(shards: list[ShardDir]) -> list[str]:
     return out
 
 
-def _levels(shards: list[ShardDir]) -> list[dict[str, Any]]:
-    """The shards' level entries added up, per level index."""
-    merged: dict[int, dict[str, Any]] = {}
+def _levels(shards: list[ShardDir]) -> tuple[LevelEntry, ...]:
+    """The shards' level entries added up, per level index: sends summed, the widest arrival
+    window, the earliest start, completed only if every shard completed it."""
+    merged: dict[int, LevelEntry] = {}
     for s in sorted(shards, key=lambda s: s.index):
-        for lv in s.metadata["levels"]:
-            into = merged.setdefault(lv["index"], {**lv, "n_scheduled": 0, "n_sent": 0})
-            into["n_scheduled"] += int(lv.get("n_scheduled") or 0)
-            into["n_sent"] += int(lv.get("n_sent") or 0)
-            into["completed"] = bool(into["completed"] and lv.get("completed"))
-            window_s = [w for w in (into["arrival_window_s"], lv["arrival_window_s"]) if w]
-            into["arrival_window_s"] = max(window_s) if window_s else None
-            into["started_at"] = min(into["started_at"], lv["started_at"])
-    return [merged[i] for i in sorted(merged)]
+        for lv in s.metadata.levels:
+            into = merged.get(lv.index) or replace(lv, n_scheduled=0, n_sent=0)
+            window_s = [w for w in (into.arrival_window_s, lv.arrival_window_s) if w]
+            merged[lv.index] = replace(
+                into,
+                n_scheduled=into.n_scheduled + lv.n_scheduled,
+                n_sent=(into.n_sent or 0) + (lv.n_sent or 0),
+                completed=into.completed and lv.completed,
+                arrival_window_s=max(window_s) if window_s else None,
+                started_at=min(into.started_at, lv.started_at),
+            )
+    return tuple(merged[i] for i in sorted(merged))
 
 
 def merge_shards(
@@ -202,32 +211,32 @@ def merge_shards(
     _check_same(shards)
     problems = find_problems(shards)
     first = shards[0].metadata
-    statuses = {s.metadata.get("status") for s in shards}
-    metadata = {
-        **first,
-        "argv": argv,
-        "shard": None,
-        "clock": None,
-        "levels": _levels(shards),
-        "status": "complete" if statuses == {"complete"} else "interrupted",
-        "interrupted": statuses != {"complete"},
-        "workers": sum(int(s.metadata.get("workers") or 1) for s in shards),
-        "merged_from": [
+    statuses = {s.metadata.status for s in shards}
+    stopped = [s.metadata.stopped_early for s in shards if s.metadata.stopped_early]
+    metadata = replace(
+        first,
+        argv=tuple(argv),
+        shard=None,
+        clock=None,
+        levels=_levels(shards),
+        status="complete" if statuses == {"complete"} else "interrupted",
+        interrupted=statuses != {"complete"},
+        workers=sum(s.metadata.workers for s in shards),
+        merged_from=tuple(
             {
                 "dir": str(s.path),
                 "shard": f"{s.index}/{s.count}",
-                "status": s.metadata.get("status"),
+                "status": s.metadata.status,
                 "records": len(s.records),
-                "clock": s.metadata.get("clock"),
+                "clock": s.metadata.clock and asdict(s.metadata.clock),
             }
             for s in shards
-        ],
-        "merge_problems": problems,
-    }
-    stopped = [s.metadata["stopped_early"] for s in shards if s.metadata.get("stopped_early")]
-    metadata["stopped_early"] = stopped[0] if stopped else None
+        ),
+        merge_problems=tuple(problems),
+        stopped_early=stopped[0] if stopped else None,
+    )
     run_dir = create_run_dir(results_dir, name)
-    write_json(run_dir / METADATA_FILE, metadata)
+    write_metadata(run_dir, metadata)
     merge_files([p for s in shards for p in record_files(s.path)], run_dir / REQUESTS_FILE)
     scraped = next(
         (s.path / METRICS_FILE for s in shards if (s.path / METRICS_FILE).exists()), None

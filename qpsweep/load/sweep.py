@@ -56,16 +56,21 @@ from qpsweep.load.resources import expected_requests, file_limit_note
 from qpsweep.load.schedule import arrival_offsets_s
 from qpsweep.load.worker_pool import RemoteLevel, WorkerPool
 from qpsweep.output.rebuild import Analysis, analyze_run, rebuild
-from qpsweep.records.metadata import new_metadata, thresholds_of
+from qpsweep.records.metadata import (
+    ClockInfo,
+    LevelEntry,
+    RunMetadata,
+    Warmup,
+    new_metadata,
+    write_metadata,
+)
 from qpsweep.records.parts import merge_parts, part_path
 from qpsweep.records.record import RecordWriter, RequestRecord
 from qpsweep.records.run_files import (
-    METADATA_FILE,
     REQUESTS_FILE,
     RunFiles,
     check_space,
     create_run_dir,
-    write_json,
 )
 from qpsweep.records.server_metrics import METRICS_FILE
 
@@ -91,7 +96,7 @@ class _Sweep:
         scenario: Scenario,
         prompts: tuple[Prompt, ...],
         run_dir: Path,
-        metadata: dict[str, Any],
+        metadata: RunMetadata,
         console: TextIO,
     ) -> None:
         self.settings, self.scenario, self.prompts = settings, scenario, prompts
@@ -195,7 +200,8 @@ class _Sweep:
         shard, sc = self.scenario.shard, self.scenario
         assert shard is not None
         offset = await measure_offset_s(session, probe_urls(self.settings.url)[0])
-        self.metadata["clock"] = asdict(offset) if offset else None
+        clock = ClockInfo(**asdict(offset)) if offset else None
+        self.metadata = dataclasses.replace(self.metadata, clock=clock)
         slot_s = sc.duration_s + self.drain_s
         start = datetime.fromtimestamp(shard.start_at_epoch).astimezone()
         print(
@@ -263,7 +269,7 @@ class _Sweep:
         ran = tuple(sorted(analysis.verdict.levels, key=lambda st: st.index))
         judged = dataclasses.replace(analysis.verdict, levels=ran)
         level = next((s for s in analysis.summaries if s.index == index), None)
-        t = thresholds_of(self.metadata)
+        t = self.metadata.thresholds
         if level is None:
             return judged, None
         failures = round(level.first_try_error_rate * level.n_sent)
@@ -284,8 +290,13 @@ class _Sweep:
             )
         return judged, None
 
+    def _put_level(self, entry: LevelEntry) -> None:
+        """Record ``entry`` (new, or the level's latest state) and rewrite ``metadata.json``."""
+        self.metadata = self.metadata.with_level(entry)
+        write_metadata(self.run_dir, self.metadata)
+
     def _stop(self, reason: str) -> None:
-        self.metadata["stopped_early"] = reason
+        self.metadata = dataclasses.replace(self.metadata, stopped_early=reason)
         print(f"stopping the sweep: {reason}", file=self.console)
 
     async def _warmup(self, sender: Sender) -> float | None:
@@ -300,7 +311,8 @@ class _Sweep:
         await self._attack(attack, float(offsets[-1]) if n else 0.0)
         e2e_s = [r.done_s - r.sent_s for r in done if r.ok]
         median = float(np.median(e2e_s)) if e2e_s else None
-        self.metadata["warmup"] = {"sent": len(done), "ok": len(e2e_s), "e2e_p50_s": median}
+        warmup = Warmup(len(done), len(e2e_s), median)
+        self.metadata = dataclasses.replace(self.metadata, warmup=warmup)
         print(f"warmup: {len(e2e_s)}/{len(done)} succeeded", file=self.console)
         return median
 
@@ -317,18 +329,8 @@ class _Sweep:
         part = sc.shard.part if sc.shard else Part()  # a shard schedules its part alone
         offsets_list = offsets.tolist()
         n_mine = len(part.offsets(offsets_list))
-        entry: dict[str, Any] = {
-            "index": index,
-            "qps_target": qps,
-            "duration_s": duration_s,
-            "n_scheduled": n_mine,
-            "started_at": time.time(),
-            "arrival_window_s": None,
-            "n_sent": None,
-            "completed": False,
-        }
-        self.metadata["levels"].append(entry)
-        write_json(self.run_dir / METADATA_FILE, self.metadata)
+        entry = LevelEntry(index, qps, duration_s, n_mine, time.time())
+        self._put_level(entry)
         bar = tqdm(
             total=n_mine,
             desc=f"QPS {qps:g}",
@@ -366,14 +368,19 @@ class _Sweep:
             mine = part.offsets(offsets_list)
             attack = LevelAttack(index, qps, mine, prompts, sender, sink, part.index, part.count)
         try:
-            entry["arrival_window_s"] = await self._attack(attack, duration_s)
-            entry["completed"] = not self.interrupted
+            window_s = await self._attack(attack, duration_s)
+            entry = dataclasses.replace(
+                entry, arrival_window_s=window_s, completed=not self.interrupted
+            )
         finally:
-            entry["n_sent"] = attack.n_sent
-            if isinstance(attack, RemoteLevel):
-                entry["n_sent_by_worker"] = attack.sent_by_worker
+            by_worker = attack.sent_by_worker if isinstance(attack, RemoteLevel) else None
+            entry = dataclasses.replace(
+                entry,
+                n_sent=attack.n_sent,
+                n_sent_by_worker=tuple(by_worker) if by_worker is not None else None,
+            )
             bar.close()
-            write_json(self.run_dir / METADATA_FILE, self.metadata)
+            self._put_level(entry)
         of = "" if sc.auto or index >= len(sc.qps) else f"/{len(sc.qps)}"
         print(
             f"level {index + 1}{of} QPS {qps:g}: sent {attack.n_sent}, "
@@ -437,21 +444,24 @@ def run_sweep(
     if fd_note:
         print(fd_note, file=console)
     metadata = new_metadata(target, scenario, dataset, dataset_sha256, len(prompts), argv, files)
-    metadata.update(notes or {})
+    metadata = dataclasses.replace(metadata, notes=dict(notes or {}))
     print(
         f"qpsweep {__version__}: {len(scenario.qps)} levels x {scenario.duration_s:g} s against "
-        f"{metadata['endpoint']} (model {target.model}); writing {run_dir}",
+        f"{metadata.endpoint} (model {target.model}); writing {run_dir}",
         file=console,
     )
     sweep = _Sweep(settings_for(target, scenario), scenario, prompts, run_dir, metadata, console)
     if metrics is not None:
-        metadata["metrics_url"], metadata["metrics_gauges"] = metrics[0], list(metrics[1])
+        sweep.metadata = dataclasses.replace(
+            metadata, metrics_url=metrics[0], metrics_gauges=tuple(metrics[1])
+        )
         sweep.scraper = MetricsScraper(metrics[0], metrics[1], run_dir / METRICS_FILE)
-    write_json(run_dir / METADATA_FILE, metadata)
+    write_metadata(run_dir, sweep.metadata)
     writer = RecordWriter(run_dir / REQUESTS_FILE) if sweep.pool is None else None
     aborted = False
     try:
-        metadata["include_usage"] = run_loop(sweep.run(writer))
+        include_usage = run_loop(sweep.run(writer))
+        sweep.metadata = dataclasses.replace(sweep.metadata, include_usage=include_usage)
     except asyncio.CancelledError:
         aborted = True
     finally:
@@ -460,14 +470,17 @@ def run_sweep(
             writer.close()
         merge_parts(run_dir, run_dir / REQUESTS_FILE)
         interrupted = sweep.interrupted or aborted
-        if scenario.auto:
-            metadata["qps_levels"] = [level["qps_target"] for level in metadata["levels"]]
-        metadata.update(
+        done = sweep.metadata
+        sweep.metadata = dataclasses.replace(
+            done,
+            qps_levels=tuple(lv.qps_target for lv in done.levels)
+            if scenario.auto
+            else done.qps_levels,
             status="interrupted" if interrupted else "complete",
             interrupted=interrupted,
             finished_at=datetime.now().isoformat(),
         )
-        write_json(run_dir / METADATA_FILE, metadata)
+        write_metadata(run_dir, sweep.metadata)
     with finish_writing_first(console) as received:
         analysis, table = rebuild(run_dir)
         if files.csv:

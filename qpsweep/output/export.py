@@ -183,7 +183,7 @@ def append_summary(results_dir: Path, run_dir: Path, analysis: Analysis) -> Path
     """Append one row per level of the run to ``results_dir/benchmark_summary.csv``."""
     path = results_dir / SUMMARY_CSV
     meta, verdict = analysis.metadata, analysis.verdict
-    run = {"run_dir": run_dir.name} | {k: meta.get(k) for k in RUN_COLUMNS[1:]}
+    run = {"run_dir": run_dir.name} | {k: getattr(meta, k) for k in RUN_COLUMNS[1:]}
     run |= {
         "saturation_qps": _r(verdict.saturation_qps, 4),
         "recommended_qps": _r(verdict.recommended_qps, 4),

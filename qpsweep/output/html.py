@@ -17,7 +17,6 @@ import html
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import fields
 from typing import Any
 
 import numpy as np
@@ -25,8 +24,8 @@ import numpy as np
 from qpsweep.analysis.estimate import Estimate
 from qpsweep.analysis.summary import LevelSummary, Records, as_table
 from qpsweep.analysis.verdict import Knee, Verdict, stalled
-from qpsweep.config.thresholds import Thresholds
 from qpsweep.output.text import client_warning, stall_note
+from qpsweep.records.metadata import RunMetadata
 from qpsweep.records.table import NO_INT, RecordTable
 from qpsweep.records.table_ops import first_counts, largest
 
@@ -99,21 +98,21 @@ def _head(names: Sequence[str], cell_cls: dict[int, str] | None = None) -> str:
     return f"<thead>{_row(names, cell_cls=cell_cls, tag='th')}</thead>"
 
 
-def _header(metadata: dict[str, Any], summaries: Sequence[LevelSummary]) -> str:
+def _header(metadata: RunMetadata, summaries: Sequence[LevelSummary]) -> str:
     sent = sum(s.n_sent for s in summaries)
     ok = sum(s.n_ok for s in summaries)
     parts = [
-        f"<h1>qpsweep report: {_e(metadata.get('model', '?'))}</h1>",
-        f'<p class="summary">endpoint <b>{_e(metadata.get("endpoint", "?"))}</b> &middot; '
-        f"dataset <b>{_e(metadata.get('dataset', '?'))}</b> &middot; "
-        f"started <b>{_e(metadata.get('timestamp', '?'))}</b></p>",
+        f"<h1>qpsweep report: {_e(metadata.model)}</h1>",
+        f'<p class="summary">endpoint <b>{_e(metadata.endpoint)}</b> &middot; '
+        f"dataset <b>{_e(metadata.dataset)}</b> &middot; "
+        f"started <b>{_e(metadata.timestamp)}</b></p>",
         f'<p class="summary"><b>{len(summaries)}</b> levels &middot; requests sent '
         f"<b>{sent}</b>, ok <b>{ok}</b>, failed <b>{sent - ok}</b></p>",
     ]
     notice = ""
-    if metadata.get("interrupted"):
+    if metadata.interrupted:
         notice = "This run was interrupted: its last level may be cut short."
-    elif metadata.get("status") == "running":
+    elif metadata.status == "running":
         notice = "This run did not finish (killed?): the results cover what was recorded."
     if notice:
         parts.append(f'<p class="notice">{_e(notice)}</p>')
@@ -163,17 +162,11 @@ def _verdict(v: Verdict) -> str:
     return out
 
 
-def _thresholds(metadata: dict[str, Any]) -> Thresholds:
-    known = {f.name for f in fields(Thresholds)}
-    given = metadata.get("thresholds")
-    return Thresholds(**{k: v for k, v in (given or {}).items() if k in known})
-
-
 def _levels(
-    summaries: Sequence[LevelSummary], v: Verdict, table: str, metadata: dict[str, Any]
+    summaries: Sequence[LevelSummary], v: Verdict, table: str, metadata: RunMetadata
 ) -> str:
     states = {st.index: st.state for st in v.levels}
-    thresholds = _thresholds(metadata)
+    thresholds = metadata.thresholds
     rows, notes = [], []
     for s in summaries:
         state = states.get(s.index, "-")
@@ -262,20 +255,21 @@ def _errors(records: Records) -> str:
     return f"{failures}\n<h3>The {SLOWEST} slowest successful requests</h3>\n{slowest}"
 
 
-def _metadata(metadata: dict[str, Any]) -> str:
+def _metadata(metadata: RunMetadata) -> str:
     def text(value: Any) -> str:
         if isinstance(value, dict | list | tuple):
             return json.dumps(value, separators=(",", ":"), default=str)
         return str(value)
 
     rows = "".join(
-        f"<tr><td>{_e(k)}</td><td><code>{_e(text(v))}</code></td></tr>" for k, v in metadata.items()
+        f"<tr><td>{_e(k)}</td><td><code>{_e(text(v))}</code></td></tr>"
+        for k, v in metadata.to_json().items()
     )
     return f'<table class="meta" id="metadata"><tbody>{rows}</tbody></table>'
 
 
 def render_html(
-    metadata: dict[str, Any],
+    metadata: RunMetadata,
     summaries: Sequence[LevelSummary],
     verdict: Verdict,
     table: str,
@@ -292,7 +286,7 @@ def render_html(
         f'<section><h2 id="errors-heading">Error breakdown</h2>\n{_errors(records)}</section>',
         f'<section><h2 id="metadata-heading">Metadata</h2>\n{_metadata(metadata)}</section>',
     ]
-    title = f"qpsweep report {metadata.get('timestamp', '')}".strip()
+    title = f"qpsweep report {metadata.timestamp}".strip()
     body = "\n".join(sections)
     return (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'

@@ -14,7 +14,6 @@ from __future__ import annotations
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import matplotlib
 from matplotlib.axes import Axes
@@ -23,6 +22,7 @@ from matplotlib.figure import Figure
 from qpsweep.analysis.percentiles import Percentiles, percentile_key
 from qpsweep.analysis.summary import LevelSummary
 from qpsweep.analysis.verdict import Verdict
+from qpsweep.records.metadata import RunMetadata
 
 FIGSIZE_IN = (20.0, 12.0)
 DPI = 100
@@ -120,7 +120,7 @@ def _error_panel(ax: Axes, summaries: Sequence[LevelSummary]) -> None:
 
 
 def _text_panel(
-    ax: Axes, summaries: Sequence[LevelSummary], metadata: dict[str, Any], verdict: Verdict
+    ax: Axes, summaries: Sequence[LevelSummary], metadata: RunMetadata, verdict: Verdict
 ) -> None:
     ax.axis("off")
 
@@ -145,12 +145,12 @@ def _text_panel(
         "",
         *textwrap.wrap(verdict.reason, 88)[:6],
         "",
-        f"model {metadata.get('model', '?')}  at  {metadata.get('endpoint', '?')}"[:88],
-        f"dataset {metadata.get('dataset', '?')}"[:88],
-        f"{metadata.get('arrival', '?')} arrivals, {metadata.get('duration', '?')} s per level, "
-        f"seed {metadata.get('seed', '?')}, max_tokens {metadata.get('max_tokens', '?')}, "
+        f"model {metadata.model}  at  {metadata.endpoint}"[:88],
+        f"dataset {metadata.dataset}"[:88],
+        f"{metadata.arrival} arrivals, {metadata.duration} s per level, "
+        f"seed {metadata.seed}, max_tokens {metadata.max_tokens}, "
         f"{sum(s.n_sent for s in summaries)} requests",
-        f"started {metadata.get('timestamp', '?')}, status {metadata.get('status', '?')}",
+        f"started {metadata.timestamp}, status {metadata.status}",
     ]
     ax.text(
         0.0,
@@ -174,7 +174,7 @@ def _mark(ax: Axes, verdict: Verdict) -> None:
 
 
 def build_figure(
-    summaries: Sequence[LevelSummary], metadata: dict[str, Any], verdict: Verdict
+    summaries: Sequence[LevelSummary], metadata: RunMetadata, verdict: Verdict
 ) -> Figure:
     """The overview figure (``FIGSIZE_IN`` at ``DPI``); one point per level."""
     with matplotlib.rc_context({"font.size": 13, "axes.titlesize": 16, "axes.titleweight": "bold"}):
@@ -201,7 +201,7 @@ def build_figure(
         for ax in (axes[0][1], axes[1][0]):
             _mark(ax, verdict)
             ax.legend(loc="upper left")
-        fig.suptitle(f"qpsweep: {metadata.get('model', '')}", fontsize=18, fontweight="bold")
+        fig.suptitle(f"qpsweep: {metadata.model}", fontsize=18, fontweight="bold")
     return fig
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
 
 from qpsweep.analysis.summary import (
     LevelInfo,
@@ -26,7 +25,7 @@ from qpsweep.analysis.summary import (
 from qpsweep.analysis.verdict import Verdict, assess
 from qpsweep.errors import RunDirError
 from qpsweep.output.text import format_table, results_json, verdict_json
-from qpsweep.records.metadata import read_metadata, thresholds_of
+from qpsweep.records.metadata import RunMetadata, read_metadata
 from qpsweep.records.record import RequestRecord
 from qpsweep.records.run_files import (
     DEFAULT_PLOT_FILE,
@@ -42,18 +41,18 @@ from qpsweep.records.server_metrics import METRICS_FILE, read_samples, summarize
 from qpsweep.records.table import RecordTable
 
 
-def level_infos(metadata: dict[str, Any], records: Records) -> list[LevelInfo]:
+def level_infos(metadata: RunMetadata, records: Records) -> list[LevelInfo]:
     """Levels from metadata, plus any level that only the records mention (a killed run)."""
     table = as_table(records)
     infos = {
-        int(lv["index"]): LevelInfo(
-            index=int(lv["index"]),
-            qps_target=float(lv["qps_target"]),
-            arrival_window_s=float(lv.get("arrival_window_s") or 0.0),
-            n_scheduled=int(lv.get("n_scheduled") or 0),
-            duration_s=float(lv.get("duration_s") or 0.0),
+        lv.index: LevelInfo(
+            index=lv.index,
+            qps_target=lv.qps_target,
+            arrival_window_s=lv.arrival_window_s or 0.0,
+            n_scheduled=lv.n_scheduled,
+            duration_s=lv.duration_s,
         )
-        for lv in metadata.get("levels", [])
+        for lv in metadata.levels
     }
     for level, rows in table.levels.items():  # the first record's rate, as the records say
         if level not in infos:
@@ -61,18 +60,18 @@ def level_infos(metadata: dict[str, Any], records: Records) -> list[LevelInfo]:
     return [infos[i] for i in sorted(infos)]
 
 
-def _status_note(metadata: dict[str, Any]) -> str:
-    shard = metadata.get("shard")
+def _status_note(metadata: RunMetadata) -> str:
+    shard = metadata.shard
     if shard:
         return (
-            f"NOTE: this is shard {shard['index']}/{shard['count']} of a run: it sent every "
-            f"{shard['count']}th arrival of each level; qpsweep merge joins the shards.\n"
+            f"NOTE: this is shard {shard.index}/{shard.count} of a run: it sent every "
+            f"{shard.count}th arrival of each level; qpsweep merge joins the shards.\n"
         )
-    if metadata.get("merge_problems"):
-        return "".join(f"NOTE: {problem}\n" for problem in metadata["merge_problems"])
-    if metadata.get("interrupted"):
+    if metadata.merge_problems:
+        return "".join(f"NOTE: {problem}\n" for problem in metadata.merge_problems)
+    if metadata.interrupted:
         return "NOTE: this run was interrupted; its last level may be cut short.\n"
-    if metadata.get("status") == "running":
+    if metadata.status == "running":
         return "NOTE: this run did not finish (killed?); results cover what was recorded.\n"
     return ""
 
@@ -82,7 +81,7 @@ class Analysis:
     """A run directory read back and judged: what ``report`` and the sweep's planner use.
     ``table`` holds the records as columns; ``records`` makes the objects on first use."""
 
-    metadata: dict[str, Any]
+    metadata: RunMetadata
     percentiles: tuple[float, ...]
     summaries: list[LevelSummary]
     verdict: Verdict
@@ -98,8 +97,8 @@ def analyze_run(run_dir: Path) -> Analysis:
     """Summaries (sorted by target QPS) and the verdict from the run directory alone."""
     metadata = read_metadata(run_dir)
     table = load_table(run_dir)
-    percentiles = tuple(float(p) for p in metadata.get("percentiles") or (50, 95, 99))
-    thresholds = thresholds_of(metadata)
+    percentiles = metadata.percentiles or (50.0, 95.0, 99.0)
+    thresholds = metadata.thresholds
     summaries = sorted(
         summarize_levels(level_infos(metadata, table), table, percentiles, thresholds.slos),
         key=lambda s: (s.qps_target, s.index),
@@ -133,14 +132,14 @@ def _draw(run_dir: Path, analysis: Analysis) -> list[tuple[str, bytes]]:
     from qpsweep.output.plot_levels import level_figures, save_level_plots
 
     metadata, summaries, verdict = analysis.metadata, analysis.summaries, analysis.verdict
-    overview = run_dir / Path(str(metadata.get("plot_file") or DEFAULT_PLOT_FILE)).name
+    overview = run_dir / Path(metadata.plot_file or DEFAULT_PLOT_FILE).name
     save_figure(build_figure(summaries, metadata, verdict), overview)
     states = {st.index: st.state for st in verdict.levels}
     figures = level_figures(analysis.table, summaries, states)
     if (run_dir / METRICS_FILE).exists():
         from qpsweep.output.plot_metrics import metrics_figure
 
-        gauges = metadata.get("metrics_gauges") or []
+        gauges = metadata.metrics_gauges or ()
         samples = read_samples(run_dir / METRICS_FILE)
         figures["server_metrics.png"] = metrics_figure(samples, gauges)
     paths = [overview, *save_level_plots(figures, run_dir / PLOTS_DIR)]
@@ -157,24 +156,22 @@ def rebuild(
     and the console table."""
     analysis = analyze_run(run_dir)
     metadata, summaries, verdict = analysis.metadata, analysis.summaries, analysis.verdict
-    thresholds = thresholds_of(metadata)
+    thresholds = metadata.thresholds
     table = _status_note(metadata) + format_table(
         summaries, analysis.percentiles, verdict, thresholds
     )
-    results_name = Path(str(metadata.get("results_file") or DEFAULT_RESULTS_FILE)).name
+    results_name = Path(metadata.results_file or DEFAULT_RESULTS_FILE).name
     try:
         scraped = _server_metrics(run_dir)
         write_json(run_dir / results_name, results_json(summaries, verdict, scraped))
         write_json(run_dir / SATURATION_FILE, verdict_json(verdict))
         (run_dir / REPORT_FILE).write_text(table, encoding="utf-8")
-        images = (
-            _draw(run_dir, analysis) if (metadata.get("plot") if plot is None else plot) else []
-        )
-        if metadata.get("csv"):
+        images = _draw(run_dir, analysis) if (metadata.plot if plot is None else plot) else []
+        if metadata.csv:
             from qpsweep.output.export import write_csvs
 
             write_csvs(run_dir, analysis)
-        if metadata.get("html", True) if html is None else html:
+        if metadata.html if html is None else html:
             from qpsweep.output.html import render_html
 
             page = render_html(metadata, summaries, verdict, table, analysis.table, images)

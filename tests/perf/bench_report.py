@@ -3,7 +3,7 @@
 ``python tests/perf/bench_report.py [--records 1000000] [--levels 10] [--chunks 16]
 [--keep DIR] [--profile]``
 
-Writes a result directory the way a sweep does (``rundir.new_metadata`` + one ``levels`` entry
+Writes a result directory the way a sweep does (``new_metadata`` + one ``levels`` entry
 per level as ``sweep._level`` fills it, and ``requests.jsonl`` with one
 ``RequestRecord.to_json()`` line per request) into a temporary directory, then times, each in
 a fresh child process:
@@ -144,9 +144,9 @@ def write_run(run_dir: Path, n_records: int, n_levels: int, n_chunks: int) -> No
     scenario = Scenario(qps=tuple(p.qps for p in plans), duration_s=plans[0].duration_s)
     argv = ["qpsweep", "--qps", ",".join(f"{p.qps:g}" for p in plans)]
     metadata = new_metadata(target, scenario, "synthetic", "0" * 64, 1000, argv, RunFiles())
-    metadata["levels"] = [level_entry(p) for p in plans]
-    metadata.update(status="complete", interrupted=False)
-    write_json(run_dir / METADATA_FILE, metadata)
+    levels = [level_entry(p) for p in plans]
+    data = metadata.to_json() | {"levels": levels, "status": "complete", "interrupted": False}
+    write_json(run_dir / METADATA_FILE, data)
     rng = np.random.default_rng(SEED)
     with (run_dir / REQUESTS_FILE).open("w", encoding="utf-8") as out:
         for plan in plans:
