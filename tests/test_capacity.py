@@ -22,6 +22,7 @@ def test_rate_at_blocking_inverts_erlang_b() -> None:
     assert 9.0 < rate < 9.3
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_a_fifo_server_of_known_capacity(qpsweep_process) -> None:
     """4 slots x 0.25 s = 16/s: saturation within 10%, nothing saturated below 0.9x, the

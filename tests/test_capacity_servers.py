@@ -196,6 +196,7 @@ def test_refuse_answers_503_at_once_when_every_slot_is_busy() -> None:
         asyncio.run(scenario(base))
 
 
+@pytest.mark.slow
 def test_a_client_that_leaves_gives_up_its_place_and_its_slot() -> None:
     async def scenario(base: str) -> None:
         url = f"{base}/v1/chat/completions"
@@ -220,6 +221,7 @@ def test_a_client_that_leaves_gives_up_its_place_and_its_slot() -> None:
         asyncio.run(scenario(base))
 
 
+@pytest.mark.slow
 def test_qpsweep_check_passes_and_a_sweep_gets_every_request_served(
     qpsweep_process: Callable[..., Run],
 ) -> None:

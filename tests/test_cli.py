@@ -162,6 +162,7 @@ def test_two_runs_in_one_second_get_distinct_directories(tmp_path: Path) -> None
     assert first != second and second.name.startswith(first.name)
 
 
+@pytest.mark.slow
 def test_api_key_never_reaches_any_file_or_output(qpsweep, server, monkeypatch) -> None:
     flag_key, env_key = "sk-qpsweepFLAGSECRET0123456789", "sk-qpsweepENVSECRET0123456789"
     monkeypatch.setenv("MY_KEY", env_key)
@@ -242,6 +243,7 @@ def _wait_for_records(results: Path, n: int, timeout_s: float = 20.0) -> Path:
     raise AssertionError("the run did not record requests in time")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_first_signal_drains_and_leaves_a_readable_run(server_process, tmp_path: Path, sig) -> None:
     url = f"{server_process}/ok/v1/chat/completions?ttft_ms=50&itl_ms=20&tokens=10"
@@ -261,6 +263,7 @@ def test_first_signal_drains_and_leaves_a_readable_run(server_process, tmp_path:
     assert level["n_sent"] == len(records) and level["arrival_window_s"] < 30
 
 
+@pytest.mark.slow
 def test_second_signal_aborts_and_records_in_flight_as_interrupted(
     server_process, tmp_path
 ) -> None:
@@ -293,6 +296,7 @@ def test_second_signal_aborts_and_records_in_flight_as_interrupted(
     assert {r["error_kind"] for r in records} == {"interrupted"}
 
 
+@pytest.mark.slow
 def test_killed_run_is_still_readable(server_process, tmp_path: Path) -> None:
     url = f"{server_process}/ok/v1/chat/completions?tokens=3"
     proc = _start(["--endpoint", url, "--qps", "20", "--duration", "30"], tmp_path)
@@ -325,6 +329,7 @@ def _read_stderr_until(proc: subprocess.Popen[str], text: str, timeout_s: float 
         ("writing", "level 2/2", 0.0),  # after the last level: plots and HTML being written
     ],
 )
+@pytest.mark.slow
 def test_a_signal_in_any_phase_leaves_a_complete_readable_run(
     server_process, tmp_path: Path, phase: str, marker: str, delay_s: float
 ) -> None:
@@ -361,6 +366,7 @@ def test_a_signal_in_any_phase_leaves_a_complete_readable_run(
     assert main(["report", str(run_dir)]) == 0
 
 
+@pytest.mark.slow
 def test_a_level_whose_schedule_drew_no_arrival_is_no_requests_not_client_limited(  # type: ignore[no-untyped-def]
     qpsweep, server
 ) -> None:
@@ -380,6 +386,7 @@ def test_a_level_whose_schedule_drew_no_arrival_is_no_requests_not_client_limite
     assert levels[1]["qps_target"] == 4 and levels[1]["n_sent"] == 10
 
 
+@pytest.mark.slow
 def test_on_a_terminal_the_progress_bar_counts_the_requests(
     server_process: str, tmp_path: Path
 ) -> None:

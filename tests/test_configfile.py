@@ -75,6 +75,7 @@ def test_keys_documented_in_the_shipped_files() -> None:
         assert all(key in header for key in keys), path
 
 
+@pytest.mark.slow
 def test_a_named_target_and_scenario_run_with_flags_overriding(qpsweep, tmp_path: Path) -> None:
     config = SimConfig(max_num_seqs=8, decode_ms=2.0, decode_ms_per_seq=0.0)
     with sim_process(config) as url:

@@ -30,6 +30,7 @@ def test_default_demo_levels_cross_the_capacity() -> None:
     assert min(levels) < 0.5 * capacity and max(levels) > 1.3 * capacity
 
 
+@pytest.mark.slow
 def test_demo_writes_a_normal_result_directory(qpsweep) -> None:
     run = qpsweep("demo", "--duration", "1.5", "--qps", "3,6", dataset=None)
     assert run.code == 0 and run.run_dir is not None

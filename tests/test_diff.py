@@ -203,6 +203,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     }
 
 
+@pytest.mark.slow
 def test_diff_finds_the_slower_simulator(
     runs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -233,6 +234,7 @@ def test_diff_finds_the_slower_simulator(
     assert png.startswith(b"\x89PNG") and int.from_bytes(png[16:20], "big") == 1600
 
 
+@pytest.mark.slow
 def test_same_setting_different_seed_is_no_regression(
     runs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -246,6 +248,7 @@ def test_same_setting_different_seed_is_no_regression(
     assert data["only_in_base"] == data["only_in_candidate"] == []
 
 
+@pytest.mark.slow
 def test_without_the_gate_a_regression_still_exits_0(
     runs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -263,6 +266,7 @@ def test_without_the_gate_a_regression_still_exits_0(
         (["diff", "{base}"], "CANDIDATE"),
     ],
 )
+@pytest.mark.slow
 def test_bad_diff_input_is_one_line_and_exit_2(
     runs: dict[str, Path],
     tmp_path: Path,

@@ -49,6 +49,7 @@ def test_failure_kinds(
     assert f"QPS 10 - Errors (4 total):\n  - {label}: 4 occurrences" in run.out
 
 
+@pytest.mark.slow
 def test_ttft_and_total_timeouts(qpsweep, server: ServerThread) -> None:
     hang = qpsweep("--endpoint", server.url("hang"), *LOAD, "--timeout", "0.5")
     stall = qpsweep("--endpoint", server.url("stall"), *LOAD, "--timeout", "0.5")
@@ -141,6 +142,7 @@ def test_connections_are_reused_after_done(qpsweep, server: ServerThread) -> Non
     assert len(server.app[PEERS]) <= 3
 
 
+@pytest.mark.slow
 def test_the_connection_pool_never_throttles_the_schedule(qpsweep, server_process: str) -> None:
     """300 requests whose first token takes 2 s are all in flight together (aiohttp's default
     pool holds 100): had any waited for a pooled connection, its TTFT would be about 4 s."""

@@ -57,6 +57,7 @@ def cell(value: float | None, digits: int) -> str:
     return "" if value is None else str(round(value, digits))
 
 
+@pytest.mark.slow
 def test_requests_and_levels_match_the_analysis(qpsweep, server: ServerThread) -> None:
     run_dir, analysis = sweep(qpsweep, server.url("ok", ttft_ms=20, tokens=4))
     paths = write_csvs(run_dir, analysis)
@@ -120,6 +121,7 @@ def test_server_message_round_trips_and_errors_get_columns(qpsweep, server: Serv
         assert row["ttft_p50_s"] == row["e2e_p95_s"] == row["tpot_p50_ms"] == ""
 
 
+@pytest.mark.slow
 def test_summary_appends_runs_under_one_header(qpsweep, server: ServerThread) -> None:
     runs = [
         sweep(qpsweep, server.url("ok", ttft_ms=20, tokens=4)),
@@ -167,6 +169,7 @@ def test_summary_appends_runs_under_one_header(qpsweep, server: ServerThread) ->
     assert all(row["run_dir"] in {runs[0][0].name, runs[1][0].name} for row in rows)
 
 
+@pytest.mark.slow
 def test_summary_header_written_once_and_checked(qpsweep, server, tmp_path: Path) -> None:
     run_dir, analysis = sweep(qpsweep, server.url("ok", ttft_ms=20, tokens=4))
     empty = tmp_path / "empty"

@@ -146,6 +146,7 @@ def test_fault(qpsweep, faults: ServerThread, case: Case) -> None:
         case.check(records)
 
 
+@pytest.mark.slow
 def test_trickle_accepts(qpsweep) -> None:
     """A server accepting one connection per 0.5 s: some requests succeed, the others time out
     connecting (or, once connected, waiting); every one is recorded."""
@@ -216,6 +217,7 @@ MIX_KINDS = {
 }
 
 
+@pytest.mark.slow
 def test_mixed_faults(qpsweep, faults: ServerThread) -> None:
     """50 QPS for 2 s, each request drawing its behaviour: every one is classified as drawn."""
     assert set(MIX_KINDS) == set(MIX)

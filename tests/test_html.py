@@ -184,6 +184,7 @@ CHROMIUM_FLAGS = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_report_renders_as_text_in_headless_chromium(
     qpsweep: Callable[..., Run], server: ServerThread, tmp_path: Path

@@ -156,6 +156,7 @@ def test_gzip_body_is_decoded_and_the_connection_kept() -> None:
     assert accepted == 1
 
 
+@pytest.mark.slow
 def test_unanswered_request_times_out() -> None:
     records, _ = run(lambda _: b"", n_requests=1)
     assert kinds(records) == ["timeout_ttft"]

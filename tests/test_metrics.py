@@ -66,6 +66,7 @@ def test_parse_prometheus() -> None:
     assert parse_prometheus(f"{RUNNING} 1\r\n", [RUNNING]) == {RUNNING: 1.0}
 
 
+@pytest.mark.slow
 def test_scrapes_the_simulator_under_load(tmp_path: Path) -> None:
     # 4 slots, 8 requests of 200 tokens at ~7 ms a step: two waves of ~1.4 s, so requests run
     # and wait for most of the 3 s
@@ -238,6 +239,7 @@ def test_read_samples_and_summary(tmp_path: Path) -> None:
     assert summarize_metrics([]) == {}
 
 
+@pytest.mark.slow
 def test_a_sweep_scrapes_the_simulator_gauges_per_level(qpsweep) -> None:
     """``--metrics-url`` end to end: the file, the per-level summary, the plot, the HTML."""
     config = SimConfig(max_num_seqs=4, decode_ms=5.0, decode_ms_per_seq=0.0)

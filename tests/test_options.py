@@ -24,6 +24,7 @@ def png_size(path: Path) -> tuple[int, int]:
     return width, height
 
 
+@pytest.mark.slow
 def test_plots_are_drawn_by_default(qpsweep, server: ServerThread) -> None:
     run: Run = qpsweep("--endpoint", server.url("ok"), *QUICK, "--plot-output", "o.png", plots=True)
     assert run.run_dir is not None
@@ -43,6 +44,7 @@ def test_plots_are_drawn_by_default(qpsweep, server: ServerThread) -> None:
     assert qpsweep("--endpoint", server.url("ok"), *QUICK, "--plot").run_dir is not None
 
 
+@pytest.mark.slow
 def test_overview_figure_has_six_panels_and_marks_the_verdict(qpsweep, server_process: str) -> None:
     from qpsweep.output.plot import build_figure
     from qpsweep.output.rebuild import analyze_run
@@ -142,6 +144,7 @@ def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThrea
         yield srv
 
 
+@pytest.mark.slow
 def test_tls_is_verified_unless_told_not_to(qpsweep, tls_server: ServerThread) -> None:
     url = tls_server.url("ok")
     assert url.startswith("https://127.0.0.1:")
@@ -212,6 +215,7 @@ def test_auto_settings_that_cannot_work_are_refused(
     assert run.err.startswith("qpsweep: error: ") and message in run.err
 
 
+@pytest.mark.slow
 def test_a_level_where_the_generator_stalled_is_run_once_more(qpsweep, server_process: str) -> None:
     """A long GIL-holding call (a sort of 3M floats, ~0.5 s) in another thread blocks the event
     loop during the first level, as a busy machine would: that level is client-limited, and the

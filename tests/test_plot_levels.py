@@ -115,6 +115,7 @@ def _texts(fig: Figure) -> list[str]:
     return [text.get_text() for ax in fig.axes for text in ax.texts]
 
 
+@pytest.mark.slow
 def test_real_run_draws_one_line_per_level(
     qpsweep: Callable[..., Run], server: ServerThread, tmp_path: Path
 ) -> None:

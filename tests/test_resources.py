@@ -52,6 +52,7 @@ def _sweep_with_file_limit(url: str, tmp_path: Path, soft: int, hard: int) -> st
     return done.stderr
 
 
+@pytest.mark.slow
 def test_the_open_files_limit_is_raised_or_stated_before_the_run(
     server_process: str, tmp_path: Path
 ) -> None:

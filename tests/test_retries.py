@@ -56,6 +56,7 @@ def test_without_retries_a_503_is_final_and_no_retry_keys_are_written(  # type: 
     assert "Retries" not in run.out
 
 
+@pytest.mark.slow
 def test_refused_connections_are_tried_n_plus_one_times(qpsweep) -> None:  # type: ignore[no-untyped-def]
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))

@@ -62,6 +62,7 @@ def _merge(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=REPO, check=False)
 
 
+@pytest.mark.slow
 def test_merged_shards_are_the_run_one_process_would_have_sent(shards, tmp_path: Path) -> None:
     for run_dir in shards:
         assert "NOTE: this is shard" in (run_dir / "report.txt").read_text()
@@ -111,6 +112,7 @@ def _on_time(run_dir: Path) -> list[dict]:
     return records
 
 
+@pytest.mark.slow
 def test_merge_reports_a_missing_shard_lost_records_and_clock_skew(shards, tmp_path) -> None:
     s0, s1 = _copy(shards, tmp_path)
     done = _merge(str(s0), "--results-dir", str(tmp_path / "out"))
@@ -138,6 +140,7 @@ def test_merge_reports_a_missing_shard_lost_records_and_clock_skew(shards, tmp_p
     assert "NOTE: clock skew" in (merged / "report.txt").read_text()
 
 
+@pytest.mark.slow
 def test_merge_refuses_directories_that_are_not_shards_of_one_run(shards, tmp_path) -> None:
     s0, s1 = _copy(shards, tmp_path)
     _edit(s1, seed=99)

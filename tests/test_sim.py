@@ -419,6 +419,7 @@ async def overload(url: str, body: dict[str, Any], rate: float, duration_s: floa
     ],
     ids=["B8-step18ms", "B16-step14ms-prefill5ms"],
 )
+@pytest.mark.slow
 def test_capacity_under_overload(sim: Start, config: SimConfig, prompt_words: int) -> None:
     """Open-loop arrivals at 2x capacity: completions/s in the steady window match the formula."""
     out_tokens, duration_s, warmup_s = 32, 7.0, 2.0

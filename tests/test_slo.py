@@ -38,6 +38,7 @@ def test_a_request_meets_every_slo_or_not() -> None:
     assert not request_meets(slos, None, 1.0, 0.02)  # no first token: TTFT unknown
 
 
+@pytest.mark.slow
 def test_slo_drives_the_verdict_and_goodput(qpsweep, tmp_path: Path) -> None:
     # 4 slots x 20 steps of 5 ms: 40 req/s; at 10 QPS TTFT is a few ms, at 50 QPS a queue builds
     config = SimConfig(max_num_seqs=4, decode_ms=5.0, decode_ms_per_seq=0.0, prefill_ms_per_token=0)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 
+@pytest.mark.slow
 def test_ttft_and_e2e_match_injected_delays(qpsweep, server_process: str) -> None:
     # 100 ms to the first token, then 9 more tokens 10 ms apart: E2E = 190 ms.
     url = f"{server_process}/ok/v1/chat/completions?ttft_ms=100&itl_ms=10&tokens=10"

@@ -53,6 +53,7 @@ def _client_limited_where_judged(verdict: dict[str, Any]) -> bool:
     return "client_limited" in states[:end]
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(700)
 @pytest.mark.parametrize("mode", ["fixed", "auto"])
 @pytest.mark.parametrize("setting", sorted(SETTINGS))
@@ -103,6 +104,7 @@ def test_saturation_found_within_15_percent_of_capacity(
         assert targets[0] == pytest.approx(capacity / 8, rel=0.01)
 
 
+@pytest.mark.slow
 def test_sweep_of_the_simulator_finds_its_capacity(qpsweep_process) -> None:
     """Offered at 2x capacity, completions per second settle at the formula's value (15%)."""
     config, tokens = SETTINGS["4-slots"]

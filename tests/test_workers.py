@@ -29,6 +29,7 @@ def _sent(run_dir: Path) -> dict[int, set[tuple[int, float, int]]]:
     return out
 
 
+@pytest.mark.slow
 def test_two_workers_send_exactly_the_schedule_of_one_process(qpsweep, server_process) -> None:
     args = ("--endpoint", server_process + FAST, "--model", "m", "--qps", "15,30")
     one = qpsweep(*args, "--duration", "3", "--seed", "7")
@@ -79,6 +80,7 @@ def _children(pid: int) -> list[int]:
     return out
 
 
+@pytest.mark.slow
 def test_ctrl_c_with_workers_drains_and_records_every_request_sent(
     server_process, tmp_path: Path
 ) -> None:
@@ -101,6 +103,7 @@ def test_ctrl_c_with_workers_drains_and_records_every_request_sent(
     assert len({r["seq"] for r in records}) == len(records)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
 def test_workers_of_a_killed_run_exit_and_leave_a_readable_run(
     server_process, tmp_path: Path
@@ -148,6 +151,7 @@ def test_bad_scale_out_flags_get_one_line_and_exit_2(qpsweep, flags, message) ->
     assert run.err.startswith(f"qpsweep: error: {message}") and run.err.count("\n") == 1
 
 
+@pytest.mark.slow
 def test_a_level_order_larger_than_a_pipe_buffer_reaches_every_worker(qpsweep) -> None:
     # 16,000 arrivals: each worker's order (8,000 offsets) is larger than a 64 KiB pipe buffer.
     # Sent to a closed port, every request fails at once: cheap, and still one record each.
