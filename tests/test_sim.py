@@ -336,7 +336,10 @@ def test_server_lifecycle() -> None:
 
 
 def test_serve_prints_one_line_and_stops_on_ctrl_c() -> None:
+    # Ctrl-C as in a terminal: a parent that ignores SIGINT (an xdist worker does) passes the
+    # ignoring on across exec, and Python then never raises KeyboardInterrupt.
     code = (
+        "import signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
         "from qpsweep.sim.server import SimConfig, serve; serve(SimConfig(max_num_seqs=8), port=0)"
     )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
