@@ -155,7 +155,7 @@ def sweep_parser() -> Parser:
         "before any token (back-off 0.5 s, 1 s, 2 s, ... up to 8 s); retried requests are "
         "counted and the verdict uses first-try failures (default: 0, off)",
     )
-    scale = p.add_argument_group("scale-out (see README: Keeping the schedule at high QPS)")
+    scale = p.add_argument_group("scale-out (see docs/scaling-out.md)")
     scale.add_argument(
         "--workers",
         default="1",
