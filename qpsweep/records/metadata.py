@@ -179,7 +179,7 @@ class RunMetadata:
         for name, parse in _PARSE.items():
             if values.get(name) is not None:
                 values[name] = parse(values[name])
-        notes = {k: v for k, v in data.items() if k not in values and k not in _FIELDS}
+        notes = {k: v for k, v in data.items() if k not in _FIELDS}
         return cls(**values, notes=notes)
 
 
