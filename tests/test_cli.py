@@ -125,6 +125,7 @@ def test_result_directory_contract(qpsweep, server) -> None:
         "report.html",
         "report.txt",
         "requests.jsonl",
+        "requests.npz",
         "res.json",
         "saturation.json",
     ]

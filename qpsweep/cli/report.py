@@ -7,7 +7,6 @@ from pathlib import Path
 from qpsweep.cli.parser import Parser
 from qpsweep.output.models import MODELS_FILE, ModelRun, read_models, write_comparison
 from qpsweep.output.rebuild import rebuild
-from qpsweep.records.heap import keep_freed_memory
 
 
 def main_report(argv: list[str]) -> int:
@@ -20,7 +19,6 @@ def main_report(argv: list[str]) -> int:
     p.add_argument("--plot", action="store_true", help="draw the plots even if the run did not")
     p.add_argument("--html", action="store_true", help="write report.html even if the run did not")
     ns = p.parse_args(argv)
-    keep_freed_memory()  # a big run's numpy temporaries: reuse them, do not fault them in again
     plot, html = True if ns.plot else None, True if ns.html else None
     run_dir = Path(ns.run_dir)
     if (run_dir / MODELS_FILE).is_file():  # --all-models: each model's run, then the comparison

@@ -34,7 +34,9 @@ from qpsweep.records.run_files import (
     PLOTS_DIR,
     REPORT_FILE,
     SATURATION_FILE,
+    keep_columns,
     load_table,
+    records_stamp,
     write_json,
 )
 from qpsweep.records.server_metrics import METRICS_FILE, read_samples, summarize_metrics
@@ -153,7 +155,9 @@ def rebuild(
     """Recompute the results JSON, ``saturation.json`` and ``report.txt`` from
     ``metadata.json`` + ``requests.jsonl``; draw the plots when ``plot`` is true and write
     ``report.html`` when ``html`` is true (``None``: as the run asked).  Returns the analysis
-    and the console table."""
+    and the console table.  Keeps the records as columns in ``requests.npz`` for the next
+    reader."""
+    stamp = records_stamp(run_dir)
     analysis = analyze_run(run_dir)
     metadata, summaries, verdict = analysis.metadata, analysis.summaries, analysis.verdict
     thresholds = metadata.thresholds
@@ -176,6 +180,7 @@ def rebuild(
 
             page = render_html(metadata, summaries, verdict, table, analysis.table, images)
             (run_dir / HTML_FILE).write_text(page, encoding="utf-8")
+        keep_columns(run_dir, analysis.table, stamp)
     except OSError as err:
         raise RunDirError(f"{run_dir}: cannot write results ({err.strerror})") from None
     return analysis, table

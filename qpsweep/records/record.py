@@ -20,12 +20,15 @@ record with one unbuffered write, so a killed run keeps every finished request.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, fields
 from io import FileIO
 from json.encoder import encode_basestring_ascii
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
+
+import msgspec
 
 ERROR_KINDS = (
     "http_503",
@@ -71,44 +74,22 @@ class RequestRecord:
         return self.error_kind is None
 
     def to_json(self) -> str:
-        """One JSON line (no newline): the fields in declaration order, the retry fields only
-        when ``attempts > 1``, ``chunk_s`` last; times as ``%.6f`` (rounded to the
-        microsecond: the same values as ``round(t, 6)``).  What ``json.loads`` reads back is
-        what ``json.dumps`` of those keys would have written; the line is formatted by one
-        ``%`` per record (the format cached per chunk count) because this is the generator's
-        hot path."""
+        """One JSON line (no newline) laid out by ``LINE_KEYS``: the retry keys only when
+        ``attempts > 1``; times (fields named ``*_s``) as ``%.6f``, rounded to the
+        microsecond, other numbers and strings as ``json.dumps`` writes them (strings ASCII,
+        a lone surrogate as ``?``).  One ``%`` per record (the format cached per chunk
+        count): this is the generator's hot path."""
         chunk_s = self.chunk_s
         n = len(chunk_s)
         form = _FORMATS.get(n) or _format(n)
-        retry = ""
-        if self.attempts > 1:
-            retry = _RETRY % (
-                self.attempts,
-                _opt_str(self.first_error_kind),
-                _opt_time(self.first_done_s),
-            )
-        return form % (
-            self.level,
-            _number(self.level_qps),
-            self.seq,
-            self.prompt_id,
-            self.scheduled_s,
-            self.sent_s,
-            _opt_time(self.first_token_s),
-            self.done_s,
-            _opt(self.status),
-            _opt_str(self.error_kind),
-            _opt_str(self.error),
-            _opt(self.input_tokens),
-            self.output_tokens,
-            _opt_str(self.token_counted_by),
-            retry,
-            *chunk_s,
-        )
+        retry = _RETRY % _values(_RETRY_LINE, self) if self.attempts > 1 else ""
+        return form % (*_values(_HEAD_LINE, self), retry, *chunk_s)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RequestRecord:
-        """Inverse of ``to_json`` after ``json.loads``; unknown keys are ignored."""
+        """A record from a parsed line, leniently: numbers given as strings or floats are
+        converted, a missing optional key takes its default, unknown keys are ignored (the
+        route of lines the strict decoder refuses; see ``read_records``)."""
         return cls(
             level=int(data["level"]),
             level_qps=float(data["level_qps"]),
@@ -131,21 +112,32 @@ class RequestRecord:
         )
 
 
-_HEAD = (
-    '{"level":%d,"level_qps":%s,"seq":%d,"prompt_id":%d,"scheduled_s":%.6f,"sent_s":%.6f,'
-    '"first_token_s":%s,"done_s":%.6f,"status":%s,"error_kind":%s,"error":%s,'
-    '"input_tokens":%s,"output_tokens":%d,"token_counted_by":%s%s,"chunk_s":['
+LINE_KEYS = (
+    "level",
+    "level_qps",
+    "seq",
+    "prompt_id",
+    "scheduled_s",
+    "sent_s",
+    "first_token_s",
+    "done_s",
+    "status",
+    "error_kind",
+    "error",
+    "input_tokens",
+    "output_tokens",
+    "token_counted_by",
+    "attempts",
+    "first_error_kind",
+    "first_done_s",
+    "chunk_s",
 )
-_RETRY = ',"attempts":%d,"first_error_kind":%s,"first_done_s":%s'
-_FORMATS: dict[int, str] = {}  # line format per chunk count, up to _CACHED_FORMATS chunks
+"""The order of a line's keys: ``RequestRecord``'s fields, the retry keys (``attempts`` and
+after, written only for a retried request) before ``chunk_s``, which is last."""
+_RETRY_KEYS = LINE_KEYS[LINE_KEYS.index("attempts") : -1]
+_HEAD_KEYS = LINE_KEYS[: LINE_KEYS.index("attempts")]
 _CACHED_FORMATS = 256
-
-
-def _format(n_chunks: int) -> str:
-    form = _HEAD + ",".join(["%.6f"] * n_chunks) + "]}"
-    if n_chunks <= _CACHED_FORMATS:
-        _FORMATS[n_chunks] = form
-    return form
+_FORMATS: dict[int, str] = {}  # line format per chunk count, up to _CACHED_FORMATS chunks
 
 
 def _number(value: float) -> str:
@@ -157,12 +149,85 @@ def _opt_time(value: float | None) -> str:
     return "null" if value is None else "%.6f" % value  # noqa: UP031
 
 
-def _opt(value: int | None) -> str:
+def _opt_int(value: int | None) -> str:
     return "null" if value is None else "%d" % value  # noqa: UP031
 
 
 def _opt_str(value: str | None) -> str:
-    return "null" if value is None else encode_basestring_ascii(value)
+    if value is None:
+        return "null"
+    if not value.isascii():  # a lone surrogate (from a server's "\\ud83d") cannot be UTF-8
+        value = value.encode("utf-8", "replace").decode("utf-8")
+    return encode_basestring_ascii(value)
+
+
+def _writer(name: str) -> tuple[str, Callable[[Any], str] | None]:
+    """How ``to_json`` writes field ``name``: its ``%`` spec, and the function that turns the
+    value into text for a ``%s`` (``None``: ``%`` formats the value itself), by the field's
+    type and its unit: ``*_s`` is a time in seconds."""
+    kind = _TYPES[name]
+    if kind == "int":
+        return "%d", None
+    if kind == "float":
+        return ("%.6f", None) if name.endswith("_s") else ("%s", _number)
+    optional: dict[str, Callable[[Any], str]] = {
+        "float | None": _opt_time,
+        "int | None": _opt_int,
+        "str | None": _opt_str,
+    }
+    if kind not in optional or (kind == "float | None" and not name.endswith("_s")):
+        raise TypeError(f"RequestRecord.{name}: no line format for {kind}")
+    return "%s", optional[kind]
+
+
+def _key(name: str, first: bool) -> str:
+    return ("{" if first else ",") + encode_basestring_ascii(name) + ":"
+
+
+def _format(n_chunks: int) -> str:
+    form = _HEAD + "%s" + _key("chunk_s", False) + "[" + ",".join(["%.6f"] * n_chunks) + "]}"
+    if n_chunks <= _CACHED_FORMATS:
+        _FORMATS[n_chunks] = form
+    return form
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """A run of consecutive line keys: their ``%`` format, a getter of their values, and the
+    (index, function) of the values that need turning into text first."""
+
+    form: str
+    get: Callable[[RequestRecord], tuple[Any, ...]]
+    writers: tuple[tuple[int, Callable[[Any], str]], ...]
+
+
+def _layout(names: tuple[str, ...], first: bool) -> _Layout:
+    specs = [_writer(name) for name in names]
+    form = "".join(
+        _key(n, first and i == 0) + sp
+        for i, (n, (sp, _)) in enumerate(zip(names, specs, strict=True))
+    )
+    writers = tuple((i, w) for i, (_, w) in enumerate(specs) if w is not None)
+    return _Layout(form, attrgetter(*names), writers)
+
+
+def _values(layout: _Layout, record: RequestRecord) -> tuple[Any, ...]:
+    values = list(layout.get(record))
+    for i, write in layout.writers:
+        values[i] = write(values[i])
+    return tuple(values)
+
+
+_TYPES = {f.name: str(f.type) for f in fields(RequestRecord)}
+if sorted(LINE_KEYS) != sorted(_TYPES) or _TYPES["chunk_s"] != "tuple[float, ...]":
+    raise TypeError("LINE_KEYS must name every field of RequestRecord, chunk_s last")
+_HEAD_LINE = _layout(_HEAD_KEYS, first=True)
+_RETRY_LINE = _layout(_RETRY_KEYS, first=False)
+_HEAD, _RETRY = _HEAD_LINE.form, _RETRY_LINE.form
+
+
+BLOCK_BYTES = 4 * 2**20  # a read of the records file: about 10,000 records
+_DECODER = msgspec.json.Decoder(RequestRecord)
 
 
 class RecordWriter:
@@ -189,19 +254,63 @@ class RecordWriter:
 
 
 def read_records(path: Path) -> Iterator[RequestRecord]:
-    """Records of a JSON Lines file in file order.
+    """Records of a JSON Lines file in file order (see ``record_batches``)."""
+    for batch in record_batches(path):
+        yield from batch
 
-    A last line cut short by a killed process is skipped; any other bad line raises
-    ``ValueError`` naming its line number.
+
+def record_batches(
+    path: Path, decoder: msgspec.json.Decoder[Any] = _DECODER
+) -> Iterator[list[Any]]:
+    """The records of a JSON Lines file, a block of whole lines (``BLOCK_BYTES``) at a time,
+    each line decoded by ``decoder`` (by default into ``RequestRecord``, its types checked).
+
+    A line the decoder refuses is read as before it, by ``json.loads`` and
+    ``RequestRecord.from_dict``.  Blank lines are skipped; so is a last line cut short by a
+    killed process (no newline after it); any other bad line raises ``ValueError`` naming
+    its line number.
     """
-    with path.open(encoding="utf-8") as file:
-        lines = file.read().split("\n")
-    for number, line in enumerate(lines, start=1):
+    with path.open("rb") as file:
+        number, rest = 1, b""  # the number of the next block's first line; a partial line
+        while data := file.read(BLOCK_BYTES):
+            data = rest + data
+            cut = data.rfind(b"\n") + 1
+            block, rest = data[:cut], data[cut:]
+            if block:
+                yield _decode_block(path, decoder, block, number)
+                number += block.count(b"\n")
+    if rest.strip():
+        yield _decode_lines(path, decoder, rest, number, cut_short_ok=True)
+
+
+def _decode_block(
+    path: Path, decoder: msgspec.json.Decoder[Any], block: bytes, number: int
+) -> list[Any]:
+    """The records of ``block``'s lines, the first of which has number ``number``."""
+    try:
+        return decoder.decode_lines(block)
+    except msgspec.MsgspecError:
+        return _decode_lines(path, decoder, block, number, cut_short_ok=False)
+
+
+def _decode_lines(
+    path: Path, decoder: msgspec.json.Decoder[Any], text: bytes, number: int, cut_short_ok: bool
+) -> list[Any]:
+    """``_decode_block`` line by line, with the fallback and the errors of ``record_batches``;
+    ``cut_short_ok``: ``text`` is the file's unterminated last line."""
+    out = []
+    for n, line in enumerate(text.split(b"\n"), start=number):
         if not line.strip():
             continue
         try:
-            yield RequestRecord.from_dict(json.loads(line))
+            out.append(decoder.decode(line))
+            continue
+        except msgspec.MsgspecError:
+            pass
+        try:
+            out.append(RequestRecord.from_dict(json.loads(line)))
         except (ValueError, KeyError, TypeError) as err:
-            if number == len(lines):  # unterminated last line: a write cut short
-                return
-            raise ValueError(f"{path}: line {number}: not a request record ({err})") from None
+            if cut_short_ok:
+                break
+            raise ValueError(f"{path}: line {n}: not a request record ({err})") from None
+    return out

@@ -3,7 +3,8 @@
 Files: ``metadata.json`` (settings, environment, per-level windows, ``interrupted``: see
 ``qpsweep.records.metadata``), ``requests.jsonl`` (one ``RequestRecord`` per line, appended as
 requests finish), ``benchmark_qps_results.json`` (or ``--output``), ``saturation.json``,
-``report.txt``, ``report.html``, and unless ``--no-plot``: ``benchmark_qps.png`` (or
+``report.txt``, ``report.html``, ``requests.npz`` (the records as columns: see
+``qpsweep.records.columns``), and unless ``--no-plot``: ``benchmark_qps.png`` (or
 ``--plot-output``) and ``plots/`` (TTFT and ITL distributions, requests in flight).  Everything
 but ``requests.jsonl`` can be rebuilt from ``metadata.json`` + ``requests.jsonl`` alone
 (``qpsweep report DIR``, ``qpsweep.output.rebuild``).
@@ -20,10 +21,17 @@ from pathlib import Path
 from typing import Any
 
 from qpsweep.errors import RunDirError
+from qpsweep.records.columns import (
+    COLUMNS_FILE,
+    Stamp,
+    columns_current,
+    load_columns,
+    save_columns,
+    stamp_of,
+)
 from qpsweep.records.parts import part_files
 from qpsweep.records.record import RequestRecord, read_records
-from qpsweep.records.table import RecordTable
-from qpsweep.records.table_reader import read_table
+from qpsweep.records.table import RecordTable, read_table
 
 METADATA_FILE = "metadata.json"
 
@@ -138,13 +146,33 @@ def load_records(run_dir: Path) -> list[RequestRecord]:
 
 
 def load_table(run_dir: Path) -> RecordTable:
-    """``load_records`` as columns (``read_table``: far faster than the records themselves);
-    the same files: ``requests.jsonl``, or the worker parts of a run that has not joined them."""
+    """``load_records`` as columns (far faster than the records themselves): the same files,
+    ``requests.jsonl`` or the worker parts of a run that has not joined them; read from
+    ``requests.npz`` instead while that holds the current ``requests.jsonl``."""
     paths = record_files(run_dir)
     if not paths:
         return RecordTable.from_records(())
+    if paths == [run_dir / REQUESTS_FILE]:
+        saved = load_columns(run_dir / COLUMNS_FILE, paths[0])
+        if saved is not None:
+            return saved
     try:
         tables = [read_table(p) for p in paths]
     except ValueError as err:
         raise RunDirError(str(err)) from None
     return tables[0] if len(tables) == 1 else RecordTable.concat(tables)
+
+
+def records_stamp(run_dir: Path) -> Stamp | None:
+    """The stamp (size, mtime) of the run's ``requests.jsonl``; ``None`` without one."""
+    return stamp_of(run_dir / REQUESTS_FILE)
+
+
+def keep_columns(run_dir: Path, table: RecordTable, stamp: Stamp | None) -> None:
+    """Save ``table``, the run's records as ``load_table`` read them from a
+    ``requests.jsonl`` whose stamp was ``stamp`` before the reading, as ``requests.npz``;
+    nothing when the file has changed since (a run still going), or when ``requests.npz``
+    is current already."""
+    path = run_dir / COLUMNS_FILE
+    if stamp is not None and records_stamp(run_dir) == stamp and not columns_current(path, stamp):
+        save_columns(path, table, stamp)

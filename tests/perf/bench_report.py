@@ -8,14 +8,20 @@ per level as ``sweep._level`` fills it, and ``requests.jsonl`` with one
 ``RequestRecord.to_json()`` line per request) into a temporary directory, then times, each in
 a fresh child process:
 
-* ``report (plots on, the default run)``: ``python -m qpsweep report DIR`` with
-  ``metadata.plot = true`` (PNGs, ``plots/``, ``report.html``);
+* ``report, no requests.npz (as a run's end)``: ``python -m qpsweep report DIR`` with
+  ``metadata.plot = true`` (PNGs, ``plots/``, ``report.html``) on the directory as written:
+  ``requests.jsonl`` parsed, ``requests.npz`` kept, as at the end of a sweep (and as the first
+  report of a killed run);
+* ``report (plots on, the default run)``: the same once more: the goal's step, reading the
+  records from ``requests.npz``, as every report after a run's end does;
 * ``report (run made with --no-plot)``: the same with ``metadata.plot = false`` (``report.html``
   still written);
 * ``analyze_run only``: ``qpsweep.output.rebuild.analyze_run(DIR)`` (read + summaries +
   verdict, no files written);
-* ``load_records only``: ``qpsweep.records.run_files.load_records(DIR)`` (read and parse
-  the JSON lines).
+* ``read_table only``: ``qpsweep.records.table.read_table`` of ``requests.jsonl`` (parse the
+  JSON lines into columns);
+* ``load_records only``: ``qpsweep.records.run_files.load_records(DIR)`` (parse the JSON lines
+  into ``RequestRecord`` objects).
 
 Printed per step: ``wall_s`` (``perf_counter`` around the child), ``cpu_s`` (the child's user +
 system time) and ``peak_rss_mib`` (the child's ``ru_maxrss`` from ``os.wait4``, KiB / 1024),
@@ -46,6 +52,7 @@ from typing import Any
 import numpy as np
 
 from qpsweep.config.scenario import Scenario, Target
+from qpsweep.records.columns import COLUMNS_FILE
 from qpsweep.records.metadata import new_metadata
 from qpsweep.records.record import RequestRecord
 from qpsweep.records.run_files import METADATA_FILE, REQUESTS_FILE, RunFiles, write_json
@@ -199,19 +206,27 @@ def py(code: str) -> list[str]:
     return [sys.executable, "-c", code]
 
 
-def steps(run_dir: Path) -> list[tuple[str, bool | None, list[str]]]:
-    """(label, metadata.plot to set or None, command) of every timed step."""
+def steps(run_dir: Path) -> list[tuple[str, bool | None, bool, list[str]]]:
+    """(label, metadata.plot to set or None, remove requests.npz first, command) of every
+    timed step."""
     report = [sys.executable, "-m", "qpsweep", "report", str(run_dir)]
     pre = (
         "from pathlib import Path; import qpsweep.output.rebuild as r; "
-        "import qpsweep.records.run_files as f; "
+        "import qpsweep.records.run_files as f; import qpsweep.records.table as t; "
         f"d = Path({str(run_dir)!r}); "
     )
     return [
-        ("report (plots on, the default run)", True, report),
-        ("report (run made with --no-plot)", False, report),
-        ("analyze_run only", None, py(pre + "r.analyze_run(d)")),
-        ("load_records only", None, py(pre + "f.load_records(d)")),
+        ("report, no requests.npz (as a run's end)", True, True, report),
+        ("report (plots on, the default run)", True, False, report),
+        ("report (run made with --no-plot)", False, False, report),
+        ("analyze_run only", None, False, py(pre + "r.analyze_run(d)")),
+        (
+            "read_table only (requests.jsonl)",
+            None,
+            False,
+            py(pre + "t.read_table(d / 'requests.jsonl')"),
+        ),
+        ("load_records only", None, False, py(pre + "f.load_records(d)")),
     ]
 
 
@@ -261,9 +276,11 @@ def main() -> int:
         )
         print(f"{'step':<38} {'wall_s':>7} {'cpu_s':>7} {'peak_rss_mib':>12} {'B/record':>9}")
         default_s = float("nan")
-        for label, plot, cmd in steps(run_dir):
+        for label, plot, fresh, cmd in steps(run_dir):
             if plot is not None:
                 set_plot(run_dir, plot)
+            if fresh:
+                (run_dir / COLUMNS_FILE).unlink(missing_ok=True)
             r = run_child(cmd)
             per_record = r.peak_rss_mib * 2**20 / args.records
             failed = "" if r.status == 0 else f"  (exit {r.status})"
@@ -272,7 +289,7 @@ def main() -> int:
                 f"{per_record:9.0f}{failed}",
                 flush=True,
             )
-            if plot:
+            if plot and not fresh:
                 default_s = r.wall_s
         verdict = "PASS" if default_s < GOAL_S else "FAIL"
         print(
