@@ -244,6 +244,16 @@ def _wait_for_records(results: Path, n: int, timeout_s: float = 20.0) -> Path:
     raise AssertionError("the run did not record requests in time")
 
 
+def _wait_for_run(results: Path, timeout_s: float = 20.0) -> Path:
+    """The run directory, once its ``metadata.json`` is written (just before level 1)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for path in results.glob("*/metadata.json"):
+            return path.parent
+        time.sleep(0.05)
+    raise AssertionError("the run did not start in time")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_first_signal_drains_and_leaves_a_readable_run(server_process, tmp_path: Path, sig) -> None:
@@ -282,7 +292,8 @@ def test_second_signal_aborts_and_records_in_flight_as_interrupted(
         ],
         tmp_path,
     )
-    time.sleep(1.5)
+    _wait_for_run(tmp_path)  # not sooner: a busy VM can still be importing qpsweep after 1.5 s
+    time.sleep(1.5)  # about 30 requests sent, none answered
     proc.send_signal(signal.SIGINT)
     time.sleep(0.5)
     proc.send_signal(signal.SIGINT)
