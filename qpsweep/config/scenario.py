@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from qpsweep.config.secrets import MASK, is_secret_header, redact_header
 from qpsweep.config.shards import Shard
 from qpsweep.config.thresholds import AutoPlan, Thresholds
 from qpsweep.errors import ConfigError
@@ -124,7 +125,8 @@ def parse_header(text: str) -> tuple[str, str]:
     name, sep, value = text.partition(":")
     name = name.strip()
     if not sep or not name or any(ch.isspace() for ch in name):
-        raise ConfigError(f"--header: {text!r} must look like 'Name: value'")
+        shown = MASK if is_secret_header(text) else redact_header(text)  # never a key
+        raise ConfigError(f"--header: {shown!r} must look like 'Name: value'")
     return name, value.strip()
 
 

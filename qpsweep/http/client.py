@@ -52,7 +52,7 @@ from yarl import URL
 
 from qpsweep._version import __version__
 from qpsweep.config.scenario import Scenario, Target
-from qpsweep.config.secrets import is_secret_header, scrub
+from qpsweep.config.secrets import Masker, secrets_of
 from qpsweep.datasets.prompts import Prompt
 from qpsweep.http.http1 import (
     BadResponse,
@@ -90,7 +90,8 @@ def request_deadline_s(settings: ClientSettings) -> float:
 
 @dataclass(frozen=True)
 class ClientSettings:
-    """Everything the HTTP client needs; ``secrets`` are scrubbed from every message."""
+    """Everything the HTTP client needs; ``secrets`` (and every piece of 8 or more characters
+    of one) are masked in every message."""
 
     url: str
     model: str
@@ -178,13 +179,12 @@ _First = tuple[float, Connection | None]  # a try's deadline, and the request's 
 
 def settings_for(target: Target, scenario: Scenario) -> ClientSettings:
     """HTTP settings for a target: its headers plus ``Authorization: Bearer`` for the key;
-    the key and secret-looking header values become ``secrets`` to scrub from messages."""
+    the key, secret-looking header values (and the token of ``Bearer TOKEN``) and the URL's
+    password become ``secrets`` to mask in messages (``qpsweep.config.secrets.secrets_of``)."""
     headers = dict(target.headers)
     if target.api_key and not any(k.lower() == "authorization" for k in headers):
         headers["Authorization"] = f"Bearer {target.api_key}"
-    secrets = tuple(v for k, v in headers.items() if is_secret_header(k) and v)
-    if target.api_key:
-        secrets += (target.api_key,)
+    secrets = secrets_of(target.api_key, headers.items(), target.url)
     return ClientSettings(
         url=target.url,
         model=target.model,
@@ -215,6 +215,7 @@ class Sender:
 
     def __init__(self, settings: ClientSettings) -> None:
         self._settings = settings
+        self._mask = Masker(settings.secrets).mask
         self.shape = RequestShape()
         self._url = URL(settings.url)
         self._origin = Origin(self._url, settings.verify_tls, settings.connect_timeout_s)
@@ -304,8 +305,8 @@ class Sender:
             trace.retry(kind, perf_counter() - t0)
             await asyncio.sleep(backoff_s(trace.attempts - 1))
             kind, message = await self._attempt(trace, prompt, t0, self.shape.include_usage)
-        if message is not None:
-            message = scrub(message, self._settings.secrets)[:_MESSAGE_CHARS]
+        if message is not None:  # only failures carry a message: masked, then cut
+            message = self._mask(message[: 2 * _MESSAGE_CHARS])[:_MESSAGE_CHARS]
         return trace.finish(perf_counter() - t0, kind, message)
 
     async def _attempt(
