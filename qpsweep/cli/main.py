@@ -33,17 +33,18 @@ from qpsweep.config.scenario import (
     Scenario,
     Target,
     check_scenario,
+    checked_url,
     normalize_endpoint,
     parse_header,
     parse_percentiles,
     parse_qps,
     plain_name,
 )
-from qpsweep.config.secrets import Masker, argv_secrets, mask_url, secrets_of
+from qpsweep.config.secrets import Masker, argv_secrets, mask_url, secrets_of, utf8_safe
 from qpsweep.config.shards import parse_shard, parse_workers
 from qpsweep.config.slo import parse_slos
 from qpsweep.config.thresholds import AutoPlan, Thresholds
-from qpsweep.datasets.prompts import file_sha256, load_prompts
+from qpsweep.datasets.prompts import load_dataset
 from qpsweep.errors import ConfigError, QpsweepError
 from qpsweep.http.client import settings_for
 from qpsweep.http.probe import probe_urls, served_models
@@ -137,7 +138,7 @@ def _cmd_sweep(argv: list[str]) -> int:
         ns.csv,
     )
     dataset = Path(ns.dataset)
-    prompts = load_prompts(dataset)
+    prompts, dataset_sha256 = load_dataset(dataset)  # the hash of the very bytes read
     metrics = _metrics(ns)
 
     def sweep(model: str, results_dir: Path, name: str | None, notes: dict[str, Any]) -> ModelRun:
@@ -154,7 +155,7 @@ def _cmd_sweep(argv: list[str]) -> int:
             scenario,
             prompts,
             dataset=str(dataset),
-            dataset_sha256=file_sha256(dataset),
+            dataset_sha256=dataset_sha256,
             argv=["qpsweep", *argv],
             results_dir=results_dir,
             files=files,
@@ -165,7 +166,11 @@ def _cmd_sweep(argv: list[str]) -> int:
         print(result.table)
         return ModelRun(mask(model), result.run_dir, result.analysis, result.interrupted)
 
-    mask = Masker(secrets_of(target.api_key, target.headers, target.url)).mask
+    masker = Masker(secrets_of(target.api_key, target.headers, target.url))
+
+    def mask(text: str) -> str:
+        """A model name as it may be printed and written: secrets masked, UTF-8 safe."""
+        return utf8_safe(masker.mask(text))
 
     if ns.all_models:
         return _sweep_all_models(ns, target, scenario, sweep, mask)
@@ -223,6 +228,7 @@ def _metrics(ns: argparse.Namespace) -> tuple[str, tuple[str, ...]] | None:
     url = ns.metrics_url
     if not url.startswith(("http://", "https://")):
         raise ConfigError(f"--metrics-url: {url!r} must start with http:// or https://")
+    checked_url("--metrics-url", url)
     return url, tuple(ns.metrics_gauge) or DEFAULT_GAUGES
 
 
@@ -236,7 +242,7 @@ def _masked(args: list[str], text: str) -> str:
         elif arg.startswith("--api-key-env="):
             env = arg.partition("=")[2]
     secrets = [*argv_secrets(args), os.environ.get(env, "")]
-    return Masker(secrets).mask(mask_url(text))
+    return utf8_safe(Masker(secrets).mask(mask_url(text)))
 
 
 COMMANDS: dict[str, Callable[[list[str]], int]] = {

@@ -215,3 +215,9 @@ def scrub(text: str, secrets: Iterable[str]) -> str:
         if secret and len(secret) < MIN_SECRET_CHARS:
             text = text.replace(secret, MASK)
     return Masker(secrets).mask(text)
+
+
+def utf8_safe(text: str) -> str:
+    """``text`` as it can be written as UTF-8: a lone surrogate (``"\\ud83d"`` in a server's
+    JSON, an undecodable byte of an argument) becomes ``?``."""
+    return text.encode("utf-8", "replace").decode("utf-8")

@@ -52,7 +52,7 @@ from yarl import URL
 
 from qpsweep._version import __version__
 from qpsweep.config.scenario import Scenario, Target
-from qpsweep.config.secrets import Masker, secrets_of
+from qpsweep.config.secrets import Masker, secrets_of, utf8_safe
 from qpsweep.datasets.prompts import Prompt
 from qpsweep.http.http1 import (
     BadResponse,
@@ -306,7 +306,7 @@ class Sender:
             await asyncio.sleep(backoff_s(trace.attempts - 1))
             kind, message = await self._attempt(trace, prompt, t0, self.shape.include_usage)
         if message is not None:  # only failures carry a message: masked, then cut
-            message = self._mask(message[: 2 * _MESSAGE_CHARS])[:_MESSAGE_CHARS]
+            message = utf8_safe(self._mask(message[: 2 * _MESSAGE_CHARS])[:_MESSAGE_CHARS])
         return trace.finish(perf_counter() - t0, kind, message)
 
     async def _attempt(
