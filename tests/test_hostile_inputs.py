@@ -50,6 +50,24 @@ async def _surrogate(request: web.Request) -> web.Response:
     return web.Response(status=400, body=body, content_type="application/json")
 
 
+HUGE = 18446744073709551615  # 2**64 - 1: an unsigned counter gone below zero
+
+
+async def _huge_usage(request: web.Request) -> web.StreamResponse:
+    """Content, then a usage chunk whose completion_tokens no int64 can hold; ``/hugejson``
+    sends it as one non-streamed completion."""
+    await request.read()
+    usage = f'"usage":{{"prompt_tokens":5,"completion_tokens":{HUGE}}}'
+    if request.path.startswith("/hugejson/"):
+        text = f'{{"choices":[{{"message":{{"content":"hi"}}}}],{usage}}}'
+        return web.Response(text=text, content_type="application/json")
+    resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+    await resp.prepare(request)
+    last = f'data: {{"choices":[{{"delta":{{}},"finish_reason":"stop"}}],{usage}}}\n\n'
+    await resp.write(STREAM.replace(b"data: [DONE]", last.encode() + b"data: [DONE]"))
+    return resp
+
+
 async def _get(request: web.Request) -> web.Response:
     request.app[HITS].append(request.path)
     return web.json_response({"data": [{"id": "m"}]})
@@ -61,6 +79,8 @@ def counting() -> Iterator[tuple[str, web.Application]]:
     app[HITS], app[UNLINK] = [], []
     app.router.add_post("/ok/v1/chat/completions", _ok)
     app.router.add_post("/surrogate/v1/chat/completions", _surrogate)
+    app.router.add_post("/huge/v1/chat/completions", _huge_usage)
+    app.router.add_post("/hugejson/v1/chat/completions", _huge_usage)
     app.router.add_get("/{path:.*}", _get)
     with AppServer(app) as srv:
         yield srv.base_url, app
@@ -148,3 +168,21 @@ def test_a_dataset_deleted_after_it_was_read_is_no_failure(qpsweep, counting, tm
     meta = json.loads((run.run_dir / "metadata.json").read_text())  # type: ignore[operator]
     assert meta["dataset_sha256"] == hashlib.sha256(DATASET.read_bytes()).hexdigest()
     assert meta["levels"][0]["n_sent"] == len(run.records()) > 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("route", ["huge", "hugejson"])
+def test_a_usage_count_no_record_can_hold_fails_that_request_only(qpsweep, counting, route) -> None:  # type: ignore[no-untyped-def]
+    base, _ = counting
+    run = qpsweep("--endpoint", f"{base}/{route}/v1", *QUICK)
+    assert run.code == 0, run.err
+    records = run.records()
+    assert records and {r["error_kind"] for r in records} == {"protocol"}
+    assert all(str(HUGE) in r["error"] for r in records)
+    assert all(r["output_tokens"] < 2**63 for r in records)
+    (level,) = run.json("benchmark_qps_results.json")
+    assert level["n_sent"] == len(records)
+    (run.run_dir / "report.txt").unlink()  # type: ignore[operator]
+    again = qpsweep("report", str(run.run_dir))
+    assert again.code == 0, again.err
+    assert (run.run_dir / "report.txt").exists()  # type: ignore[operator]

@@ -25,8 +25,9 @@ Outcome classification (``error_kind``; ``None`` is success):
 * socket connect timeout -> ``timeout_connect``; the ``--timeout`` deadline before the first
   content chunk -> ``timeout_ttft``, after it -> ``timeout_total``;
 * refused, reset or broken connections -> ``connection``;
-* invalid JSON in a chunk, an ``error`` object in the stream, a 200 body that is not SSE, or
-  a stream that ends with neither ``[DONE]`` nor a ``finish_reason`` -> ``protocol``;
+* invalid JSON in a chunk, an ``error`` object in the stream, a 200 body that is not SSE, a
+  ``usage`` token count outside 0..2**63-1 (which no record can hold), or a stream that ends
+  with neither ``[DONE]`` nor a ``finish_reason`` -> ``protocol``;
 * a complete stream without any content -> ``empty``.
 
 Retries (``ClientSettings.retries``, off by default): a try that ends in ``RETRYABLE`` (a
@@ -69,6 +70,7 @@ from qpsweep.records.record import RequestRecord
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 MAX_REDIRECTS = 5
 _ERROR_BODY_BYTES = 8192
+MAX_COUNT = 2**63 - 1  # a record's token counts are int64
 _MESSAGE_CHARS = 200
 RETRYABLE = frozenset({"connection", "timeout_connect", "http_503"})
 RETRY_BASE_S = 0.5
@@ -431,20 +433,31 @@ def _read_json(trace: Trace, body: bytes, now_s: float) -> Outcome:
         text = (choice.get("message") or {}).get("content") or choice.get("text")
     except (ValueError, KeyError, IndexError, TypeError, AttributeError):
         return "protocol", "200 response is neither SSE nor a completion: " + _error_text(body)
-    _take_usage(trace, data)
+    failure = _take_usage(trace, data)
+    if failure is not None:
+        return failure
     if not text:
         return "empty", "completion has no content"
     trace.chunk_s.append(now_s)
     return None, None
 
 
-def _take_usage(trace: Trace, data: dict[str, Any]) -> None:
+def _take_usage(trace: Trace, data: dict[str, Any]) -> Outcome | None:
+    """Keep the token counts of ``data["usage"]``; a ``protocol`` failure (quoting the
+    number) when one is an integer no record can hold: not within 0..``MAX_COUNT`` (a
+    server's unsigned counter that went below zero reads 18446744073709551615)."""
     usage = data.get("usage")
-    if isinstance(usage, dict):
-        if isinstance(usage.get("completion_tokens"), int):
-            trace.usage_completion = usage["completion_tokens"]
-        if isinstance(usage.get("prompt_tokens"), int):
-            trace.usage_prompt = usage["prompt_tokens"]
+    if not isinstance(usage, dict):
+        return None
+    completion, prompt = usage.get("completion_tokens"), usage.get("prompt_tokens")
+    for name, value in (("completion_tokens", completion), ("prompt_tokens", prompt)):
+        if isinstance(value, int) and not 0 <= value <= MAX_COUNT:
+            return "protocol", f"usage.{name} {value} is not a token count (0 to 2**63-1)"
+    if isinstance(completion, int):
+        trace.usage_completion = completion
+    if isinstance(prompt, int):
+        trace.usage_prompt = prompt
+    return None
 
 
 def _has_content(choice: Any) -> bool:
@@ -533,7 +546,7 @@ def _take_event(
         if isinstance(choice, dict) and choice.get("finish_reason"):
             finished = True
     if "usage" in data:
-        _take_usage(trace, data)
+        return _take_usage(trace, data), finished
     return None, finished
 
 
