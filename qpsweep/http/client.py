@@ -25,7 +25,8 @@ Outcome classification (``error_kind``; ``None`` is success):
 * socket connect timeout -> ``timeout_connect``; the ``--timeout`` deadline before the first
   content chunk -> ``timeout_ttft``, after it -> ``timeout_total``;
 * refused, reset or broken connections -> ``connection``;
-* invalid JSON in a chunk, an ``error`` object in the stream, a 200 body that is not SSE, a
+* invalid JSON in a chunk (two objects on one ``data:`` line included), an ``error`` object
+  or an ``event: error`` in the stream, a 200 body that is not SSE, a
   ``usage`` token count outside 0..2**63-1 (which no record can hold), or a stream that ends
   with neither ``[DONE]`` nor a ``finish_reason`` -> ``protocol``;
 * a complete stream without any content -> ``empty``.
@@ -490,7 +491,11 @@ async def _read_sse(conn: Connection, trace: Trace, t0: float) -> Outcome:
             trace.end_s = now_s
             await _read_rest(conn)
             return _end(trace, parser, done=True)
-    failure, fin, done = _take_events(trace, parser.close(), perf_counter() - t0, plain)
+    try:
+        payloads = parser.close()
+    except ValueError as err:  # an error event at the very end
+        return "protocol", str(err)
+    failure, fin, done = _take_events(trace, payloads, perf_counter() - t0, plain)
     if failure is not None:  # a last event without its blank line
         return failure
     return _end(trace, parser, done=done or finished or fin)
