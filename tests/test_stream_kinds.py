@@ -145,7 +145,7 @@ def shaped() -> Iterator[str]:
         yield srv.base_url
 
 
-@pytest.mark.parametrize("kind", ["reasoning"])
+@pytest.mark.parametrize("kind", ["tools", "reasoning"])
 def test_check_takes_tool_calls_or_reasoning_alone_for_content(qpsweep, shaped, kind) -> None:  # type: ignore[no-untyped-def]
     run = qpsweep("check", f"{shaped}/{kind}/v1", "--model", "m", dataset=None, results=False)
     assert run.code == 0, run.out

@@ -7,7 +7,8 @@ run stops sending ``stream_options`` (``RequestShape.include_usage`` becomes Fal
 
 Measured per request (seconds since the level start, see ``record``): the send time, the
 arrival of every chunk that carries generated text (``delta.content``,
-``delta.reasoning_content``/``reasoning``, or ``text`` for completions), and the end.
+``delta.reasoning_content``/``reasoning``, ``delta.tool_calls``, or ``text`` for
+completions), and the end.
 Output tokens come from the server's ``usage.completion_tokens`` when it sends usage,
 otherwise one token per content chunk; ``token_counted_by`` says which.
 
@@ -466,7 +467,10 @@ def _has_content(choice: Any) -> bool:
         return False
     delta = choice.get("delta")
     if isinstance(delta, dict) and (
-        delta.get("content") or delta.get("reasoning_content") or delta.get("reasoning")
+        delta.get("content")
+        or delta.get("reasoning_content")
+        or delta.get("reasoning")
+        or delta.get("tool_calls")
     ):
         return True
     return bool(choice.get("text"))
