@@ -186,3 +186,19 @@ def test_a_usage_count_no_record_can_hold_fails_that_request_only(qpsweep, count
     again = qpsweep("report", str(run.run_dir))
     assert again.code == 0, again.err
     assert (run.run_dir / "report.txt").exists()  # type: ignore[operator]
+
+
+@pytest.mark.slow
+def test_report_of_a_record_beyond_int64_is_one_line(qpsweep, counting) -> None:  # type: ignore[no-untyped-def]
+    """A run written before the client refused such counts: report says so in one line."""
+    base, _ = counting
+    run = qpsweep("--endpoint", f"{base}/ok/v1", *QUICK)
+    assert run.code == 0, run.err
+    requests = run.run_dir / "requests.jsonl"  # type: ignore[operator]
+    lines = requests.read_text().splitlines()
+    first = json.loads(lines[0])
+    first["output_tokens"] = HUGE
+    requests.write_text("\n".join([json.dumps(first, separators=(",", ":")), *lines[1:]]) + "\n")
+    again = qpsweep("report", str(run.run_dir))
+    assert again.code == 2 and again.err.count("\n") == 1, again.err
+    assert "beyond 2**63-1" in again.err and "Traceback" not in again.err

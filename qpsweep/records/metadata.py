@@ -23,7 +23,14 @@ from urllib.parse import urlsplit, urlunsplit
 
 from qpsweep._version import __version__
 from qpsweep.config.scenario import Scenario, Target
-from qpsweep.config.secrets import MASK, Masker, is_secret_header, redact_argv, secrets_of
+from qpsweep.config.secrets import (
+    MASK,
+    Masker,
+    is_secret_header,
+    redact_argv,
+    secrets_of,
+    utf8_safe,
+)
 from qpsweep.config.slo import Slo
 from qpsweep.config.thresholds import AutoPlan, Thresholds
 from qpsweep.errors import RunDirError
@@ -288,8 +295,8 @@ def new_metadata(
     return RunMetadata(
         timestamp=datetime.now().isoformat(),
         endpoint=masker.mask(_public_url(target.url)),
-        model=masker.mask(target.model),
-        dataset=masker.mask(dataset),
+        model=utf8_safe(masker.mask(target.model)),
+        dataset=utf8_safe(masker.mask(dataset)),
         qps_levels="auto" if scenario.auto else tuple(scenario.qps),
         duration=scenario.duration_s,
         max_tokens=scenario.max_tokens,
