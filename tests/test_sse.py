@@ -195,7 +195,7 @@ _LINES = st.sampled_from(
 
 def _line_walk(stream: bytes) -> tuple[list[bytes], int]:
     """The events and the count of other lines of ``stream``, by a plain walk over lines."""
-    lines = stream.replace(b"\r\n", b"\n").split(b"\n")
+    lines = stream.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n")
     events, data, other = [], [], 0
     for line in [*lines, b""]:
         if not line:
@@ -217,7 +217,7 @@ def _parse_cut(stream: bytes, cuts: list[int]) -> tuple[list[bytes], int]:
 
 
 @given(
-    st.lists(st.tuples(_LINES, st.sampled_from([b"\n", b"\r\n"])), max_size=30),
+    st.lists(st.tuples(_LINES, st.sampled_from([b"\n", b"\r\n", b"\r"])), max_size=30),
     st.lists(st.integers(0, 400), max_size=8),
 )
 def test_any_stream_cut_anywhere_gives_the_line_walks_events(lines: list, cuts: list) -> None:

@@ -17,6 +17,7 @@ from typing import TextIO
 from qpsweep.cli.parser import Parser
 from qpsweep.config.files import resolve
 from qpsweep.config.scenario import Scenario, Target, normalize_endpoint, parse_header, positive
+from qpsweep.config.secrets import Masker, mask_url
 from qpsweep.http.client import ClientSettings, settings_for
 from qpsweep.http.probe import ProbeResult, run_probe
 
@@ -71,16 +72,18 @@ def _settings(argv: list[str]) -> ClientSettings:
 def main_check(argv: list[str]) -> int:
     """``qpsweep check``: the exit code (0 can serve, 1 cannot); bad input raises."""
     settings = _settings(argv)
-    model = f" (model {settings.model})" if settings.model else ""
-    print(f"checking {settings.url}{model}")
+    mask = Masker(settings.secrets).mask
+    url = mask(mask_url(settings.url))
+    model = f" (model {mask(settings.model)})" if settings.model else ""
+    print(f"checking {url}{model}")
     result = asyncio.run(run_probe(settings))
     for check in result.checks:
         print(check.line())
     failed = result.first_failure
     if failed is None:
-        print(f"OK: {settings.url} can serve a sweep of model {result.model!r}")
+        print(f"OK: {url} can serve a sweep of model {mask(result.model or '')!r}")
         return 0
-    print(f"FAILED: {settings.url} cannot serve a sweep ({failed.name}: {failed.detail})")
+    print(f"FAILED: {url} cannot serve a sweep ({failed.name}: {failed.detail})")
     return 1
 
 
@@ -88,7 +91,7 @@ def probe_before_sweep(settings: ClientSettings, console: TextIO | None = None) 
     """Run the probe and print its lines as ``check: ...`` on ``console`` (stderr)."""
     console = console or sys.stderr
     print(
-        f"check: probing {settings.url} (one streamed completion, up to "
+        f"check: probing {mask_url(settings.url)} (one streamed completion, up to "
         f"{settings.timeout_s:g} s; --no-check skips)",
         file=console,
     )

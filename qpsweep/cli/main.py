@@ -33,16 +33,18 @@ from qpsweep.config.scenario import (
     Scenario,
     Target,
     check_scenario,
+    checked_url,
     normalize_endpoint,
     parse_header,
     parse_percentiles,
     parse_qps,
     plain_name,
 )
+from qpsweep.config.secrets import Masker, argv_secrets, mask_url, secrets_of, utf8_safe
 from qpsweep.config.shards import parse_shard, parse_workers
 from qpsweep.config.slo import parse_slos
 from qpsweep.config.thresholds import AutoPlan, Thresholds
-from qpsweep.datasets.prompts import file_sha256, load_prompts
+from qpsweep.datasets.prompts import load_dataset
 from qpsweep.errors import ConfigError, QpsweepError
 from qpsweep.http.client import settings_for
 from qpsweep.http.probe import probe_urls, served_models
@@ -136,7 +138,7 @@ def _cmd_sweep(argv: list[str]) -> int:
         ns.csv,
     )
     dataset = Path(ns.dataset)
-    prompts = load_prompts(dataset)
+    prompts, dataset_sha256 = load_dataset(dataset)  # the hash of the very bytes read
     metrics = _metrics(ns)
 
     def sweep(model: str, results_dir: Path, name: str | None, notes: dict[str, Any]) -> ModelRun:
@@ -146,14 +148,14 @@ def _cmd_sweep(argv: list[str]) -> int:
             probe = probe_before_sweep(settings_for(one, scenario))
             failed = probe.first_failure
             if failed is not None:
-                return ModelRun(model, None, None, reason=f"{failed.name}: {failed.detail}")
+                return ModelRun(mask(model), None, None, reason=f"{failed.name}: {failed.detail}")
             notes = {**notes, "check": probe.as_json()}
         result = run_sweep(
             one,
             scenario,
             prompts,
             dataset=str(dataset),
-            dataset_sha256=file_sha256(dataset),
+            dataset_sha256=dataset_sha256,
             argv=["qpsweep", *argv],
             results_dir=results_dir,
             files=files,
@@ -162,10 +164,16 @@ def _cmd_sweep(argv: list[str]) -> int:
             name=name,
         )
         print(result.table)
-        return ModelRun(model, result.run_dir, result.analysis, result.interrupted)
+        return ModelRun(mask(model), result.run_dir, result.analysis, result.interrupted)
+
+    masker = Masker(secrets_of(target.api_key, target.headers, target.url))
+
+    def mask(text: str) -> str:
+        """A model name as it may be printed and written: secrets masked, UTF-8 safe."""
+        return utf8_safe(masker.mask(text))
 
     if ns.all_models:
-        return _sweep_all_models(ns, target, scenario, sweep)
+        return _sweep_all_models(ns, target, scenario, sweep, mask)
     plain_name("--name", ns.name)
     run = sweep(target.model, Path(ns.results_dir), ns.name, {})
     if run.run_dir is None:
@@ -184,8 +192,11 @@ def _sweep_all_models(
     target: Target,
     scenario: Scenario,
     sweep: Callable[[str, Path, str | None, dict[str, Any]], ModelRun],
+    mask: Callable[[str], str],
 ) -> int:
-    """``--all-models``: the target's ``supported_models``, else what ``/v1/models`` lists."""
+    """``--all-models``: the target's ``supported_models``, else what ``/v1/models`` lists.
+    A listed name that holds a secret is sent as it is, but printed, stored and used as a
+    directory name masked (``mask``)."""
     models = tuple(ns.supported_models or ())
     if not models:
         listed = asyncio.run(served_models(settings_for(target, scenario)))
@@ -195,10 +206,11 @@ def _sweep_all_models(
                 f"{probe_urls(target.url)[1]} lists none"
             )
         models = listed
-    print(f"--all-models: {len(models)} models: {', '.join(models)}", file=sys.stderr)
-    notes = {"all_models": list(models)}
+    shown = [mask(m) for m in models]
+    print(f"--all-models: {len(models)} models: {', '.join(shown)}", file=sys.stderr)
+    notes = {"all_models": shown}
     parent, runs, text = sweep_models(
-        models, Path(ns.results_dir), lambda m, p, slug: sweep(m, p, slug, notes)
+        models, Path(ns.results_dir), lambda m, p, slug: sweep(m, p, slug, notes), mask
     )
     print(text, end="")
     print(f"Results: {parent}")
@@ -216,7 +228,21 @@ def _metrics(ns: argparse.Namespace) -> tuple[str, tuple[str, ...]] | None:
     url = ns.metrics_url
     if not url.startswith(("http://", "https://")):
         raise ConfigError(f"--metrics-url: {url!r} must start with http:// or https://")
+    checked_url("--metrics-url", url)
     return url, tuple(ns.metrics_gauge) or DEFAULT_GAUGES
+
+
+def _masked(args: list[str], text: str) -> str:
+    """``text`` masked of the secrets the command line gives (``argv_secrets``) and of the
+    API key in the environment (``--api-key-env``'s variable, else ``OPENAI_API_KEY``)."""
+    env = "OPENAI_API_KEY"
+    for k, arg in enumerate(args):
+        if arg == "--api-key-env" and k + 1 < len(args):
+            env = args[k + 1]
+        elif arg.startswith("--api-key-env="):
+            env = arg.partition("=")[2]
+    secrets = [*argv_secrets(args), os.environ.get(env, "")]
+    return utf8_safe(Masker(secrets).mask(mask_url(text)))
 
 
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
@@ -239,7 +265,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return command(args)
     except QpsweepError as err:
-        print(f"qpsweep: error: {err}", file=sys.stderr)
+        print(f"qpsweep: error: {_masked(args, str(err))}", file=sys.stderr)
         return 2
     except SystemExit as done:  # --help and --version
         return done.code if isinstance(done.code, int) else 0

@@ -36,6 +36,7 @@ SHIPPED_DIR = Path(__file__).resolve().parent.parent / "config"
 FILE_NAMES = ("targets.yaml", "scenarios.yaml")
 
 Check = Callable[[Any], Any]
+MAX_YAML_NODES = 100_000  # a --config file of settings: far more than any holds
 
 
 def _text(value: Any) -> str:
@@ -185,6 +186,24 @@ class Entry:
         return out
 
 
+def _expanded_nodes(node: yaml.Node, memo: dict[int, int]) -> int:
+    """How many nodes ``node`` stands for with every alias expanded, counted without
+    expanding (each node once, ``memo`` by identity); an alias that contains itself counts
+    as more than ``MAX_YAML_NODES``."""
+    key = id(node)
+    if key in memo:
+        return memo[key]
+    memo[key] = MAX_YAML_NODES + 1  # seen again before it is counted: a cycle
+    count = 1
+    if isinstance(node, yaml.MappingNode):
+        for name, value in node.value:
+            count += _expanded_nodes(name, memo) + _expanded_nodes(value, memo)
+    elif isinstance(node, yaml.SequenceNode):
+        count += sum(_expanded_nodes(item, memo) for item in node.value)
+    memo[key] = count
+    return count
+
+
 def _parse(path: Path) -> tuple[Any, yaml.Node | None]:
     try:
         text = path.read_text(encoding="utf-8")
@@ -194,7 +213,14 @@ def _parse(path: Path) -> tuple[Any, yaml.Node | None]:
     loader = yaml.SafeLoader(text)
     try:
         node = loader.get_single_node()
+        if node is not None and _expanded_nodes(node, {}) > MAX_YAML_NODES:
+            raise ConfigError(
+                f"{path}: more than {MAX_YAML_NODES} YAML nodes once its aliases (*name) are "
+                "expanded; refused before expanding them"
+            )
         return (loader.construct_document(node) if node is not None else None), node
+    except RecursionError:
+        raise ConfigError(f"{path}: invalid YAML (nested too deeply)") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f":{mark.line + 1}" if mark is not None else ""

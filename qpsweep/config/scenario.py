@@ -10,13 +10,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import SplitResult, urlsplit, urlunsplit
 
+from qpsweep.config.secrets import MASK, is_secret_header, mask_url, redact_header
 from qpsweep.config.shards import Shard
 from qpsweep.config.thresholds import AutoPlan, Thresholds
 from qpsweep.errors import ConfigError
 
 ARRIVALS = ("poisson", "constant", "gamma")
+MAX_LEVEL_ARRIVALS = 10**8  # QPS x duration of one level: the schedule is held in memory
 ALLOWED_PERCENTILES = (50.0, 90.0, 95.0, 99.0, 99.9)
 CHAT_PATH = "/chat/completions"
 
@@ -76,13 +78,27 @@ def normalize_endpoint(raw: str) -> str:
     a URL already ending in ``/chat/completions`` is kept; any other path is taken as a base
     (``http://h/openai`` -> ``http://h/openai/v1/chat/completions``).
     """
-    parts = urlsplit(raw.strip())
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ConfigError(f"--endpoint: {raw!r} needs an http:// or https:// scheme and a host")
+    parts = checked_url("--endpoint", raw)
     path = parts.path.rstrip("/")
     if not path.endswith(CHAT_PATH):
         path = path + CHAT_PATH if path.endswith("/v1") else path + "/v1" + CHAT_PATH
     return urlunsplit((parts.scheme, parts.netloc, path, parts.query, ""))
+
+
+def checked_url(flag: str, raw: str) -> SplitResult:
+    """``raw`` split, once it is an http(s) URL with a host and, if given, a port in
+    1..65535 (``http://[::1]:8000/v1``); else ``ConfigError`` naming ``flag``."""
+    shown = mask_url(raw)
+    try:
+        parts = urlsplit(raw.strip())
+        port = parts.port
+    except ValueError as err:  # an unclosed [IPv6 address, a port that is no number
+        raise ConfigError(f"{flag}: {shown!r} is not a valid URL ({err})") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{flag}: {shown!r} needs an http:// or https:// scheme and a host")
+    if port == 0:
+        raise ConfigError(f"{flag}: {shown!r}: port 0 cannot be connected to")
+    return parts
 
 
 def _positive_float(flag: str, text: str) -> float:
@@ -124,7 +140,8 @@ def parse_header(text: str) -> tuple[str, str]:
     name, sep, value = text.partition(":")
     name = name.strip()
     if not sep or not name or any(ch.isspace() for ch in name):
-        raise ConfigError(f"--header: {text!r} must look like 'Name: value'")
+        shown = MASK if is_secret_header(text) else redact_header(text)  # never a key
+        raise ConfigError(f"--header: {shown!r} must look like 'Name: value'")
     return name, value.strip()
 
 
@@ -138,7 +155,9 @@ def plain_name(flag: str, name: str | None) -> str | None:
 
 def positive(flag: str, value: float) -> float:
     """``value`` if it is finite and > 0, else ``ConfigError`` naming ``flag``."""
-    if not math.isfinite(value) or value <= 0:
+    if not math.isfinite(value):
+        raise ConfigError(f"{flag}: {value:g} must be a finite number greater than 0")
+    if value <= 0:
         raise ConfigError(f"{flag}: {value:g} must be greater than 0")
     return value
 
@@ -162,6 +181,9 @@ def check_scenario(scenario: Scenario) -> Scenario:
         raise ConfigError(f"--temperature: {scenario.temperature:g} must be between 0 and 2")
     if scenario.arrival not in ARRIVALS:
         raise ConfigError(f"--arrival: {scenario.arrival!r} is not one of {', '.join(ARRIVALS)}")
+    non_negative_int("--seed", scenario.seed)
+    for qps in scenario.qps:
+        _bounded_level("--qps", qps, scenario.duration_s)
     non_negative_int("--warmup", scenario.warmup)
     non_negative_int("--retries", scenario.retries)
     if scenario.workers < 1:
@@ -183,9 +205,22 @@ def check_scenario(scenario: Scenario) -> Scenario:
     return scenario
 
 
+def _bounded_level(flag: str, qps: float, duration_s: float) -> None:
+    """``ConfigError`` when a level of ``qps`` for ``duration_s`` would schedule more than
+    ``MAX_LEVEL_ARRIVALS`` requests."""
+    if qps * duration_s > MAX_LEVEL_ARRIVALS:
+        raise ConfigError(
+            f"{flag}: {qps:g} QPS for --duration {duration_s:g} s is {qps * duration_s:.3g} "
+            f"requests in one level; at most {MAX_LEVEL_ARRIVALS:.0e}"
+        )
+
+
 def _check_auto(plan: AutoPlan, duration_s: float) -> None:
     positive("--start-qps", plan.start_qps)
+    positive("--max-qps", plan.max_qps)
+    positive("--budget", plan.budget_s)
     positive("--precision", plan.precision)
+    _bounded_level("--max-qps", plan.max_qps, duration_s)
     if plan.max_qps <= plan.start_qps:
         raise ConfigError(
             f"--max-qps: {plan.max_qps:g} must be above --start-qps {plan.start_qps:g}"

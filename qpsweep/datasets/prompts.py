@@ -165,18 +165,42 @@ def _decode(path: Path, text: str) -> list[Any]:
 
 def load_prompts(path: Path) -> tuple[Prompt, ...]:
     """Read and validate every sample of ``path``; at least one sample is required."""
+    return load_dataset(path)[0]
+
+
+def _read_bounded(path: Path) -> bytes:
+    """The bytes of ``path``, read once: a file, a pipe or a device; ``DatasetError`` past
+    ``MAX_DATASET_BYTES`` (``/dev/zero`` never ends) or at a NUL in the first MiB."""
+    limit_mib = MAX_DATASET_BYTES // 2**20
+    pieces: list[bytes] = []
+    n_bytes = 0
+    with path.open("rb") as file:
+        while piece := file.read(2**20):
+            if not pieces and b"\0" in piece:
+                raise DatasetError(f"{path}: is a binary file, not JSON or JSON Lines")
+            pieces.append(piece)
+            n_bytes += len(piece)
+            if n_bytes > MAX_DATASET_BYTES:
+                raise DatasetError(f"{path}: over the {limit_mib} MiB limit")
+    return b"".join(pieces)
+
+
+def load_dataset(path: Path) -> tuple[tuple[Prompt, ...], str]:
+    """``load_prompts(path)`` and the hex SHA-256 of the bytes it read (a file rewritten or
+    deleted after reading changes neither)."""
     try:
         size = path.stat().st_size
         if size > MAX_DATASET_BYTES:
             limit_mib = MAX_DATASET_BYTES // 2**20
             raise DatasetError(f"{path}: {size / 2**20:.0f} MiB is over the {limit_mib} MiB limit")
-        raw = path.read_bytes()
+        raw = _read_bounded(path)
     except FileNotFoundError:
         raise DatasetError(f"{path}: no such file") from None
     except IsADirectoryError:
         raise DatasetError(f"{path}: is a directory, not a dataset file") from None
     except OSError as err:
         raise DatasetError(f"{path}: cannot be read ({err.strerror})") from None
+    sha256 = hashlib.sha256(raw).hexdigest()
     if b"\0" in raw:
         raise DatasetError(f"{path}: is a binary file, not JSON or JSON Lines")
     try:
@@ -188,7 +212,7 @@ def load_prompts(path: Path) -> tuple[Prompt, ...]:
         prompts = [Prompt(i, (("user", line),)) for i, line in enumerate(filter(None, lines))]
         if not prompts:
             raise DatasetError(f"{path}: contains no samples")
-        return tuple(prompts)
+        return tuple(prompts), sha256
     samples = _decode(path, text)
     if not samples:
         raise DatasetError(f"{path}: contains no samples")
@@ -198,7 +222,7 @@ def load_prompts(path: Path) -> tuple[Prompt, ...]:
             prompts.append(parse_sample(sample, index))
         except _SampleError as err:
             raise DatasetError(f"{path}: sample {index}: {err}") from None
-    return tuple(prompts)
+    return tuple(prompts), sha256
 
 
 def file_sha256(path: Path) -> str:

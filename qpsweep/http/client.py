@@ -7,7 +7,8 @@ run stops sending ``stream_options`` (``RequestShape.include_usage`` becomes Fal
 
 Measured per request (seconds since the level start, see ``record``): the send time, the
 arrival of every chunk that carries generated text (``delta.content``,
-``delta.reasoning_content``/``reasoning``, or ``text`` for completions), and the end.
+``delta.reasoning_content``/``reasoning``, ``delta.tool_calls``, or ``text`` for
+completions), and the end.
 Output tokens come from the server's ``usage.completion_tokens`` when it sends usage,
 otherwise one token per content chunk; ``token_counted_by`` says which.
 
@@ -25,8 +26,10 @@ Outcome classification (``error_kind``; ``None`` is success):
 * socket connect timeout -> ``timeout_connect``; the ``--timeout`` deadline before the first
   content chunk -> ``timeout_ttft``, after it -> ``timeout_total``;
 * refused, reset or broken connections -> ``connection``;
-* invalid JSON in a chunk, an ``error`` object in the stream, a 200 body that is not SSE, or
-  a stream that ends with neither ``[DONE]`` nor a ``finish_reason`` -> ``protocol``;
+* invalid JSON in a chunk (two objects on one ``data:`` line included), an ``error`` object
+  or an ``event: error`` in the stream, a 200 body that is not SSE, a
+  ``usage`` token count outside 0..2**63-1 (which no record can hold), or a stream that ends
+  with neither ``[DONE]`` nor a ``finish_reason`` -> ``protocol``;
 * a complete stream without any content -> ``empty``.
 
 Retries (``ClientSettings.retries``, off by default): a try that ends in ``RETRYABLE`` (a
@@ -52,7 +55,7 @@ from yarl import URL
 
 from qpsweep._version import __version__
 from qpsweep.config.scenario import Scenario, Target
-from qpsweep.config.secrets import is_secret_header, scrub
+from qpsweep.config.secrets import Masker, secrets_of, utf8_safe
 from qpsweep.datasets.prompts import Prompt
 from qpsweep.http.http1 import (
     BadResponse,
@@ -69,6 +72,7 @@ from qpsweep.records.record import RequestRecord
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 MAX_REDIRECTS = 5
 _ERROR_BODY_BYTES = 8192
+MAX_COUNT = 2**63 - 1  # a record's token counts are int64
 _MESSAGE_CHARS = 200
 RETRYABLE = frozenset({"connection", "timeout_connect", "http_503"})
 RETRY_BASE_S = 0.5
@@ -90,7 +94,8 @@ def request_deadline_s(settings: ClientSettings) -> float:
 
 @dataclass(frozen=True)
 class ClientSettings:
-    """Everything the HTTP client needs; ``secrets`` are scrubbed from every message."""
+    """Everything the HTTP client needs; ``secrets`` (and every piece of 8 or more characters
+    of one) are masked in every message."""
 
     url: str
     model: str
@@ -178,13 +183,12 @@ _First = tuple[float, Connection | None]  # a try's deadline, and the request's 
 
 def settings_for(target: Target, scenario: Scenario) -> ClientSettings:
     """HTTP settings for a target: its headers plus ``Authorization: Bearer`` for the key;
-    the key and secret-looking header values become ``secrets`` to scrub from messages."""
+    the key, secret-looking header values (and the token of ``Bearer TOKEN``) and the URL's
+    password become ``secrets`` to mask in messages (``qpsweep.config.secrets.secrets_of``)."""
     headers = dict(target.headers)
     if target.api_key and not any(k.lower() == "authorization" for k in headers):
         headers["Authorization"] = f"Bearer {target.api_key}"
-    secrets = tuple(v for k, v in headers.items() if is_secret_header(k) and v)
-    if target.api_key:
-        secrets += (target.api_key,)
+    secrets = secrets_of(target.api_key, headers.items(), target.url)
     return ClientSettings(
         url=target.url,
         model=target.model,
@@ -215,6 +219,7 @@ class Sender:
 
     def __init__(self, settings: ClientSettings) -> None:
         self._settings = settings
+        self._mask = Masker(settings.secrets).mask
         self.shape = RequestShape()
         self._url = URL(settings.url)
         self._origin = Origin(self._url, settings.verify_tls, settings.connect_timeout_s)
@@ -304,8 +309,8 @@ class Sender:
             trace.retry(kind, perf_counter() - t0)
             await asyncio.sleep(backoff_s(trace.attempts - 1))
             kind, message = await self._attempt(trace, prompt, t0, self.shape.include_usage)
-        if message is not None:
-            message = scrub(message, self._settings.secrets)[:_MESSAGE_CHARS]
+        if message is not None:  # only failures carry a message: masked, then cut
+            message = utf8_safe(self._mask(message[: 2 * _MESSAGE_CHARS])[:_MESSAGE_CHARS])
         return trace.finish(perf_counter() - t0, kind, message)
 
     async def _attempt(
@@ -430,20 +435,31 @@ def _read_json(trace: Trace, body: bytes, now_s: float) -> Outcome:
         text = (choice.get("message") or {}).get("content") or choice.get("text")
     except (ValueError, KeyError, IndexError, TypeError, AttributeError):
         return "protocol", "200 response is neither SSE nor a completion: " + _error_text(body)
-    _take_usage(trace, data)
+    failure = _take_usage(trace, data)
+    if failure is not None:
+        return failure
     if not text:
         return "empty", "completion has no content"
     trace.chunk_s.append(now_s)
     return None, None
 
 
-def _take_usage(trace: Trace, data: dict[str, Any]) -> None:
+def _take_usage(trace: Trace, data: dict[str, Any]) -> Outcome | None:
+    """Keep the token counts of ``data["usage"]``; a ``protocol`` failure (quoting the
+    number) when one is an integer no record can hold: not within 0..``MAX_COUNT`` (a
+    server's unsigned counter that went below zero reads 18446744073709551615)."""
     usage = data.get("usage")
-    if isinstance(usage, dict):
-        if isinstance(usage.get("completion_tokens"), int):
-            trace.usage_completion = usage["completion_tokens"]
-        if isinstance(usage.get("prompt_tokens"), int):
-            trace.usage_prompt = usage["prompt_tokens"]
+    if not isinstance(usage, dict):
+        return None
+    completion, prompt = usage.get("completion_tokens"), usage.get("prompt_tokens")
+    for name, value in (("completion_tokens", completion), ("prompt_tokens", prompt)):
+        if isinstance(value, int) and not 0 <= value <= MAX_COUNT:
+            return "protocol", f"usage.{name} {value} is not a token count (0 to 2**63-1)"
+    if isinstance(completion, int):
+        trace.usage_completion = completion
+    if isinstance(prompt, int):
+        trace.usage_prompt = prompt
+    return None
 
 
 def _has_content(choice: Any) -> bool:
@@ -451,7 +467,10 @@ def _has_content(choice: Any) -> bool:
         return False
     delta = choice.get("delta")
     if isinstance(delta, dict) and (
-        delta.get("content") or delta.get("reasoning_content") or delta.get("reasoning")
+        delta.get("content")
+        or delta.get("reasoning_content")
+        or delta.get("reasoning")
+        or delta.get("tool_calls")
     ):
         return True
     return bool(choice.get("text"))
@@ -476,7 +495,11 @@ async def _read_sse(conn: Connection, trace: Trace, t0: float) -> Outcome:
             trace.end_s = now_s
             await _read_rest(conn)
             return _end(trace, parser, done=True)
-    failure, fin, done = _take_events(trace, parser.close(), perf_counter() - t0, plain)
+    try:
+        payloads = parser.close()
+    except ValueError as err:  # an error event at the very end
+        return "protocol", str(err)
+    failure, fin, done = _take_events(trace, payloads, perf_counter() - t0, plain)
     if failure is not None:  # a last event without its blank line
         return failure
     return _end(trace, parser, done=done or finished or fin)
@@ -532,7 +555,7 @@ def _take_event(
         if isinstance(choice, dict) and choice.get("finish_reason"):
             finished = True
     if "usage" in data:
-        _take_usage(trace, data)
+        return _take_usage(trace, data), finished
     return None, finished
 
 

@@ -5,7 +5,8 @@ time matters.  ``is_plain(payload)`` takes an event for one when it is an object
 with ``"choices"``, a content key followed by a non-empty string (``"content":"x``; the
 pattern cannot match inside a JSON string, where quotes are escaped), no ``"error"``, no
 finish reason other than ``null`` and no ``"usage"`` other than one ``"usage":null`` (OpenAI's
-API, asked for usage, puts that in every chunk but the last).  Every other event (the role
+API, asked for usage, puts that in every chunk but the last), and no ``}`` followed by ``{``
+(two objects on one line, which is invalid JSON: ``protocol``).  Every other event (the role
 chunk, the last chunk, usage, errors, a chunk cut short, anything formatted otherwise) is for
 the caller to decode in full.  So a malformed chunk that still has that shape counts as content; one
 choice per chunk is assumed (qpsweep never asks for ``n > 1``).
@@ -29,6 +30,9 @@ from collections.abc import Sequence
 
 _BACKSLASH = ord("\\")
 _QUOTE = ord('"')
+# "}" then "{": two objects one after the other, which one JSON object never holds outside a
+# string (after "}" comes ",", "]", "}" or the end); a text holding it is merely decoded.
+_BETWEEN_OBJECTS = re.compile(rb"\}\s*\{")
 _FAST_CONTENT = re.compile(rb'"(?:content|reasoning_content|reasoning|text)":\s*"(?!")')
 
 
@@ -48,6 +52,7 @@ def _text_start(payload: bytes) -> int:
         and b'"error"' not in payload
         and (b'"finish_reason"' not in payload or b'"finish_reason":null' in payload)
         and b'"choices"' in payload
+        and _BETWEEN_OBJECTS.search(payload) is None
     ):
         at = payload.find(b'"content":"')
         if at >= 0 and payload[at + 11] != _QUOTE:  # a non-empty text (the "}" is further)

@@ -34,7 +34,7 @@ from urllib.parse import urlsplit, urlunsplit
 import aiohttp
 
 from qpsweep.config.scenario import CHAT_PATH
-from qpsweep.config.secrets import scrub
+from qpsweep.config.secrets import Masker, utf8_safe
 from qpsweep.datasets.prompts import Prompt
 from qpsweep.http.client import ClientSettings, Sender, Trace, open_session
 
@@ -209,8 +209,10 @@ async def run_probe(settings: ClientSettings) -> ProbeResult:
     """The three checks against ``settings.url`` (see the module docstring), every detail
     scrubbed of the settings' secrets."""
     result = await _checks(settings)
-    checks = tuple(replace(c, detail=scrub(c.detail, settings.secrets)) for c in result.checks)
-    return replace(result, checks=checks)
+    mask = Masker(settings.secrets).mask
+    checks = tuple(replace(c, detail=utf8_safe(mask(c.detail))) for c in result.checks)
+    model = None if result.model is None else utf8_safe(result.model)
+    return replace(result, checks=checks, model=model)
 
 
 async def _checks(settings: ClientSettings) -> ProbeResult:

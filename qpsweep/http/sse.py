@@ -1,10 +1,13 @@
 """Incremental parser for ``text/event-stream`` bodies (pure).
 
 Feed it the body in whatever pieces the network delivers; it returns the ``data`` payload
-of each complete event.  Lines end in ``\\n`` or ``\\r\\n``; an event ends at a blank line;
-several ``data:`` lines in one event are joined with ``\\n``; one space after ``data:`` is
-dropped; comments (``:...``) and other fields (``event:``, ``id:``, ``retry:``) are ignored.
-Any split of the same bytes yields the same events.
+of each complete event.  Lines end in ``\\n``, ``\\r\\n`` or a bare ``\\r`` (as the SSE
+specification allows: a piece holding a ``\\r`` is rewritten to ``\\n`` endings first); an event
+ends at a blank line; several ``data:`` lines in one event are joined with ``\\n``; one space
+after ``data:`` is dropped; comments (``:...``) and the fields ``id:`` and ``retry:`` are
+ignored.  An event named ``error`` (``event: error``) raises ``ValueError`` with its data: the
+server says the stream failed, whatever the data holds.  Any split of the same bytes yields
+the same events.
 
 Most chunks need no line-by-line walk: a chunk that is, as it stands, whole events of a
 single ``data: `` line each (``\n`` line ends, no event in progress) is split at its
@@ -25,7 +28,9 @@ class SseParser:
     """Stateful splitter of an SSE byte stream into event payloads."""
 
     __slots__ = (
+        "_after_cr",
         "_data",
+        "_event",
         "_pending",
         "_pending_bytes",
         "bytes_seen",
@@ -37,6 +42,8 @@ class SseParser:
         self._pending: list[bytes] = []  # pieces of the unfinished last line
         self._pending_bytes = 0
         self._data: list[bytes] = []
+        self._event = b""  # the event: field of the event in progress
+        self._after_cr = False  # the last piece ended in \r: a \n starting the next is its pair
         self.bytes_seen = 0
         self.other_lines = 0  # non-blank lines that are neither data nor SSE fields
         self.max_line_bytes = max_line_bytes
@@ -44,6 +51,8 @@ class SseParser:
     def feed(self, chunk: bytes) -> list[bytes]:
         """Payloads of the events completed by ``chunk``."""
         self.bytes_seen += len(chunk)
+        if b"\r" in chunk or self._after_cr:
+            chunk = self._to_lf(chunk)
         if b"\n" not in chunk:
             self._pending.append(chunk)
             self._pending_bytes += len(chunk)
@@ -58,10 +67,20 @@ class SseParser:
             # The common case: the chunk is whole events of one "data: " line each.  Then
             # its only newlines are the separators' (counted), and a split is all it takes.
             payloads = chunk[6:-2].split(b"\n\ndata: ")
-            if chunk.count(b"\n") == 2 * len(payloads) and b"\r" not in chunk:
+            if chunk.count(b"\n") == 2 * len(payloads):
                 self._pending_bytes = 0
                 return payloads
         return self._split(chunk)
+
+    def _to_lf(self, chunk: bytes) -> bytes:
+        """``chunk`` with ``\\r\\n`` and bare ``\\r`` line ends as ``\\n`` (a ``\\r\\n``
+        split between two pieces counts once)."""
+        if not chunk:  # nothing read: the \r's pair may still come
+            return chunk
+        if self._after_cr and chunk.startswith(b"\n"):
+            chunk = chunk[1:]
+        self._after_cr = chunk.endswith(b"\r")
+        return chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
 
     def _split(self, chunk: bytes) -> list[bytes]:
         """The events completed by the lines of ``chunk``; its unfinished last line is
@@ -88,10 +107,16 @@ class SseParser:
                 line = line[:-1]
             if not line:
                 if data:
+                    if self._event == b"error":
+                        message = b"\n".join(data)[:200].decode("utf-8", "replace")
+                        raise ValueError(f"error event in stream: {message}")
                     events.append(b"\n".join(data))
                     data.clear()
+                self._event = b""
             elif line.startswith(b"data:"):
                 data.append(line[6:] if line.startswith(b"data: ") else line[5:])
-            elif not line.startswith((b":", b"event:", b"id:", b"retry:")):
+            elif line.startswith(b"event:"):
+                self._event = line[6:].strip()
+            elif not line.startswith((b":", b"id:", b"retry:")):
                 self.other_lines += 1
         return events

@@ -21,7 +21,7 @@ import signal
 import sys
 import time
 from collections.abc import Coroutine
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from time import perf_counter
@@ -36,6 +36,7 @@ from qpsweep.analysis.auto_search import level_duration_s, next_level, rerun_due
 from qpsweep.analysis.estimate import share_bounds
 from qpsweep.analysis.verdict import Verdict
 from qpsweep.config.scenario import Scenario, Target
+from qpsweep.config.secrets import mask_url
 from qpsweep.config.shards import Part, level_start_epoch
 from qpsweep.datasets.prompts import Prompt, prompt_order
 from qpsweep.errors import RunDirError
@@ -200,7 +201,7 @@ class _Sweep:
         shard, sc = self.scenario.shard, self.scenario
         assert shard is not None
         offset = await measure_offset_s(session, probe_urls(self.settings.url)[0])
-        clock = ClockInfo(**asdict(offset)) if offset else None
+        clock = replace(ClockInfo(**asdict(offset)), url=mask_url(offset.url)) if offset else None
         self.metadata = dataclasses.replace(self.metadata, clock=clock)
         slot_s = sc.duration_s + self.drain_s
         start = datetime.fromtimestamp(shard.start_at_epoch).astimezone()
@@ -443,17 +444,18 @@ def run_sweep(
     fd_note = file_limit_note(scenario)
     if fd_note:
         print(fd_note, file=console)
-    metadata = new_metadata(target, scenario, dataset, dataset_sha256, len(prompts), argv, files)
-    metadata = dataclasses.replace(metadata, notes=dict(notes or {}))
+    metadata = new_metadata(
+        target, scenario, dataset, dataset_sha256, len(prompts), argv, files, notes
+    )
     print(
         f"qpsweep {__version__}: {len(scenario.qps)} levels x {scenario.duration_s:g} s against "
-        f"{metadata.endpoint} (model {target.model}); writing {run_dir}",
+        f"{metadata.endpoint} (model {metadata.model}); writing {run_dir}",
         file=console,
     )
     sweep = _Sweep(settings_for(target, scenario), scenario, prompts, run_dir, metadata, console)
     if metrics is not None:
         sweep.metadata = dataclasses.replace(
-            metadata, metrics_url=metrics[0], metrics_gauges=tuple(metrics[1])
+            metadata, metrics_url=mask_url(metrics[0]), metrics_gauges=tuple(metrics[1])
         )
         sweep.scraper = MetricsScraper(metrics[0], metrics[1], run_dir / METRICS_FILE)
     write_metadata(run_dir, sweep.metadata)

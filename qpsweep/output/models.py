@@ -158,18 +158,22 @@ SweepOne = Callable[[str, Path, str], ModelRun]
 
 
 def sweep_models(
-    models: Sequence[str], results_dir: Path, sweep_one: SweepOne
+    models: Sequence[str],
+    results_dir: Path,
+    sweep_one: SweepOne,
+    label: Callable[[str], str] = str,
 ) -> tuple[Path, list[ModelRun], str]:
     """Run ``sweep_one(model, parent, slug)`` for each model into one new directory; stops
-    after an interrupted sweep.  Returns the directory, the runs and the comparison text."""
+    after an interrupted sweep.  Returns the directory, the runs and the comparison text.
+    The slug is made from ``label(model)`` (the name with its secrets masked)."""
     parent = create_run_dir(results_dir)
     runs: list[ModelRun] = []
     used: set[str] = set()
     for model in models:
-        slug = model_slug(model)
+        slug = base = model_slug(label(model))
         n = 2
         while slug in used:
-            slug, n = f"{model_slug(model)}_{n}", n + 1
+            slug, n = f"{base}_{n}", n + 1
         used.add(slug)
         run = sweep_one(model, parent, slug)
         runs.append(run)

@@ -23,7 +23,14 @@ from urllib.parse import urlsplit, urlunsplit
 
 from qpsweep._version import __version__
 from qpsweep.config.scenario import Scenario, Target
-from qpsweep.config.secrets import MASK, is_secret_header, redact_argv
+from qpsweep.config.secrets import (
+    MASK,
+    Masker,
+    is_secret_header,
+    redact_argv,
+    secrets_of,
+    utf8_safe,
+)
 from qpsweep.config.slo import Slo
 from qpsweep.config.thresholds import AutoPlan, Thresholds
 from qpsweep.errors import RunDirError
@@ -278,20 +285,25 @@ def new_metadata(
     n_samples: int,
     argv: list[str],
     files: RunFiles,
+    notes: Mapping[str, Any] | None = None,
 ) -> RunMetadata:
-    """The metadata of a run about to start: its settings and environment, no level yet."""
+    """The metadata of a run about to start: its settings and environment, no level yet.
+    Every text in it is masked of the target's secrets (``qpsweep.config.secrets``): the
+    command line, the model (a name a server listed), the dataset path and ``notes``."""
+    secrets = secrets_of(target.api_key, target.headers, target.url)
+    masker = Masker(secrets)
     return RunMetadata(
         timestamp=datetime.now().isoformat(),
-        endpoint=_public_url(target.url),
-        model=target.model,
-        dataset=dataset,
+        endpoint=masker.mask(_public_url(target.url)),
+        model=utf8_safe(masker.mask(target.model)),
+        dataset=utf8_safe(masker.mask(dataset)),
         qps_levels="auto" if scenario.auto else tuple(scenario.qps),
         duration=scenario.duration_s,
         max_tokens=scenario.max_tokens,
         temperature=scenario.temperature,
         percentiles=tuple(scenario.percentiles),
         qpsweep_version=__version__,
-        argv=tuple(redact_argv(argv)),
+        argv=tuple(redact_argv(argv, secrets)),
         dataset_sha256=dataset_sha256,
         dataset_samples=n_samples,
         seed=scenario.seed,
@@ -315,6 +327,7 @@ def new_metadata(
         metric_formulas=METRIC_FORMULAS,
         thresholds=scenario.thresholds,
         adaptive=scenario.auto,
+        notes=masker.mask_json(dict(notes or {})),  # type: ignore[arg-type]
     )
 
 
