@@ -160,7 +160,7 @@ def load_table(run_dir: Path) -> RecordTable:
         tables = [read_table(p) for p in paths]
     except ValueError as err:
         raise RunDirError(str(err)) from None
-    except OverflowError:  # a record written by an older qpsweep: usage of 2**63 or more
+    except OverflowError:  # a record's own fields (level, seq, ...) beyond 64 bits
         where = ", ".join(str(p) for p in paths)
         raise RunDirError(f"{where}: a record holds a number beyond 2**63-1") from None
     return tables[0] if len(tables) == 1 else RecordTable.concat(tables)

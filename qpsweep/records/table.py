@@ -280,5 +280,32 @@ _LINES: msgspec.json.Decoder[Any] = msgspec.json.Decoder(_line_type())
 
 def read_table(path: Path) -> RecordTable:
     """The records of a ``requests.jsonl`` file as a table: what ``read_records(path)``
-    reads, in the same order, failing the same way; a block of lines at a time."""
-    return RecordTable.concat([RecordTable.from_records(b) for b in record_batches(path, _LINES)])
+    reads, in the same order, failing the same way; a block of lines at a time.  A server's
+    count that no int64 holds (``status``, ``input_tokens``, ``output_tokens``: a file
+    written before the client refused them) makes that request a ``protocol`` failure
+    quoting the number, as the client records one now."""
+    return RecordTable.concat([_table(batch) for batch in record_batches(path, _LINES)])
+
+
+_SERVER_INTS = ("status", "input_tokens", "output_tokens")
+_INT64 = range(-(2**63), 2**63)
+
+
+def _table(batch: list[Any]) -> RecordTable:
+    try:
+        return RecordTable.from_records(batch)
+    except OverflowError:
+        return RecordTable.from_records([_fit(r) for r in batch])
+
+
+def _fit(line: Any) -> RequestRecord:
+    """``line`` as a ``RequestRecord`` whose server counts fit 64 bits."""
+    values = {f.name: getattr(line, f.name) for f in fields(RequestRecord)}
+    huge = [
+        (k, values[k]) for k in _SERVER_INTS if values[k] is not None and values[k] not in _INT64
+    ]
+    if huge:
+        error = ", ".join(f"{k} {v} beyond 64 bits" for k, v in huge)
+        values |= {k: 0 if k == "output_tokens" else None for k, _ in huge}
+        values |= {"error_kind": "protocol", "error": error}
+    return RequestRecord(**values)
