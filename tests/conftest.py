@@ -25,6 +25,36 @@ REPO = Path(__file__).resolve().parent.parent
 DATASET = REPO / "datasets" / "conversations.json"
 
 
+@pytest.hookimpl(trylast=True)  # after -m has deselected
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Each xdist worker starts on one of the long tests.
+
+    The tests with a ``timeout`` marker of their own are the end-to-end verdict sweeps of a
+    minute or more.  ``--dist worksteal`` first hands worker ``k`` of ``N`` the ``k``-th of
+    ``N`` consecutive near-equal shares of the items (``remaining // workers left``, as
+    ``WorkStealingScheduling`` splits them), runs each share from its head and lets idle
+    workers steal from the tails.  In file order the long sweeps sit together at the end of
+    the last share; here they head the shares instead, longest bound first, dealt
+    round-robin, and the other items keep their order."""
+    workers = getattr(config, "workerinput", {}).get("workercount", 1)
+
+    def bound(item: pytest.Item) -> float:
+        mark = item.get_closest_marker("timeout")
+        return float(mark.args[0]) if mark else 0.0
+
+    long = sorted((i for i in items if bound(i)), key=bound, reverse=True)
+    rest = iter([i for i in items if not bound(i)])
+    heads: list[list[pytest.Item]] = [[] for _ in range(workers)]
+    for j, item in enumerate(long):
+        heads[j % workers].append(item)
+    ordered, left = [], len(items)
+    for k in range(workers):
+        size = left // (workers - k)
+        left -= size
+        ordered += heads[k] + [next(rest) for _ in range(max(size - len(heads[k]), 0))]
+    items[:] = ordered + list(rest)
+
+
 @pytest.fixture(scope="session")
 def server() -> Iterator[ServerThread]:
     with ServerThread(make_app()) as srv:

@@ -30,8 +30,9 @@ def test_too_little_space_is_refused(tmp_path: Path) -> None:
 
 
 def test_a_sweep_that_cannot_fit_on_disk_stops_before_traffic(qpsweep, tmp_path: Path) -> None:
-    args = ["--endpoint", "http://127.0.0.1:9", "--model", "m", "--qps", "1000000"]
-    args += ["--duration", "1000000", "--results-dir", str(tmp_path / "r")]
+    # five levels of 9e7 requests (each under the 1e8 a level may hold): 900 GB of records
+    args = ["--endpoint", "http://127.0.0.1:9", "--model", "m", "--qps", ",".join(["10000"] * 5)]
+    args += ["--duration", "9000", "--results-dir", str(tmp_path / "r")]
     run = qpsweep(*args, results=False)
     assert run.code == 2 and "this run needs about" in run.err
     assert len(run.err.strip().splitlines()) == 1

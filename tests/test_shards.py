@@ -46,7 +46,7 @@ def _shard(
 def shards(server_process, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Path]]:
     """Two shards of one run, started as two processes (shard 1 with two workers)."""
     root = tmp_path_factory.mktemp("shards")
-    start_at = time.time() + 5
+    start_at = time.time() + 10  # both ready by then, even on a busy VM (5 s was not always)
     procs = [
         _shard(server_process + FAST, 0, start_at, root / "s0"),
         _shard(server_process + FAST, 1, start_at, root / "s1", "--workers", "2"),
