@@ -20,31 +20,31 @@ CONFIDENCE = 0.99
 
 def certified(n: int, misses: int, percentile: float, confidence: float = CONFIDENCE) -> bool:
     """True when ``misses`` of ``n`` prove the ``percentile`` within its limit."""
-    from scipy.stats import binom  # scipy loads slowly: only when judging
+    from scipy.special import bdtr  # the binomial CDF; scipy loads slowly: only when judging
 
     q = 1.0 - percentile / 100.0
-    return n > 0 and float(binom.cdf(misses, n, q)) <= 1.0 - confidence
+    return n > 0 and float(bdtr(misses, n, q)) <= 1.0 - confidence
 
 
 def failed(n: int, misses: int, percentile: float, confidence: float = CONFIDENCE) -> bool:
     """True when ``misses`` of ``n`` prove the ``percentile`` over its limit."""
-    from scipy.stats import binom  # scipy loads slowly: only when judging
+    from scipy.special import bdtrc  # the binomial survival function
 
     q = 1.0 - percentile / 100.0
-    return misses > 0 and float(binom.sf(misses - 1, n, q)) <= 1.0 - confidence
+    return misses > 0 and float(bdtrc(misses - 1, n, q)) <= 1.0 - confidence
 
 
 def requests_needed(misses: int, percentile: float, confidence: float = CONFIDENCE) -> int:
     """The fewest requests that certify the ``percentile`` with ``misses`` misses."""
-    from scipy.stats import binom  # scipy loads slowly: only when judging
+    from scipy.special import bdtr
 
     q = 1.0 - percentile / 100.0
     lo, hi = misses + 1, max(misses + 1, 16)
-    while float(binom.cdf(misses, hi, q)) > 1.0 - confidence:
+    while float(bdtr(misses, hi, q)) > 1.0 - confidence:
         lo, hi = hi, hi * 2
     while lo < hi:  # the CDF falls with n: the first n where it is low enough
         mid = (lo + hi) // 2
-        if float(binom.cdf(misses, mid, q)) <= 1.0 - confidence:
+        if float(bdtr(misses, mid, q)) <= 1.0 - confidence:
             hi = mid
         else:
             lo = mid + 1

@@ -51,9 +51,9 @@ class Window:
 
 def one_sided_z(confidence: float) -> float:
     """The one-sided normal critical value (2.326 at 0.99)."""
-    from scipy.stats import norm  # scipy loads slowly: only when judging
+    from scipy.special import ndtri  # scipy loads slowly: only when judging
 
-    return float(norm.ppf(confidence))
+    return float(ndtri(confidence))
 
 
 def growth_z(w: Window) -> float | None:
@@ -78,8 +78,7 @@ def growth_z(w: Window) -> float | None:
     if w.steady_finish_se is None or w.steady_batches < 2:
         total = w.sent + w.finished
         return None if total < 1 else (w.sent - w.finished) / float(np.sqrt(total))
-    from scipy.stats import norm
-    from scipy.stats import t as student_t
+    from scipy.special import ndtri, stdtr
 
     finish_qps = w.finished / w.steady_s
     gap = w.offered_qps - finish_qps
@@ -92,7 +91,7 @@ def growth_z(w: Window) -> float | None:
         if v_a + v_f <= 0:
             return float(np.copysign(np.inf, gap)) if gap else 0.0
         z = gap / float(np.sqrt(v_a + v_f))
-        return z if dof is None else float(norm.isf(student_t.sf(z, dof)))
+        return z if dof is None else float(-ndtri(stdtr(dof, -z)))  # the t tail's normal score
 
     v_b = w.steady_finish_se**2
     dof = (v_a + v_b) ** 2 / (v_b**2 / (w.steady_batches - 1)) if v_b > 0 else None
@@ -115,11 +114,11 @@ def share_bounds(k: int, n: int, confidence: float) -> tuple[float, float]:
     ``confidence``."""
     if n <= 0:
         return 0.0, 1.0
-    from scipy.stats import beta
+    from scipy.special import betaincinv  # the beta distribution's quantile
 
     a = 1.0 - confidence
-    low = 0.0 if k == 0 else float(beta.ppf(a, k, n - k + 1))
-    high = 1.0 if k == n else float(beta.ppf(1 - a, k + 1, n - k))
+    low = 0.0 if k == 0 else float(betaincinv(k, n - k + 1, a))
+    high = 1.0 if k == n else float(betaincinv(k + 1, n - k, 1 - a))
     return low, high
 
 
@@ -128,15 +127,14 @@ def _pooled(ws: Sequence[Window], ok: bool, confidence: float) -> tuple[float, f
     larger of the batch-means interval (Student t, the batches' dof) and the normal interval
     of the edge-resolution floor, so that it covers a random server (batches) and a
     deterministic one (the floor) alike."""
-    from scipy.stats import norm
-    from scipy.stats import t as student_t
+    from scipy.special import ndtri, stdtrit  # the normal's and Student t's quantiles
 
     total_s = sum(w.plateau_s for w in ws)
     count = sum(w.plateau_ok if ok else w.plateau_finished for w in ws)
     se = np.sqrt(sum((w.plateau_s * ((w.ok_se if ok else w.finish_se) or 0.0)) ** 2 for w in ws))
     floor = np.sqrt(sum((w.plateau_s * w.plateau_floor_se) ** 2 for w in ws))
-    crit = float(student_t.ppf(0.5 + confidence / 2, sum(max(w.batches - 1, 1) for w in ws)))
-    half = max(crit * float(se), float(norm.ppf(0.5 + confidence / 2)) * float(floor))
+    crit = float(stdtrit(sum(max(w.batches - 1, 1) for w in ws), 0.5 + confidence / 2))
+    half = max(crit * float(se), float(ndtri(0.5 + confidence / 2)) * float(floor))
     return count / total_s, half / total_s
 
 
