@@ -15,6 +15,10 @@ With ``--retries``, ``attempts`` counts the tries of one request (1 without a re
 back-off, as the user of a retrying client would see them).  The three keys are written only
 for requests that were retried.  ``RecordWriter`` appends one line per
 record with one unbuffered write, so a killed run keeps every finished request.
+
+The dataclass is the one definition of a line: ``to_json`` builds its format from the fields
+(``LINE_KEYS`` orders them), and ``read_records`` decodes lines with msgspec straight into the
+dataclass, checking each field's type.
 """
 
 from __future__ import annotations
@@ -82,7 +86,7 @@ class RequestRecord:
         chunk_s = self.chunk_s
         n = len(chunk_s)
         form = _FORMATS.get(n) or _format(n)
-        retry = _RETRY % _values(_RETRY_LINE, self) if self.attempts > 1 else ""
+        retry = _RETRY_LINE.form % _values(_RETRY_LINE, self) if self.attempts > 1 else ""
         return form % (*_values(_HEAD_LINE, self), retry, *chunk_s)
 
     @classmethod
@@ -185,7 +189,8 @@ def _key(name: str, first: bool) -> str:
 
 
 def _format(n_chunks: int) -> str:
-    form = _HEAD + "%s" + _key("chunk_s", False) + "[" + ",".join(["%.6f"] * n_chunks) + "]}"
+    chunks = "[" + ",".join(["%.6f"] * n_chunks) + "]}"
+    form = _HEAD_LINE.form + "%s" + _key("chunk_s", False) + chunks  # %s: the retry keys
     if n_chunks <= _CACHED_FORMATS:
         _FORMATS[n_chunks] = form
     return form
@@ -223,7 +228,6 @@ if sorted(LINE_KEYS) != sorted(_TYPES) or _TYPES["chunk_s"] != "tuple[float, ...
     raise TypeError("LINE_KEYS must name every field of RequestRecord, chunk_s last")
 _HEAD_LINE = _layout(_HEAD_KEYS, first=True)
 _RETRY_LINE = _layout(_RETRY_KEYS, first=False)
-_HEAD, _RETRY = _HEAD_LINE.form, _RETRY_LINE.form
 
 
 BLOCK_BYTES = 4 * 2**20  # a read of the records file: about 10,000 records
