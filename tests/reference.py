@@ -347,9 +347,10 @@ def record_json(r: RequestRecord) -> str:
         "output_tokens": r.output_tokens,
         "token_counted_by": r.token_counted_by,
     }
-    if r.attempts > 1:
+    if r.attempts > 1 or r.resent:
         data["attempts"] = r.attempts
         data["first_error_kind"] = r.first_error_kind
         data["first_done_s"] = _round(r.first_done_s)
+        data["resent"] = r.resent
     chunks = ",".join("%.6f" % t for t in r.chunk_s)  # noqa: UP031
     return json.dumps(data, separators=(",", ":"))[:-1] + ',"chunk_s":[' + chunks + "]}"

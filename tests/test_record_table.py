@@ -8,6 +8,7 @@ interleave, plus lines that ``to_json`` would not write (spaces, exponents, extr
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 from pathlib import Path
@@ -232,7 +233,8 @@ def test_record_lines_read_back_as_what_json_dumps_wrote() -> None:
         done_s=1, first_token_s=np.float64(0.5), status=200, error="\u2603 \"x\"\n",
         chunk_s=(0.5, -1e-7), attempts=2, first_done_s=0, first_error_kind="http_503",
     )  # fmt: skip
-    for r in [*records, odd]:
+    resent = dataclasses.replace(records[0], resent=1)  # written again on a new connection
+    for r in [*records, odd, resent]:
         mine, theirs = json.loads(r.to_json()), json.loads(reference.record_json(r))
         assert list(mine.items()) == list(theirs.items())
         if r is not odd:  # (its ints are read back as floats)

@@ -32,6 +32,14 @@ Outcome classification (``error_kind``; ``None`` is success):
   with neither ``[DONE]`` nor a ``finish_reason`` -> ``protocol``;
 * a complete stream without any content -> ``empty``.
 
+Stale connections: a try whose request was written on a reused keep-alive connection that the
+server closed or reset before any byte of the response (``qpsweep.http.http1.Stale``: the
+server closed it while idle, and the request crossed the close) is written once more on a new
+connection, within the same deadline, as browsers and HTTP libraries do.  That is no failure
+and no ``--retries`` try: the record counts it in ``resent`` and keeps the first send time.
+A connection closed before any byte of the response *without* having been reused is
+``connection``, as is a second stale close within one try.
+
 Retries (``ClientSettings.retries``, off by default): a try that ends in ``RETRYABLE`` (a
 refused or broken connection, a connect timeout, HTTP 503) before any content arrived is sent
 again after ``backoff_s(k) = min(RETRY_MAX_BACKOFF_S, RETRY_BASE_S * 2 ** (k - 1))`` for the
@@ -63,6 +71,7 @@ from qpsweep.http.http1 import (
     ConnectTimeout,
     HttpError,
     Origin,
+    Stale,
     host_header,
 )
 from qpsweep.http.plain_chunk import PlainChunks, is_plain
@@ -134,6 +143,7 @@ class Trace:
     attempts: int = 1
     first_error_kind: str | None = None
     first_done_s: float | None = None
+    resent: int = 0
 
     def restart(self, sent_s: float) -> None:
         """Forget the first attempt (used by the one retry without ``stream_options``)."""
@@ -174,6 +184,7 @@ class Trace:
             attempts=self.attempts,
             first_error_kind=self.first_error_kind,
             first_done_s=self.first_done_s,
+            resent=self.resent,
         )
 
 
@@ -324,12 +335,20 @@ class Sender:
         if first is None:
             first = (asyncio.get_running_loop().time() + self._settings.timeout_s, None)
         deadline, written = first
+        resent = False  # once per try: a fresh connection is not stale
         try:
             for _hop in range(MAX_REDIRECTS + 1):
                 conn = written if written is not None else await origin.send(request, deadline)
                 written = None
                 try:
-                    await conn.head()
+                    try:
+                        await conn.head()
+                    except Stale:  # the client's race with the server's idle close
+                        if resent:
+                            raise
+                        resent, trace.resent = True, trace.resent + 1
+                        conn = await origin.resend(conn, request, deadline)
+                        await conn.head()
                     status = trace.status = conn.status
                     if status in _REDIRECTS:
                         url, refusal = _redirect(status, conn.headers.get("location"), url)

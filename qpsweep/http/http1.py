@@ -27,7 +27,11 @@ Contract:
   that arrived apart keep their own times even when the reader falls behind.
 * Failures: ``ConnectError`` (refused, unreachable, no such host), ``Disconnected`` (closed or
   reset by the server before the response ended: before the headers ``Server disconnected``
-  or the socket error, after them ``BODY_CUT``), ``BadResponse`` (not HTTP/1.x).  A body
+  or the socket error, after them ``BODY_CUT``), ``BadResponse`` (not HTTP/1.x).
+  ``Stale``, a ``Disconnected``, is the one that is the client's own race: a *reused*
+  connection closed or reset by the server before any byte of the response arrived (the
+  server had closed it while idle, as proxies do, and the request crossed its FIN or RST);
+  ``Origin.resend(conn, request, deadline)`` writes the request again on a new connection.  A body
   without ``Content-Length`` or chunked framing ends when the server closes the connection.
 """
 
@@ -60,6 +64,10 @@ class ConnectTimeout(HttpError):
 
 class Disconnected(HttpError):
     """The connection closed (or was reset) before the response ended."""
+
+
+class Stale(Disconnected):
+    """A reused connection ended before any byte of the response: see the module docstring."""
 
 
 class BadResponse(HttpError):
@@ -100,6 +108,8 @@ class Connection(asyncio.Protocol):
         self._keep_alive = False  # the server allows another request (known at the end)
         self.closed = False
         self.complete = False
+        self.n_requests = 0  # written on this connection: more than 1 once it was reused
+        self.answered = False  # a byte of the current exchange's response arrived
         self.status = 0  # of the final (non-1xx) response; 0 until its headers arrived
         self.headers: dict[str, str] = {}
         self.arrived_s = 0.0
@@ -118,6 +128,8 @@ class Connection(asyncio.Protocol):
         self.status, self.complete = 0, False
         self._framed = self._keep_alive = False
         self._inflate, self.headers = None, {}
+        self.n_requests += 1
+        self.answered = False
         self._body.clear()
         self._reads.clear()
         self._transport.write(request)
@@ -208,9 +220,14 @@ class Connection(asyncio.Protocol):
         elif self.head_done:
             self._fail(Disconnected(BODY_CUT))
         else:
-            self._fail(Disconnected(str(exc) if exc else "Server disconnected"))
+            reason = str(exc) if exc else "Server disconnected"
+            stale = self.n_requests > 1 and not self.answered
+            self._fail(Stale(reason) if stale else Disconnected(reason))
 
     # --- httptools callbacks ---------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self.answered = True
 
     def on_header(self, name: bytes, value: bytes | None) -> None:
         self.headers[name.decode("latin-1").lower()] = (value or b"").decode("latin-1")
@@ -327,6 +344,14 @@ class Origin:
         if conn is None:
             conn = await self._connect(deadline)
             self._write(conn, request)
+        return conn
+
+    async def resend(self, stale: Connection, request: bytes, deadline: float) -> Connection:
+        """Release ``stale`` (whose exchange failed with ``Stale``) and write ``request`` on
+        a new connection (armed with ``deadline``), never an idle one: it may be as stale."""
+        self.release(stale)
+        conn = await self._connect(deadline)
+        self._write(conn, request)
         return conn
 
     def _write(self, conn: Connection, request: bytes) -> None:

@@ -12,8 +12,11 @@ A request succeeded when ``error_kind`` is ``None``; otherwise ``error_kind`` is
 With ``--retries``, ``attempts`` counts the tries of one request (1 without a retry); then
 ``first_error_kind`` and ``first_done_s`` are what the first try ended with and when, while
 ``sent_s`` stays the first try's send time (so TTFT and E2E include the failed tries and the
-back-off, as the user of a retrying client would see them).  The three keys are written only
-for requests that were retried.  ``RecordWriter`` appends one line per
+back-off, as the user of a retrying client would see them).  ``resent`` counts the times the
+request was written again on a new connection because the reused keep-alive connection it was
+written on had been closed by the server before any byte of the response (the client's race
+with an idle close, no failure and no retry: see ``qpsweep.http.client``).  These four keys
+are written only for requests that were retried or resent.  ``RecordWriter`` appends one line per
 record with one unbuffered write, so a killed run keeps every finished request.
 
 The dataclass is the one definition of a line: ``to_json`` builds its format from the fields
@@ -71,6 +74,7 @@ class RequestRecord:
     attempts: int = 1
     first_error_kind: str | None = None
     first_done_s: float | None = None
+    resent: int = 0
 
     @property
     def ok(self) -> bool:
@@ -79,14 +83,18 @@ class RequestRecord:
 
     def to_json(self) -> str:
         """One JSON line (no newline) laid out by ``LINE_KEYS``: the retry keys only when
-        ``attempts > 1``; times (fields named ``*_s``) as ``%.6f``, rounded to the
+        ``attempts > 1`` or ``resent``; times (fields named ``*_s``) as ``%.6f``, rounded to the
         microsecond, other numbers and strings as ``json.dumps`` writes them (strings ASCII,
         a lone surrogate as ``?``).  One ``%`` per record (the format cached per chunk
         count): this is the generator's hot path."""
         chunk_s = self.chunk_s
         n = len(chunk_s)
         form = _FORMATS.get(n) or _format(n)
-        retry = _RETRY_LINE.form % _values(_RETRY_LINE, self) if self.attempts > 1 else ""
+        retry = (
+            _RETRY_LINE.form % _values(_RETRY_LINE, self)
+            if self.attempts > 1 or self.resent
+            else ""
+        )
         return form % (*_values(_HEAD_LINE, self), retry, *chunk_s)
 
     @classmethod
@@ -113,6 +121,7 @@ class RequestRecord:
             attempts=int(data.get("attempts") or 1),
             first_error_kind=data.get("first_error_kind"),
             first_done_s=data.get("first_done_s"),
+            resent=int(data.get("resent") or 0),
         )
 
 
@@ -134,10 +143,11 @@ LINE_KEYS = (
     "attempts",
     "first_error_kind",
     "first_done_s",
+    "resent",
     "chunk_s",
 )
 """The order of a line's keys: ``RequestRecord``'s fields, the retry keys (``attempts`` and
-after, written only for a retried request) before ``chunk_s``, which is last."""
+after, written only for a retried or resent request) before ``chunk_s``, which is last."""
 _RETRY_KEYS = LINE_KEYS[LINE_KEYS.index("attempts") : -1]
 _HEAD_KEYS = LINE_KEYS[: LINE_KEYS.index("attempts")]
 _CACHED_FORMATS = 256

@@ -4,7 +4,8 @@ Summaries and plots of a run with a million requests need a few arithmetic passe
 field, not a Python object per request; ``RecordTable`` holds exactly what ``RequestRecord``
 holds (``from_records`` and ``records`` convert both ways without loss), one array per field:
 
-* int64: ``level``, ``seq``, ``prompt_id``, ``output_tokens``, ``attempts``, ``n_chunks``;
+* int64: ``level``, ``seq``, ``prompt_id``, ``output_tokens``, ``attempts``, ``resent``,
+  ``n_chunks``;
   ``status`` and ``input_tokens`` with ``NO_INT`` where the record has ``None``;
 * float64 (seconds since the level's start, or req/s for ``level_qps``): ``level_qps``,
   ``scheduled_s``, ``sent_s``, ``done_s``; ``first_token_s`` and ``first_done_s`` with NaN
@@ -40,7 +41,16 @@ IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 NO_INT = np.iinfo(np.int64).min  # an int column's "None"
-INT_FIELDS = ("level", "seq", "prompt_id", "status", "input_tokens", "output_tokens", "attempts")
+INT_FIELDS = (
+    "level",
+    "seq",
+    "prompt_id",
+    "status",
+    "input_tokens",
+    "output_tokens",
+    "attempts",
+    "resent",
+)
 FLOAT_FIELDS = ("level_qps", "scheduled_s", "sent_s", "done_s", "first_token_s", "first_done_s")
 LABEL_FIELDS = ("error_kind", "error", "token_counted_by", "first_error_kind")
 
@@ -117,6 +127,7 @@ class RecordTable:
     attempts: IntArray
     first_error_kind: Labels
     first_done_s: FloatArray
+    resent: IntArray
     n_chunks: IntArray
     chunk_s: FloatArray
 
