@@ -2,12 +2,13 @@
 
 Request failures are never exceptions; they are data in ``RequestRecord.error_kind``.
 These exceptions cover bad input and an unusable environment, and ``cli.main`` alone
-turns them into one line on stderr and exit code 2::
+turns them into one line on stderr and exit code 2 (1 for ``RecordsLost``)::
 
     QpsweepError
      ├── ConfigError    a flag or config value is invalid
      ├── DatasetError   a dataset file is missing, unreadable or malformed
-     └── RunDirError    a results directory cannot be written, or is not a run directory
+     ├── RunDirError    a results directory cannot be written, or is not a run directory
+     └── RecordsLost    records could not be written during a run (a full disk, a size limit)
 """
 
 from __future__ import annotations
@@ -27,3 +28,8 @@ class DatasetError(QpsweepError):
 
 class RunDirError(QpsweepError):
     """A results directory cannot be created or written, or is not a qpsweep run."""
+
+
+class RecordsLost(QpsweepError):
+    """Records of a run could not be written (the sweep stopped); the message says how many
+    and that what was written is readable."""

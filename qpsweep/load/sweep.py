@@ -39,7 +39,7 @@ from qpsweep.config.scenario import Scenario, Target
 from qpsweep.config.secrets import mask_url
 from qpsweep.config.shards import Part, level_start_epoch
 from qpsweep.datasets.prompts import Prompt, prompt_order
-from qpsweep.errors import RunDirError
+from qpsweep.errors import RecordsLost, RunDirError
 from qpsweep.http.client import (
     ClientSettings,
     Sender,
@@ -103,6 +103,7 @@ class _Sweep:
         self.settings, self.scenario, self.prompts = settings, scenario, prompts
         self.run_dir, self.metadata, self.console = run_dir, metadata, console
         self.signals: Signals | None = None
+        self.records_lost = False
         self.scraper: MetricsScraper | None = None
         self.order = prompt_order(len(prompts), scenario.seed)
         self.drain_s = request_deadline_s(settings) + DRAIN_GRACE_S  # the most a level drains
@@ -116,6 +117,21 @@ class _Sweep:
     def interrupted(self) -> bool:
         return self.signals is not None and self.signals.count > 0
 
+    @property
+    def halted(self) -> bool:
+        """Interrupted, or records could not be written: no new request is sent."""
+        return self.interrupted or self.records_lost
+
+    def lose_records(self, error: OSError) -> None:
+        """The records file failed (a ``RecordWriter``'s ``on_loss``): stop the level as a
+        first Ctrl-C does (the requests in flight are drained, their records counted lost)."""
+        self.records_lost = True
+        reason = f"records could not be written ({error.strerror or error})"
+        self.metadata = dataclasses.replace(self.metadata, stopped_early=reason)
+        stage = self.signals.stage if self.signals is not None else None
+        if stage is not None:
+            stage.cancel()
+
     def _prompts_for(self, n: int) -> list[Prompt]:
         order, size = self.order, len(self.prompts)
         return [self.prompts[order[k % size]] for k in range(n)]
@@ -128,7 +144,8 @@ class _Sweep:
         try:
             await task
         except asyncio.CancelledError:
-            if self.signals.count != 1 or not task.cancelled():
+            first = self.signals.count == 1 or (self.signals.count == 0 and self.records_lost)
+            if not first or not task.cancelled():
                 raise
         finally:
             self.signals.stage = None
@@ -148,12 +165,12 @@ class _Sweep:
         if self.scraper is not None and attack.index >= 0:
             self.scraper.mark_level(attack.index, t0)
         try:
-            if not self.interrupted:
+            if not self.halted:
                 await self._stage(attack.schedule(t0))
-            window_s = duration_s if not self.interrupted else perf_counter() - t0
-            if not self.interrupted:
+            window_s = duration_s if not self.halted else perf_counter() - t0
+            if not self.halted:
                 await self._stage(attack.drain(self.drain_s))
-            if self.interrupted:
+            if self.halted:
                 await attack.drain(INTERRUPT_DRAIN_S)
         finally:
             await attack.cancel_rest()
@@ -226,7 +243,7 @@ class _Sweep:
         history: list[tuple[float, str]] = []
         verdict: Verdict | None = None
         index = position = 0  # levels run / place in a fixed list
-        while not self.interrupted:
+        while not self.halted:
             qps = sc.qps[position] if not sc.auto and position < len(sc.qps) else None
             factor = 1.0
             if sc.auto:
@@ -255,6 +272,8 @@ class _Sweep:
                     break
             _quiet_gc()
             await self._level(sender, writer, index, qps, duration_s)
+            if self.records_lost:
+                break
             verdict, reason = self._judge(index)
             history = [(st.qps_target, st.state) for st in verdict.levels]
             failure = self.pool.failure if self.pool is not None else None
@@ -370,9 +389,7 @@ class _Sweep:
             attack = LevelAttack(index, qps, mine, prompts, sender, sink, part.index, part.count)
         try:
             window_s = await self._attack(attack, duration_s)
-            entry = dataclasses.replace(
-                entry, arrival_window_s=window_s, completed=not self.interrupted
-            )
+            entry = dataclasses.replace(entry, arrival_window_s=window_s, completed=not self.halted)
         finally:
             by_worker = attack.sent_by_worker if isinstance(attack, RemoteLevel) else None
             entry = dataclasses.replace(
@@ -403,6 +420,16 @@ def _quiet_gc() -> None:
     (measured: 24 ms for a generation-2 pass in the demo).  ``run_sweep`` unfreezes at the end."""
     gc.collect()
     gc.freeze()
+
+
+def _lost_message(run_dir: Path, writer: RecordWriter) -> str:
+    """The one line that says records were lost, how many, and what to do."""
+    reason = writer.error.strerror if writer.error and writer.error.strerror else writer.error
+    return (
+        f"{writer.n_lost} records could not be written to {writer.path} ({reason}): the sweep "
+        f"stopped; the records before them are intact, and `qpsweep report {run_dir}` reads "
+        "them once there is room"
+    )
 
 
 def _isatty(stream: TextIO) -> bool:
@@ -459,7 +486,9 @@ def run_sweep(
         )
         sweep.scraper = MetricsScraper(metrics[0], metrics[1], run_dir / METRICS_FILE)
     write_metadata(run_dir, sweep.metadata)
-    writer = RecordWriter(run_dir / REQUESTS_FILE) if sweep.pool is None else None
+    writer = None
+    if sweep.pool is None:
+        writer = RecordWriter(run_dir / REQUESTS_FILE, on_loss=sweep.lose_records)
     aborted = False
     try:
         include_usage = run_loop(sweep.run(writer))
@@ -483,6 +512,8 @@ def run_sweep(
             finished_at=datetime.now().isoformat(),
         )
         write_metadata(run_dir, sweep.metadata)
+    if writer is not None and writer.error is not None:
+        raise RecordsLost(_lost_message(run_dir, writer))
     with finish_writing_first(console) as received:
         analysis, table = rebuild(run_dir)
         if files.csv:

@@ -26,7 +26,9 @@ dataclass, checking each field's type.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields
 from io import FileIO
@@ -247,20 +249,48 @@ _DECODER = msgspec.json.Decoder(RequestRecord)
 class RecordWriter:
     """Appends records to a JSON Lines file, each line handed to the operating system at once
     (one unbuffered ``write`` per record: no buffer to flush, so a killed process loses no
-    finished record)."""
+    finished record).
 
-    def __init__(self, path: Path) -> None:
+    A write that fails (``OSError``: a full disk, the file-size limit): the part of its line
+    that was written is cut off again, so the file ends with a whole line and stays readable;
+    ``error`` keeps the error and ``on_loss`` is called once with it (without ``on_loss``,
+    that first ``write`` raises it instead).  From then on every record is only counted in
+    ``n_lost``, never written: a line after a lost one would leave a gap nobody could see."""
+
+    def __init__(self, path: Path, on_loss: Callable[[OSError], None] | None = None) -> None:
         self.path = path
+        self.on_loss = on_loss
+        self.error: OSError | None = None
+        self.n_lost = 0
         self._file: FileIO = path.open("ab", buffering=0)
 
     def write(self, record: RequestRecord) -> None:
         """Append ``record``'s line (ASCII: ``to_json`` escapes every other character)."""
         line = (record.to_json() + "\n").encode()
-        written = self._file.write(line)
-        if written != len(line):  # a short write (a full disk, a signal): write the rest
-            rest = memoryview(line)[written:]
-            while rest:
-                rest = rest[self._file.write(rest) :]
+        written = 0
+        try:
+            written = self._file.write(line)
+            if written != len(line):  # a short write (a full disk, a signal): write the rest
+                rest = memoryview(line)[written:]
+                while rest:
+                    n = self._file.write(rest)
+                    written += n
+                    rest = rest[n:]
+        except OSError as err:
+            self._lose(err, written)
+
+    def _lose(self, error: OSError, n_written: int) -> None:
+        """The first record that could not be written: see the class docstring."""
+        with contextlib.suppress(OSError):  # shrinking a file needs no room
+            os.ftruncate(self._file.fileno(), os.fstat(self._file.fileno()).st_size - n_written)
+        self.error, self.n_lost = error, 1
+        self.write = self._count_lost  # type: ignore[method-assign]
+        if self.on_loss is None:  # nobody to tell: the error goes to the caller, this once
+            raise error
+        self.on_loss(error)
+
+    def _count_lost(self, record: RequestRecord) -> None:
+        self.n_lost += 1
 
     def close(self) -> None:
         """Close the file; further writes raise ``ValueError``."""
