@@ -122,7 +122,8 @@ except OSError as err:
 def test_a_short_write_of_a_record_is_continued_and_its_error_raised(tmp_path: Path) -> None:
     """A write the kernel takes only in part (here: the file size limit falls inside the
     second line) is continued, and the error of the continuation surfaces: a line is never
-    cut short in silence."""
+    cut short in silence.  The part the kernel took is cut off again, so the file ends with
+    a whole line (issue 19: what was written stays readable)."""
     path = tmp_path / "requests.jsonl"
     line = RequestRecord(0, 1.0, 0, 0, 0.0, 0.0, 0.5, chunk_s=(0.25,) * 50).to_json() + "\n"
     limit = len(line) + len(line) // 2
@@ -134,7 +135,7 @@ def test_a_short_write_of_a_record_is_continued_and_its_error_raised(tmp_path: P
         check=True,
     )
     assert done.stdout.split() == ["OSError", str(errno.EFBIG)]
-    assert path.read_text() == line + line[: limit - len(line)]  # what the kernel took
+    assert path.read_text() == line  # the kernel took part of the second: it was cut off
 
 
 def test_an_overloaded_level_keeps_its_plateau_through_the_drain() -> None:

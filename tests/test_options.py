@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ssl
 import struct
 import subprocess
@@ -243,3 +244,19 @@ def test_a_level_where_the_generator_stalled_is_run_once_more(qpsweep, server_pr
     assert [lv["qps_target"] for lv in levels] == [20, 20, 30]
     assert [lv["state"] for lv in levels][:2] == ["client_limited", "ok"]
     assert "running that level once more" in run.err
+
+
+def test_a_run_where_every_request_failed_is_still_drawn(qpsweep, server: ServerThread) -> None:
+    """No TTFT or E2E to plot and no verdict rate to mark (here: a 401 for every request, the
+    saturation left unknown): the overview is drawn without an empty legend (matplotlib's
+    warning about one is an error in this suite)."""
+    from qpsweep.output.plot import build_figure
+    from qpsweep.output.rebuild import analyze_run
+
+    run: Run = qpsweep("--endpoint", server.url("echo_auth"), *QUICK)  # all 401
+    assert run.run_dir is not None, run.err
+    analysis = analyze_run(run.run_dir)
+    assert all(s.n_ok == 0 for s in analysis.summaries)
+    unknown = dataclasses.replace(analysis.verdict, saturation_qps=None, recommended_qps=None)
+    figure = build_figure(analysis.summaries, analysis.metadata, unknown)
+    assert len(figure.axes) >= 6

@@ -5,8 +5,9 @@ time matters.  ``is_plain(payload)`` takes an event for one when it is an object
 with ``"choices"``, a content key followed by a non-empty string (``"content":"x``; the
 pattern cannot match inside a JSON string, where quotes are escaped), no ``"error"``, no
 finish reason other than ``null`` and no ``"usage"`` other than one ``"usage":null`` (OpenAI's
-API, asked for usage, puts that in every chunk but the last), and no ``}`` followed by ``{``
-(two objects on one line, which is invalid JSON: ``protocol``).  Every other event (the role
+API, asked for usage, puts that in every chunk but the last), and, outside the content
+text, no ``}`` followed by ``{`` (two objects on one line, which is invalid JSON:
+``protocol``).  Every other event (the role
 chunk, the last chunk, usage, errors, a chunk cut short, anything formatted otherwise) is for
 the caller to decode in full.  So a malformed chunk that still has that shape counts as content; one
 choice per chunk is assumed (qpsweep never asks for ``n > 1``).
@@ -44,7 +45,19 @@ def is_plain(payload: bytes) -> bool:
 def _text_start(payload: bytes) -> int:
     """Where the content string's text starts in a plain chunk (after its opening quote);
     -1 when ``payload`` is not one.  ``"content":"`` is looked for first (one ``find``), the
-    other keys and spacings by ``_FAST_CONTENT``."""
+    other keys and spacings by ``_FAST_CONTENT``.  The two-objects test looks only outside
+    the text (a text may hold ``}{``), as the template ``PlainChunks`` learns does."""
+    start = _content_start(payload)
+    if start < 0:
+        return -1
+    close = payload.find(b'"', start)
+    before = _BETWEEN_OBJECTS.search(payload, 0, start)
+    if before is not None or (close > 0 and _BETWEEN_OBJECTS.search(payload, close)):
+        return -1
+    return start
+
+
+def _content_start(payload: bytes) -> int:
     if (
         payload[:1] == b"{"
         and payload[-1:] == b"}"
@@ -52,7 +65,6 @@ def _text_start(payload: bytes) -> int:
         and b'"error"' not in payload
         and (b'"finish_reason"' not in payload or b'"finish_reason":null' in payload)
         and b'"choices"' in payload
-        and _BETWEEN_OBJECTS.search(payload) is None
     ):
         at = payload.find(b'"content":"')
         if at >= 0 and payload[at + 11] != _QUOTE:  # a non-empty text (the "}" is further)

@@ -200,7 +200,8 @@ def build_figure(
         _text_panel(axes[2][1], summaries, metadata, verdict)
         for ax in (axes[0][1], axes[1][0]):
             _mark(ax, verdict)
-            ax.legend(loc="upper left")
+            if ax.get_legend_handles_labels()[0]:  # nothing to name when every request failed
+                ax.legend(loc="upper left")
         fig.suptitle(f"qpsweep: {metadata.model}", fontsize=18, fontweight="bold")
     return fig
 
