@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from qpsweep.analysis.auto_search import level_duration_s, next_level
-from qpsweep.analysis.estimate import Estimate, Window, growth_z
+from qpsweep.analysis.estimate import Estimate, Window, growth_z, plateau
 from qpsweep.analysis.summary import LevelSummary, Percentiles
 from qpsweep.analysis.verdict import (
     LevelState,
@@ -414,3 +414,14 @@ def test_the_growth_test_takes_the_burstier_of_poisson_and_the_sends() -> None:
     bursty = growth_z(dataclasses.replace(_window(30, 1 / 7.5), sent_rate_se=1.26))
     assert poisson is not None and bursty is not None
     assert bursty < poisson / 1.7  # dispersion 4: the offered rate's variance x 4
+
+
+def test_a_plateau_of_no_successes_has_no_negative_rate() -> None:
+    """An overloaded level where every request failed (a 401 to each): the successes'
+    plateau is 0 and its interval starts at 0, not below."""
+    windows = [
+        Window(0, 10.0, 0.5, 5, 5, 0, None, None, 5, 5, plateau_s=0.5, plateau_finished=5,
+               plateau_ok=0, batches=2, plateau_floor_se=2.0)
+    ]  # fmt: skip
+    found = plateau(windows, {0}, ok=True, confidence=0.99)
+    assert found.value == 0.0 and found.low == 0.0 and found.high > 0.0

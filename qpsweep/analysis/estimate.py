@@ -143,7 +143,8 @@ def plateau(
 ) -> Estimate:
     """The completion plateau over the overloaded levels, grown to a fixed point: a level
     whose offered rate is above the interval's upper end joins (at most ``len`` rounds).
-    Without an overloaded level: the demonstrated lower bound ``max(rate - half)``."""
+    Without an overloaded level: the demonstrated lower bound ``max(rate - half)``.  Lower
+    ends are floored at 0."""
     usable = [w for w in windows if w.plateau_s > 0]
     name = "successes" if ok else "finishes"
     members = {w.index for w in usable if w.index in overloaded}
@@ -156,7 +157,8 @@ def plateau(
         if grown == members:
             break
         members = grown
-    return Estimate(rate, rate - half, rate + half, f"plateau ({name})", len(members))
+    low = max(0.0, rate - half)  # a rate is never negative (few or no successes: wide)
+    return Estimate(rate, low, rate + half, f"plateau ({name})", len(members))
 
 
 def _isotonic(y: np.ndarray, weights: np.ndarray) -> np.ndarray:
