@@ -39,6 +39,8 @@ from typing import Any
 
 import msgspec
 
+from qpsweep.config.secrets import utf8_safe
+
 ERROR_KINDS = (
     "http_503",
     "http_429",
@@ -172,9 +174,8 @@ def _opt_int(value: int | None) -> str:
 def _opt_str(value: str | None) -> str:
     if value is None:
         return "null"
-    if not value.isascii():  # a lone surrogate (from a server's "\\ud83d") cannot be UTF-8
-        value = value.encode("utf-8", "replace").decode("utf-8")
-    return encode_basestring_ascii(value)
+    # a lone surrogate (a server's "\\ud83d") cannot be UTF-8: msgspec could not read it back
+    return encode_basestring_ascii(value if value.isascii() else utf8_safe(value))
 
 
 def _writer(name: str) -> tuple[str, Callable[[Any], str] | None]:
