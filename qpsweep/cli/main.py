@@ -44,7 +44,7 @@ from qpsweep.config.secrets import Masker, argv_secrets, mask_url, secrets_of, u
 from qpsweep.config.shards import parse_shard, parse_workers
 from qpsweep.config.slo import parse_slos
 from qpsweep.config.thresholds import AutoPlan, Thresholds
-from qpsweep.datasets.prompts import load_dataset
+from qpsweep.datasets.prompts import dataset_path, load_dataset
 from qpsweep.errors import ConfigError, QpsweepError, RecordsLost
 from qpsweep.http.client import settings_for
 from qpsweep.http.probe import probe_urls, served_models
@@ -137,7 +137,7 @@ def _cmd_sweep(argv: list[str]) -> int:
         not ns.no_plot,
         ns.csv,
     )
-    dataset = Path(ns.dataset)
+    dataset = dataset_path(ns.dataset)  # as given, else the shipped file of that name
     prompts, dataset_sha256 = load_dataset(dataset)  # the hash of the very bytes read
     metrics = _metrics(ns)
 

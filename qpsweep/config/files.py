@@ -12,7 +12,8 @@ command-line flags of the same names mean.
 ``resolve(config_files, target, scenario)`` returns argparse defaults (``dest -> value``): the
 named scenario's, then the named target's; flags given on the command line override both.
 Names are looked up in the ``--config`` files in order, then ``config/targets.yaml`` and
-``config/scenarios.yaml`` in the current directory, then those of qpsweep's source checkout.
+``config/scenarios.yaml`` in the current directory, then the ones shipped with qpsweep (its
+package data once installed, or its source checkout's: ``qpsweep.config.shipped``).
 Every file on that path is validated when it is read: an unknown key or a bad value is a
 ``ConfigError`` naming the file, the line, the entry and the key.
 """
@@ -29,10 +30,10 @@ import yaml
 
 from qpsweep.config.scenario import ARRIVALS, parse_percentiles
 from qpsweep.config.shards import parse_workers
+from qpsweep.config.shipped import shipped_path
 from qpsweep.config.slo import parse_slos
 from qpsweep.errors import ConfigError
 
-SHIPPED_DIR = Path(__file__).resolve().parent.parent / "config"
 FILE_NAMES = ("targets.yaml", "scenarios.yaml")
 
 Check = Callable[[Any], Any]
@@ -282,11 +283,13 @@ def load_file(path: Path) -> dict[str, dict[str, Entry]]:
 def search_path(config_files: Sequence[str]) -> list[Path]:
     """The files names are looked up in, in order (missing shipped files are skipped)."""
     paths = [Path(f) for f in config_files]
-    for directory in (Path.cwd() / "config", SHIPPED_DIR):
-        for name in FILE_NAMES:
-            candidate = directory / name
-            if candidate.is_file() and candidate.resolve() not in {p.resolve() for p in paths}:
-                paths.append(candidate)
+    local = [Path.cwd() / "config" / name for name in FILE_NAMES]
+    shipped = [shipped_path(f"config/{name}") for name in FILE_NAMES]
+    for candidate in [*local, *shipped]:
+        if candidate is None or not candidate.is_file():
+            continue
+        if candidate.resolve() not in {p.resolve() for p in paths}:
+            paths.append(candidate)
     return paths
 
 

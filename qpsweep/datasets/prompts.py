@@ -16,6 +16,10 @@ Accepted files (format detected per sample by its keys, so files may mix them):
 A sample with keys of more than one format is an error. Unknown fields are ignored. Any JSON
 sample may carry ``max_tokens`` (a positive integer) overriding ``--max-tokens``.
 A bad file raises ``DatasetError`` with one line: ``FILE: sample N: FIELD problem``.
+
+``dataset_path(text)`` is the file ``--dataset`` names: the path as given when it exists, else
+the dataset shipped with qpsweep under that name (``datasets/conversations.json`` works from
+any directory once qpsweep is installed: ``qpsweep.config.shipped``).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from qpsweep.config.shipped import shipped_path
 from qpsweep.errors import DatasetError
 
 ROLES = ("user", "assistant", "system")
@@ -161,6 +166,16 @@ def _decode(path: Path, text: str) -> list[Any]:
             except json.JSONDecodeError as err:
                 raise DatasetError(f"{path}: line {lineno}: invalid JSON: {err.msg}") from None
     return samples
+
+
+def dataset_path(text: str) -> Path:
+    """``Path(text)`` when that exists (or is absolute); otherwise the shipped file of that
+    relative name when there is one, else ``Path(text)`` (so a missing file is reported as
+    given)."""
+    given = Path(text)
+    if given.is_absolute() or given.exists():
+        return given
+    return shipped_path(text) or given
 
 
 def load_prompts(path: Path) -> tuple[Prompt, ...]:
