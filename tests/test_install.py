@@ -85,6 +85,7 @@ def test_a_plain_install_works_from_an_empty_directory(tmp_path: Path) -> None:
     for shipped in ("config/targets.yaml", "config/scenarios.yaml", "datasets/conversations.json"):
         assert f"qpsweep/_shipped/{shipped}" in names
     assert not any("k8s" in name for name in names)
+    assert "qpsweep/records/schemas/metadata.schema.json" in names
     bin_dir = _venv_with(wheel, tmp_path)
     empty = tmp_path / "elsewhere"
     empty.mkdir()

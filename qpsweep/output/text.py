@@ -18,6 +18,7 @@ from qpsweep.analysis.summary import LATE_SEND_MS, LevelSummary
 from qpsweep.analysis.verdict import BOOTSTRAP, Knee, LevelState, Verdict, stalled
 from qpsweep.config.slo import describe
 from qpsweep.config.thresholds import Thresholds
+from qpsweep.records.run_files import SCHEMA_VERSION
 
 DEFAULT_THRESHOLDS = Thresholds()
 
@@ -250,13 +251,14 @@ def results_json(
     server_metrics: dict[int, dict[str, dict[str, float]]] | None = None,
 ) -> list[dict[str, Any]]:
     """The whole ``benchmark_qps_results.json``: a list with one entry per level, with the
-    scraped server gauges per level (mean, max, last, n) when ``--metrics-url`` was used."""
+    scraped server gauges per level (mean, max, last, n) when ``--metrics-url`` was used, and
+    each entry's ``schema_version`` (the file stays a list, as the seed tool wrote it)."""
     states = {st.index: st for st in verdict.levels}
     out = [level_json(s, states[s.index]) for s in summaries]
     if server_metrics is not None:
         for entry, s in zip(out, summaries, strict=True):
             entry["server_metrics"] = server_metrics.get(s.index, {})
-    return out
+    return [entry | {"schema_version": SCHEMA_VERSION} for entry in out]
 
 
 def _span(e: Estimate | None) -> list[float | None] | None:
@@ -289,6 +291,7 @@ def verdict_json(v: Verdict) -> dict[str, Any]:
         return {"value": rnd(e.value), "interval": _span(e), "method": e.method}
 
     return {
+        "schema_version": SCHEMA_VERSION,
         "saturation_qps": rnd(v.saturation_qps),
         "saturation_interval": _span(v.saturation),
         "capacity_qps": rnd(v.capacity.value) if v.capacity else None,

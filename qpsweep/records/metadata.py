@@ -6,7 +6,9 @@ The one contract every stage shares: the sweep writes it (``new_metadata``, then
 ``RunMetadata.to_json`` / ``from_json`` are the only places that know its keys: every field is
 written, ``null`` when unset; a key this version does not know (``--notes`` such as the demo's
 ``simulator``, ``check``, ``all_models``) is kept in ``notes`` and written back as it was.
-``from_json`` reads older runs: a missing key takes its field's default.
+``from_json`` reads older runs: a missing key takes its field's default.  ``schema_version``
+(``run_files.SCHEMA_VERSION``) covers this file and the run's ``requests.jsonl``: a file
+without one is version 1, and ``read_metadata`` refuses a version this qpsweep does not know.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from qpsweep.records.run_files import (
     DEFAULT_PLOT_FILE,
     DEFAULT_RESULTS_FILE,
     METADATA_FILE,
+    SCHEMA_VERSION,
     RunFiles,
     write_json,
 )
@@ -128,6 +131,7 @@ class RunMetadata:
     temperature: float = 0.7
     percentiles: tuple[float, ...] = (50.0, 95.0, 99.0)
     show_tokens: bool = True
+    schema_version: int = 1  # of this file and requests.jsonl; absent in a file: 1
     qpsweep_version: str = ""
     argv: tuple[str, ...] = ()
     dataset_sha256: str = ""
@@ -302,6 +306,7 @@ def new_metadata(
         max_tokens=scenario.max_tokens,
         temperature=scenario.temperature,
         percentiles=tuple(scenario.percentiles),
+        schema_version=SCHEMA_VERSION,
         qpsweep_version=__version__,
         argv=tuple(redact_argv(argv, secrets)),
         dataset_sha256=dataset_sha256,
@@ -336,6 +341,18 @@ def write_metadata(run_dir: Path, metadata: RunMetadata) -> None:
     write_json(run_dir / METADATA_FILE, metadata.to_json())
 
 
+def check_schema_version(path: Path, version: Any) -> None:
+    """``RunDirError`` naming ``path`` unless ``version`` is a schema version this qpsweep
+    reads: a whole number from 1 to ``SCHEMA_VERSION``."""
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise RunDirError(f"{path}: schema_version {version!r} is not a qpsweep schema version")
+    if version > SCHEMA_VERSION:
+        raise RunDirError(
+            f"{path}: schema_version {version} is newer than this qpsweep {__version__} reads "
+            f"(up to {SCHEMA_VERSION}); upgrade qpsweep to read this run"
+        )
+
+
 def read_metadata(run_dir: Path) -> RunMetadata:
     """``metadata.json`` of ``run_dir``; ``RunDirError`` when it is not a qpsweep run or a
     field cannot be read."""
@@ -351,6 +368,7 @@ def read_metadata(run_dir: Path) -> RunMetadata:
         raise RunDirError(f"{path}: unreadable ({err})") from None
     if not isinstance(data, dict) or "qps_levels" not in data:
         raise RunDirError(f"{path}: not qpsweep metadata (no qps_levels)")
+    check_schema_version(path, data.get("schema_version", 1))
     try:
         return RunMetadata.from_json(data)
     except (TypeError, ValueError, KeyError, AttributeError) as err:

@@ -7,7 +7,8 @@ requests finish), ``benchmark_qps_results.json`` (or ``--output``), ``saturation
 ``qpsweep.records.columns``), and unless ``--no-plot``: ``benchmark_qps.png`` (or
 ``--plot-output``) and ``plots/`` (TTFT and ITL distributions, requests in flight).  Everything
 but ``requests.jsonl`` can be rebuilt from ``metadata.json`` + ``requests.jsonl`` alone
-(``qpsweep report DIR``, ``qpsweep.output.rebuild``).
+(``qpsweep report DIR``, ``qpsweep.output.rebuild``).  The formats of the JSON files and of a
+record have a ``SCHEMA_VERSION`` and a JSON Schema each (``SCHEMAS_DIR``).
 """
 
 from __future__ import annotations
@@ -32,6 +33,13 @@ from qpsweep.records.columns import (
 from qpsweep.records.parts import part_files
 from qpsweep.records.record import RequestRecord, read_records
 from qpsweep.records.table import RecordTable, read_table
+
+SCHEMA_VERSION = 1
+"""The version of the formats of ``metadata.json``, ``requests.jsonl``,
+``benchmark_qps_results.json`` and ``saturation.json``, written into each JSON file as
+``schema_version`` (the records' version is their ``metadata.json``'s: a line carries none).
+A file without one is version 1.  Their JSON Schemas are ``qpsweep/records/schemas/*.json``."""
+SCHEMAS_DIR = Path(__file__).parent / "schemas"
 
 METADATA_FILE = "metadata.json"
 
