@@ -64,5 +64,5 @@ def test_the_merge_job_waits_for_every_shard_then_merges_them() -> None:
 
 def test_the_image_holds_what_the_manifest_uses() -> None:
     dockerfile = (Path(MANIFEST).parent / "Dockerfile").read_text()
-    for needed in ("pyproject.toml", "README.md", "qpsweep", "datasets"):
+    for needed in ("pyproject.toml", "setup.py", "README.md", "qpsweep", "datasets"):
         assert re.search(rf"^COPY .*\b{needed}\b", dockerfile, re.M), needed
