@@ -115,7 +115,7 @@ _CAPTIONS = {
     "ttft_distribution.png": "TTFT distribution per level (CDF)",
     "itl_distribution.png": "inter-token latency distribution per level (CDF)",
     "in_flight.png": "requests in flight and completions per second over each level",
-    "server_metrics.png": "server gauges scraped from --metrics-url",
+    "server_metrics.png": "server metrics from --metrics-url beside the requests in flight",
 }
 
 
