@@ -6,17 +6,19 @@ in ``tests/metrics_samples/``; the queue check's rule is also tested on hand-mad
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from metrics_servers import SAMPLES, State, metrics_server, render
 
 from qpsweep.analysis.server_view import detect_presets, in_flight_window_max, server_view
 from qpsweep.config.metrics_presets import PRESETS, metrics_plan
 from qpsweep.errors import ConfigError
-from qpsweep.http.prometheus import parse_prometheus
+from qpsweep.http.prometheus import MetricsScraper, parse_prometheus
 from qpsweep.output.plot_metrics import PANEL_GID, metrics_figure
 from qpsweep.records.record import RequestRecord
 from qpsweep.records.run_files import load_table
@@ -60,10 +62,34 @@ def test_metrics_plan() -> None:
     tgi = metrics_plan("u", "tgi", ("x",))
     assert tgi.names == (*PRESETS["tgi"].names, "x") and tgi.mean_names == frozenset()
     assert metrics_plan("u", "none", ("x",)).names == ("x",)
+    auto = metrics_plan("u", "auto", ("x",))
+    found = parsed("sglang")
+    assert auto.narrowed(found) == (*PRESETS["sglang"].names, "x")  # after the first find
+    assert auto.narrowed({**found, **parsed("dcgm")}) == (
+        *PRESETS["sglang"].names, *PRESETS["dcgm"].names, "x")  # fmt: skip
+    assert auto.narrowed({"x": 1.0}) == auto.names  # no preset's name: keep looking
+    assert tgi.narrowed(found) == tgi.names  # a named preset stays as asked
     with pytest.raises(ConfigError, match="--metrics-preset: unknown preset 'vlm'"):
         metrics_plan("u", "vlm")
     with pytest.raises(ConfigError, match="--metrics-preset none needs"):
         metrics_plan("u", "none")
+
+
+def test_auto_narrows_the_scrape_to_the_presets_found(tmp_path: Path) -> None:
+    async def main(url: str) -> MetricsScraper:
+        scraper = MetricsScraper(url, ALL.names, tmp_path / METRICS_FILE, interval_s=0.1,
+                                 mean_names=ALL.mean_names, narrow=ALL.narrowed)  # fmt: skip
+        async with aiohttp.ClientSession() as session:
+            await scraper.start(session)
+            await asyncio.sleep(0.35)
+            await scraper.stop()
+        return scraper
+
+    with metrics_server(State("llamacpp")) as srv:
+        scraper = asyncio.run(main(f"{srv.base_url}/metrics"))
+    assert scraper.names == PRESETS["llamacpp"].names
+    samples = read_samples(tmp_path / METRICS_FILE)
+    assert len(samples) >= 2 and all(s["values"] == samples[0]["values"] for s in samples)
 
 
 def test_in_flight_window_max() -> None:
@@ -185,6 +211,8 @@ def test_each_preset_end_to_end(qpsweep: Any, preset: str) -> None:
     for s in samples:
         assert s["values"].items() >= stored.items()
         assert detect_presets([s]) == (preset,)
+    names = set(json.loads((run.run_dir / "metadata.json").read_text())["metrics_gauges"])
+    assert names == set(ALL.names)  # auto asked for every preset's names
     (level,) = run.json("benchmark_qps_results.json")
     view = level["server_view"]
     assert view["presets"] == [preset]
@@ -192,7 +220,7 @@ def test_each_preset_end_to_end(qpsweep: Any, preset: str) -> None:
     for expected in expected_panels:
         assert sum(t.startswith(expected) for t in titles) == 1, (expected, titles, view)
     assert len(titles) == len(expected_panels)
-    assert "WARNING" not in run.out + (run.run_dir / "report.txt").read_text()
+    assert "another client or a proxy" not in run.out + (run.run_dir / "report.txt").read_text()
     if preset == "dcgm":
         assert view["queue"] is None and view["gauges"]["dcgm.gpu_util"]["mean"] == 80.0
         return
@@ -249,3 +277,23 @@ def test_samples_are_in_the_exposition_format() -> None:
                 continue
             name = line.split("{")[0].split()[0]
             assert parse_prometheus(line, [name]) != {}, (path.name, line)
+
+
+@pytest.mark.parametrize(
+    ("counters", "rate"),
+    [
+        ([(1000, 500), (1100, 525), (1300, 575)], 0.25),
+        ([(1000, 500), (1000, 500)], None),  # no query counted in the level
+        ([(1000, 500), (10, 2)], None),  # a counter went back: the server restarted
+        ([(1000, 500)], None),
+    ],
+)
+def test_prefix_cache_hit_rate_per_level(counters: list[tuple[int, int]], rate: Any) -> None:
+    samples = [
+        {"t_s": float(i), "level": 0, "level_t_s": float(i),
+         "values": {"vllm:prefix_cache_queries_total": q, "vllm:prefix_cache_hits_total": h}}
+        for i, (q, h) in enumerate(counters)
+    ]  # fmt: skip
+    view = server_view(samples, None)
+    assert view.presets == ("vllm",) and view.levels[0].queue is None  # no queue gauges
+    assert view.levels[0].hit_rates == {"vllm.prefix_cache_hit_rate": rate}

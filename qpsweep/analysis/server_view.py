@@ -200,14 +200,19 @@ def _queue_check(
     return QueueCheck(len(server), s_mean, c_mean, float(instant.mean()), share, disagrees, gave_up)
 
 
-def _hit_rate(pairs: tuple[tuple[str, str], ...], samples: Sequence[Mapping[str, Any]]) -> Any:
+def _hit_rate(
+    pairs: tuple[tuple[str, str], ...], samples: Sequence[Mapping[str, Any]]
+) -> tuple[bool, float | None]:
+    """(whether some pair of counters was carried, Δhits / Δqueries between the first and last
+    sample carrying the first such pair; ``None`` when no query was counted or a counter
+    went back, as at a server restart)."""
     for hits, queries in pairs:
         both = [s["values"] for s in samples if hits in s["values"] and queries in s["values"]]
         if both:
             d_queries = both[-1][queries] - both[0][queries]
             d_hits = both[-1][hits] - both[0][hits]
-            return d_hits / d_queries if d_queries > 0 and d_hits >= 0 else None
-    return False  # no pair carried
+            return True, d_hits / d_queries if d_queries > 0 and d_hits >= 0 else None
+    return False, None
 
 
 def server_view(
@@ -242,8 +247,8 @@ def server_view(
                         "n": len(got),
                     }
             for rate in preset.hit_rates:
-                value = _hit_rate(rate.names, group)
-                if value is not False:
+                carried, value = _hit_rate(rate.names, group)
+                if carried:
                     view.hit_rates[f"{name}.{rate.key}"] = value
         levels[level] = view
     out = ServerView(presets, levels)

@@ -20,12 +20,14 @@ serves (checked against each project's source; see docs/server-metrics.md):
 A gauge lists candidate names, the first one a sample carries wins (renamed metrics).  Label
 sets of one name are summed (requests of several engines, MiB and W of several GPUs) except
 for names in ``Preset.mean_names`` (fractions per engine or per GPU), which are averaged.
-``auto`` scrapes every preset's names and keeps the presets whose names the server serves;
+``auto`` scrapes every preset's names until a scrape finds some, then only the names of the
+presets found (``MetricsPlan.narrowed``); the analysis keeps the presets whose names were served;
 ``none`` scrapes only ``--metrics-gauge`` names.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from qpsweep.errors import ConfigError
@@ -199,6 +201,19 @@ class MetricsPlan:
     preset: str
     names: tuple[str, ...]
     mean_names: frozenset[str]
+    extra: tuple[str, ...] = ()
+
+    def narrowed(self, found: Collection[str]) -> tuple[str, ...]:
+        """For ``auto``, once a scrape has ``found`` some names: the names of the presets they
+        belong to, plus ``extra`` (scanning a page for every preset's names costs about ten
+        times as much as for one's); all ``names`` when no preset's name was found, or when
+        the preset was named."""
+        if self.preset != "auto":
+            return self.names
+        hit = [p for p in PRESETS.values() if not set(p.names).isdisjoint(found)]
+        if not hit:
+            return self.names
+        return tuple(dict.fromkeys([*(n for p in hit for n in p.names), *self.extra]))
 
 
 def metrics_plan(url: str, preset: str, extra: tuple[str, ...] = ()) -> MetricsPlan:
@@ -216,4 +231,4 @@ def metrics_plan(url: str, preset: str, extra: tuple[str, ...] = ()) -> MetricsP
     if not names:
         raise ConfigError("--metrics-preset none needs at least one --metrics-gauge")
     mean = frozenset(n for p in chosen for n in p.mean_names)
-    return MetricsPlan(url, preset, names, mean)
+    return MetricsPlan(url, preset, names, mean, extra)

@@ -33,7 +33,7 @@ import asyncio
 import json
 import math
 import re
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from time import perf_counter
 from typing import IO
@@ -85,6 +85,8 @@ def parse_prometheus(
 
 class MetricsScraper:
     """Scrapes ``url`` every ``interval_s`` into ``path`` (JSON Lines, see the module doc).
+    ``narrow``, when given, is called once, with the names found by the first scrape that
+    finds any, and what it returns replaces ``names`` for the following scrapes.
 
     The file is opened (append) here, so an unwritable path fails before any traffic.  Always
     ``await stop()``: a bare ``task.cancel()`` that meets the scrape timeout can be turned into a
@@ -98,12 +100,14 @@ class MetricsScraper:
         interval_s: float = 1.0,
         timeout_s: float = 0.8,
         mean_names: Collection[str] = frozenset(),
+        narrow: Callable[[Collection[str]], Sequence[str]] | None = None,
     ) -> None:
         if not interval_s > 0 or not timeout_s > 0:
             raise ValueError("interval_s and timeout_s must be > 0")
         self.url, self.names, self.path = url, tuple(names), path
         self.interval_s, self.timeout_s = interval_s, timeout_s
         self.mean_names = frozenset(mean_names)
+        self._narrow = narrow
         self.skipped_ticks = 0
         self.write_error: str | None = None  # set when the file could not be written
         self._file: IO[str] | None = path.open("a", encoding="utf-8")
@@ -153,6 +157,8 @@ class MetricsScraper:
                         body = await resp.read()
                         text = body.decode("utf-8", "replace")
                         values = parse_prometheus(text, self.names, self.mean_names)
+                        if values and self._narrow is not None:
+                            self.names, self._narrow = tuple(self._narrow(values)), None
                     else:
                         error = f"HTTP {resp.status}"
             except (TimeoutError, asyncio.TimeoutError):

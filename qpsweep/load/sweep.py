@@ -489,7 +489,11 @@ def run_sweep(
             metrics_preset=metrics.preset,
         )
         sweep.scraper = MetricsScraper(
-            metrics.url, metrics.names, run_dir / METRICS_FILE, mean_names=metrics.mean_names
+            metrics.url,
+            metrics.names,
+            run_dir / METRICS_FILE,
+            mean_names=metrics.mean_names,
+            narrow=metrics.narrowed,
         )
     write_metadata(run_dir, sweep.metadata)
     writer = None
