@@ -38,7 +38,12 @@ def test_each_sample_is_detected_as_its_own_preset_only() -> None:
         assert detect_presets([{"values": parsed(preset)}]) == (preset,), preset
     both = {**parsed("vllm"), **parsed("dcgm")}  # e.g. a federating endpoint
     assert detect_presets([{"values": both}]) == ("vllm", "dcgm")
-    assert detect_presets([{"values": {"other:metric": 1.0}}, {"values": {}}]) == ()
+    unknown = [{"values": {"other:metric": 1.0}}, {"values": {}, "error": "HTTP 500"}]
+    assert detect_presets(unknown) == ()
+    (note,) = server_view(unknown, None).warnings({})
+    assert note.startswith("NOTE: --metrics-url served none of the presets' metrics (vllm, ")
+    assert note.endswith(", 1 of 2 scrapes failed: see server_metrics.jsonl.")
+    assert server_view(unknown, None).warnings({}, expect_preset=False) == []  # preset none
 
 
 def test_stored_values_sum_label_sets_and_average_fractions() -> None:
@@ -297,3 +302,21 @@ def test_prefix_cache_hit_rate_per_level(counters: list[tuple[int, int]], rate: 
     view = server_view(samples, None)
     assert view.presets == ("vllm",) and view.levels[0].queue is None  # no queue gauges
     assert view.levels[0].hit_rates == {"vllm.prefix_cache_hit_rate": rate}
+
+
+@pytest.mark.slow
+def test_a_page_without_known_metrics_is_noted(qpsweep: Any) -> None:
+    with metrics_server(State("vllm")) as srv:
+        run = qpsweep(
+            "--endpoint", srv.base_url, "--model", "m", "--qps", "4", "--duration", "2",
+            "--max-tokens", "5", "--metrics-url", f"{srv.base_url}/not-metrics",
+        )  # fmt: skip
+    assert run.code == 0, run.err
+    assert run.run_dir is not None
+    note = [line for line in run.out.splitlines() if line.startswith("NOTE: --metrics-url")]
+    assert len(note) == 1 and "scrapes failed: see server_metrics.jsonl." in note[0], run.out
+    samples = read_samples(run.run_dir / METRICS_FILE)
+    assert samples and {s["error"] for s in samples} == {"HTTP 404"}
+    (level,) = run.json("benchmark_qps_results.json")
+    assert level["server_view"]["presets"] == [] and level["server_view"]["queue"] is None
+    assert level["server_metrics"] == {}

@@ -96,10 +96,13 @@ class LevelView:
 
 @dataclass(frozen=True)
 class ServerView:
-    """The detected presets and each level's view (levels with at least one sample)."""
+    """The detected presets and each level's view (levels with at least one sample);
+    ``scrapes`` counts the samples and ``failed`` those with an error."""
 
     presets: tuple[str, ...]
     levels: dict[int, LevelView]
+    scrapes: int = 0
+    failed: int = 0
 
     @property
     def preset_names(self) -> frozenset[str]:
@@ -111,9 +114,16 @@ class ServerView:
         """The first detected preset with a queue (running and waiting gauges)."""
         return next((PRESETS[p] for p in self.presets if PRESETS[p].running), None)
 
-    def warnings(self, qps: Mapping[int, float]) -> list[str]:
-        """One line per level whose queue check disagrees; ``qps`` names each level's rate."""
+    def warnings(self, qps: Mapping[int, float], expect_preset: bool = True) -> list[str]:
+        """One line per level whose queue check disagrees (``qps`` names each level's rate),
+        and, when ``expect_preset``, a note if no scrape carried a preset's metric."""
         out = []
+        if expect_preset and not self.presets and self.scrapes:
+            failed = f", {self.failed} of {self.scrapes} scrapes failed" if self.failed else ""
+            out.append(
+                f"NOTE: --metrics-url served none of the presets' metrics ({', '.join(PRESETS)})"
+                f"{failed}: see server_metrics.jsonl."
+            )
         for level, view in sorted(self.levels.items()):
             q = view.queue
             if q is None or not q.disagrees:
@@ -251,7 +261,8 @@ def server_view(
                 if carried:
                     view.hit_rates[f"{name}.{rate.key}"] = value
         levels[level] = view
-    out = ServerView(presets, levels)
+    failed = sum(1 for s in samples if s.get("error"))
+    out = ServerView(presets, levels, len(samples), failed)
     queue = out.queue_preset
     if queue is not None and check_queue:
         for level, group in sorted(by_level.items()):

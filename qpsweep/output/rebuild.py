@@ -193,7 +193,8 @@ def rebuild(
     if samples is not None:
         view = server_view(samples, analysis.table, check_queue=metadata.shard is None)
         qps = {s.index: s.qps_target for s in summaries}
-        table += "".join(w + "\n" for w in view.warnings(qps))
+        lines = view.warnings(qps, expect_preset=metadata.metrics_preset != "none")
+        table += "".join(line + "\n" for line in lines)
     try:
         entries = results_json(summaries, verdict)
         if samples is not None and view is not None:
