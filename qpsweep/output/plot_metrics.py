@@ -10,7 +10,7 @@ mean at the scrape instants), levels whose queue check disagrees marked with a r
 then every gauge of every detected preset that has a value (titled ``"vLLM: KV cache usage"``
 with the metric's name), every counter hit rate (left: Δhits / Δqueries between consecutive
 samples; right: the level's rate), and the ``extra`` names (``--metrics-gauge``).
-````PANEL_GID`` is the gid of each left axis (its title names the row), for tests.
+``PANEL_GID`` is the gid of each left axis (its title names the row), for tests.
 """
 
 from __future__ import annotations
