@@ -42,6 +42,7 @@ def _full() -> RunMetadata:
         clock=ClockInfo(0.01, 0.5, "http://127.0.0.1:9/"),
         warmup=Warmup(3, 3, 0.2),
         metrics_gauges=("vllm:num_requests_running",),
+        metrics_preset="vllm",
         merge_problems=("shard 2/4 is missing",),
         notes={"simulator": {"max_num_seqs": 4}},
     )

@@ -259,7 +259,8 @@ def test_a_sweep_scrapes_the_simulator_gauges_per_level(qpsweep) -> None:
     assert high["server_metrics"]["vllm:num_requests_waiting"]["max"] > 0
     assert low["server_metrics"][running]["mean"] < high["server_metrics"][running]["mean"]
     assert (run.run_dir / "plots" / "server_metrics.png").stat().st_size > 10_000
-    assert "server gauges scraped from --metrics-url" in (run.run_dir / "report.html").read_text()
+    html = (run.run_dir / "report.html").read_text()
+    assert "server metrics from --metrics-url beside the requests in flight" in html
 
 
 @pytest.mark.parametrize(

@@ -29,6 +29,7 @@ from qpsweep.cli.report import main_report
 from qpsweep.cli.sim import main_sim
 from qpsweep.cli.sweep_flags import sweep_parser
 from qpsweep.config.files import resolve
+from qpsweep.config.metrics_presets import MetricsPlan, metrics_plan
 from qpsweep.config.scenario import (
     Scenario,
     Target,
@@ -48,7 +49,6 @@ from qpsweep.datasets.prompts import dataset_path, load_dataset
 from qpsweep.errors import ConfigError, QpsweepError, RecordsLost
 from qpsweep.http.client import settings_for
 from qpsweep.http.probe import probe_urls, served_models
-from qpsweep.http.prometheus import DEFAULT_GAUGES
 from qpsweep.load.sweep import run_sweep
 from qpsweep.output.models import ModelRun, sweep_models
 from qpsweep.records.run_files import RunFiles
@@ -219,17 +219,20 @@ def _sweep_all_models(
     return 0 if any(r.run_dir is not None for r in runs) else 1
 
 
-def _metrics(ns: argparse.Namespace) -> tuple[str, tuple[str, ...]] | None:
-    """``(url, gauges)`` for the scraper, or ``None`` without ``--metrics-url``."""
+def _metrics(ns: argparse.Namespace) -> MetricsPlan | None:
+    """What ``--metrics-url`` scrapes (``--metrics-preset``, ``--metrics-gauge``), or ``None``
+    without it."""
     if not ns.metrics_url:
         if ns.metrics_gauge:
             raise ConfigError("--metrics-gauge needs --metrics-url")
+        if ns.metrics_preset != "auto":
+            raise ConfigError("--metrics-preset needs --metrics-url")
         return None
     url = ns.metrics_url
     if not url.startswith(("http://", "https://")):
         raise ConfigError(f"--metrics-url: {url!r} must start with http:// or https://")
     checked_url("--metrics-url", url)
-    return url, tuple(ns.metrics_gauge) or DEFAULT_GAUGES
+    return metrics_plan(url, ns.metrics_preset, tuple(ns.metrics_gauge))
 
 
 def _masked(args: list[str], text: str) -> str:

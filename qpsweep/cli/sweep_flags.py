@@ -242,8 +242,15 @@ def sweep_parser() -> Parser:
         action="append",
         default=[],
         metavar="NAME",
-        help="a gauge to scrape (repeatable; default: vLLM's num_requests_running, "
-        "num_requests_waiting, gpu_cache_usage_perc)",
+        help="a metric to scrape besides the preset's (repeatable; label sets summed)",
+    )
+    server.add_argument(
+        "--metrics-preset",
+        default="auto",
+        metavar="NAME",
+        help="the server's metrics: vllm, sglang, tgi, llamacpp, dcgm (NVIDIA's DCGM "
+        "exporter), auto (default: every preset's names, the served ones detected) or none "
+        "(only --metrics-gauge)",
     )
     out = p.add_argument_group("output")
     out.add_argument(

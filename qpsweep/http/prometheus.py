@@ -20,9 +20,11 @@ tick makes the scraper skip that tick (``skipped_ticks`` counts them) instead of
 * ``scrape_s``: how long the scrape took (seconds), at most about ``timeout_s``.
 
 ``parse_prometheus``: a sample line is ``name[{labels}] value [timestamp]``; several label sets
-of one name are summed; comments (``# HELP``/``# TYPE``), other names and malformed lines are
-skipped without being counted; non-finite values (NaN, +Inf, -Inf) are ignored, so a name with
-only such values, like a name not present, is absent from the result (never 0).
+of one name are summed (averaged for the names in ``mean_names``: fractions per engine or GPU,
+see ``qpsweep.config.metrics_presets``); comments (``# HELP``/``# TYPE``), other names and
+malformed lines are skipped without being counted; non-finite values (NaN, +Inf, -Inf) are
+ignored, so a name with only such values, like a name not present, is absent from the result
+(never 0).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import asyncio
 import json
 import math
 import re
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from time import perf_counter
 from typing import IO
@@ -51,11 +53,14 @@ _REST = re.compile(
 )
 
 
-def parse_prometheus(text: str, names: Collection[str]) -> dict[str, float]:
-    """Value of each of ``names`` in Prometheus text (label sets summed); see the module doc."""
+def parse_prometheus(
+    text: str, names: Collection[str], mean_names: Collection[str] = ()
+) -> dict[str, float]:
+    """Value of each of ``names`` in Prometheus text (label sets summed, or averaged for
+    ``mean_names``); see the module doc."""
     out: dict[str, float] = {}
     for name in names:
-        total, found, pos = 0.0, False, text.find(name)
+        total, found, pos = 0.0, 0, text.find(name)
         while pos >= 0:
             start, end = pos, pos + len(name)
             pos = text.find(name, end)
@@ -72,14 +77,16 @@ def parse_prometheus(text: str, names: Collection[str]) -> dict[str, float]:
             except ValueError:
                 continue  # malformed value
             if math.isfinite(value):
-                total, found = total + value, True
+                total, found = total + value, found + 1
         if found:
-            out[name] = total
+            out[name] = total / found if name in mean_names else total
     return out
 
 
 class MetricsScraper:
     """Scrapes ``url`` every ``interval_s`` into ``path`` (JSON Lines, see the module doc).
+    ``narrow``, when given, is called once, with the names found by the first scrape that
+    finds any, and what it returns replaces ``names`` for the following scrapes.
 
     The file is opened (append) here, so an unwritable path fails before any traffic.  Always
     ``await stop()``: a bare ``task.cancel()`` that meets the scrape timeout can be turned into a
@@ -92,11 +99,15 @@ class MetricsScraper:
         path: Path,
         interval_s: float = 1.0,
         timeout_s: float = 0.8,
+        mean_names: Collection[str] = frozenset(),
+        narrow: Callable[[Collection[str]], Sequence[str]] | None = None,
     ) -> None:
         if not interval_s > 0 or not timeout_s > 0:
             raise ValueError("interval_s and timeout_s must be > 0")
         self.url, self.names, self.path = url, tuple(names), path
         self.interval_s, self.timeout_s = interval_s, timeout_s
+        self.mean_names = frozenset(mean_names)
+        self._narrow = narrow
         self.skipped_ticks = 0
         self.write_error: str | None = None  # set when the file could not be written
         self._file: IO[str] | None = path.open("a", encoding="utf-8")
@@ -144,7 +155,10 @@ class MetricsScraper:
                 async with session.get(self.url, timeout=timeout, headers=headers) as resp:
                     if resp.status == 200:
                         body = await resp.read()
-                        values = parse_prometheus(body.decode("utf-8", "replace"), self.names)
+                        text = body.decode("utf-8", "replace")
+                        values = parse_prometheus(text, self.names, self.mean_names)
+                        if values and self._narrow is not None:
+                            self.names, self._narrow = tuple(self._narrow(values)), None
                     else:
                         error = f"HTTP {resp.status}"
             except (TimeoutError, asyncio.TimeoutError):

@@ -35,6 +35,7 @@ from qpsweep._version import __version__
 from qpsweep.analysis.auto_search import level_duration_s, next_level, rerun_due
 from qpsweep.analysis.estimate import share_bounds
 from qpsweep.analysis.verdict import Verdict
+from qpsweep.config.metrics_presets import MetricsPlan
 from qpsweep.config.scenario import Scenario, Target
 from qpsweep.config.secrets import mask_url
 from qpsweep.config.shards import Part, level_start_epoch
@@ -451,7 +452,7 @@ def run_sweep(
     files: RunFiles = DEFAULT_FILES,
     console: TextIO | None = None,
     notes: dict[str, Any] | None = None,
-    metrics: tuple[str, tuple[str, ...]] | None = None,
+    metrics: MetricsPlan | None = None,
     name: str | None = None,
 ) -> SweepResult:
     """Run every level against ``target`` into a new directory under ``results_dir``.
@@ -482,9 +483,18 @@ def run_sweep(
     sweep = _Sweep(settings_for(target, scenario), scenario, prompts, run_dir, metadata, console)
     if metrics is not None:
         sweep.metadata = dataclasses.replace(
-            metadata, metrics_url=mask_url(metrics[0]), metrics_gauges=tuple(metrics[1])
+            metadata,
+            metrics_url=mask_url(metrics.url),
+            metrics_gauges=metrics.names,
+            metrics_preset=metrics.preset,
         )
-        sweep.scraper = MetricsScraper(metrics[0], metrics[1], run_dir / METRICS_FILE)
+        sweep.scraper = MetricsScraper(
+            metrics.url,
+            metrics.names,
+            run_dir / METRICS_FILE,
+            mean_names=metrics.mean_names,
+            narrow=metrics.narrowed,
+        )
     write_metadata(run_dir, sweep.metadata)
     writer = None
     if sweep.pool is None:

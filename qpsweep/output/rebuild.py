@@ -13,7 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
+from qpsweep.analysis.server_view import ServerView, server_view
 from qpsweep.analysis.summary import (
     LevelInfo,
     LevelSummary,
@@ -113,22 +115,42 @@ _CAPTIONS = {
     "ttft_distribution.png": "TTFT distribution per level (CDF)",
     "itl_distribution.png": "inter-token latency distribution per level (CDF)",
     "in_flight.png": "requests in flight and completions per second over each level",
-    "server_metrics.png": "server gauges scraped from --metrics-url",
+    "server_metrics.png": "server metrics from --metrics-url beside the requests in flight",
 }
 
 
-def _server_metrics(run_dir: Path) -> dict[int, dict[str, dict[str, float]]] | None:
-    """Per level, the scraped gauges' summary; ``None`` when the run scraped nothing."""
+def _samples(run_dir: Path) -> list[dict[str, Any]] | None:
+    """The scraped samples; ``None`` when the run scraped nothing."""
     path = run_dir / METRICS_FILE
     if not path.exists():
         return None
     try:
-        return summarize_metrics(read_samples(path))
+        return read_samples(path)
     except ValueError as err:
         raise RunDirError(f"{path}: {err}") from None
 
 
-def _draw(run_dir: Path, analysis: Analysis) -> list[tuple[str, bytes]]:
+def _server_json(
+    entries: list[dict[str, Any]],
+    summaries: list[LevelSummary],
+    samples: list[dict[str, Any]],
+    view: ServerView,
+) -> None:
+    """Add each level's scraped gauges (``server_metrics``) and the server's view
+    (``server_view``, see ``qpsweep.analysis.server_view``) to its results entry."""
+    scraped = summarize_metrics(samples)
+    for entry, s in zip(entries, summaries, strict=True):
+        entry["server_metrics"] = scraped.get(s.index, {})
+        level = view.levels.get(s.index)
+        entry["server_view"] = None if level is None else level.as_json(view.presets)
+
+
+def _draw(
+    run_dir: Path,
+    analysis: Analysis,
+    samples: list[dict[str, Any]] | None,
+    view: ServerView | None,
+) -> list[tuple[str, bytes]]:
     """Write the overview PNG and ``plots/``; returns (title, PNG bytes) in display order."""
     from qpsweep.output.plot import build_figure, save_figure  # matplotlib loads slowly
     from qpsweep.output.plot_levels import level_figures, save_level_plots
@@ -138,12 +160,13 @@ def _draw(run_dir: Path, analysis: Analysis) -> list[tuple[str, bytes]]:
     save_figure(build_figure(summaries, metadata, verdict), overview)
     states = {st.index: st.state for st in verdict.levels}
     figures = level_figures(analysis.table, summaries, states)
-    if (run_dir / METRICS_FILE).exists():
+    if samples is not None and view is not None:
         from qpsweep.output.plot_metrics import metrics_figure
 
-        gauges = metadata.metrics_gauges or ()
-        samples = read_samples(run_dir / METRICS_FILE)
-        figures["server_metrics.png"] = metrics_figure(samples, gauges)
+        extra = [n for n in metadata.metrics_gauges or () if n not in view.preset_names]
+        figures["server_metrics.png"] = metrics_figure(
+            samples, extra, view, analysis.table, {s.index: s.qps_target for s in summaries}
+        )
     paths = [overview, *save_level_plots(figures, run_dir / PLOTS_DIR)]
     captions = {overview.name: "overview", **_CAPTIONS}
     return [(captions.get(path.name, path.stem), path.read_bytes()) for path in paths]
@@ -165,12 +188,22 @@ def rebuild(
         summaries, analysis.percentiles, verdict, thresholds
     )
     results_name = Path(metadata.results_file or DEFAULT_RESULTS_FILE).name
+    samples = _samples(run_dir)
+    view = None
+    if samples is not None:
+        view = server_view(samples, analysis.table, check_queue=metadata.shard is None)
+        qps = {s.index: s.qps_target for s in summaries}
+        lines = view.warnings(qps, expect_preset=metadata.metrics_preset != "none")
+        table += "".join(line + "\n" for line in lines)
     try:
-        scraped = _server_metrics(run_dir)
-        write_json(run_dir / results_name, results_json(summaries, verdict, scraped))
+        entries = results_json(summaries, verdict)
+        if samples is not None and view is not None:
+            _server_json(entries, summaries, samples, view)
+        write_json(run_dir / results_name, entries)
         write_json(run_dir / SATURATION_FILE, verdict_json(verdict))
         (run_dir / REPORT_FILE).write_text(table, encoding="utf-8")
-        images = _draw(run_dir, analysis) if (metadata.plot if plot is None else plot) else []
+        drawn = metadata.plot if plot is None else plot
+        images = _draw(run_dir, analysis, samples, view) if drawn else []
         if metadata.csv:
             from qpsweep.output.export import write_csvs
 

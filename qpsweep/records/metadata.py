@@ -164,6 +164,7 @@ class RunMetadata:
     clock: ClockInfo | None = None
     metrics_url: str | None = None
     metrics_gauges: tuple[str, ...] | None = None
+    metrics_preset: str | None = None
     warmup: Warmup | None = None
     stopped_early: str | None = None
     include_usage: bool | None = None
