@@ -99,7 +99,8 @@ def sweep_parser() -> Parser:
     load.add_argument(
         "--qps",
         default="1,5,10,20",
-        help="QPS levels, or 'auto' to search for the saturation point (default: %(default)s)",
+        help="QPS levels, or 'auto' to search for the saturation point; with --arrival trace, "
+        "multiples of the trace's mean rate such as 1x,2x,3x (default: %(default)s)",
     )
     load.add_argument(
         "--duration",
@@ -111,7 +112,15 @@ def sweep_parser() -> Parser:
         "--arrival",
         choices=ARRIVALS,
         default="poisson",
-        help="arrival process (default: %(default)s)",
+        help="arrival process; trace replays the arrival times of --trace FILE, its gaps "
+        "scaled to each level's QPS (default: %(default)s)",
+    )
+    load.add_argument(
+        "--trace",
+        metavar="FILE",
+        help="with --arrival trace: Mooncake JSONL, Azure LLM inference CSV, or a CSV/JSONL "
+        "with a time column in seconds; its token counts, where given, set each request's "
+        "prompt length and max_tokens (then --dataset is not needed); see datasets/README.md",
     )
     load.add_argument(
         "--burstiness",

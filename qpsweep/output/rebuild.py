@@ -161,14 +161,15 @@ def rebuild(
     analysis = analyze_run(run_dir)
     metadata, summaries, verdict = analysis.metadata, analysis.summaries, analysis.verdict
     thresholds = metadata.thresholds
+    trace_rate = metadata.trace.mean_rate_qps if metadata.trace else None
     table = _status_note(metadata) + format_table(
-        summaries, analysis.percentiles, verdict, thresholds
+        summaries, analysis.percentiles, verdict, thresholds, trace_rate
     )
     results_name = Path(metadata.results_file or DEFAULT_RESULTS_FILE).name
     try:
         scraped = _server_metrics(run_dir)
         write_json(run_dir / results_name, results_json(summaries, verdict, scraped))
-        write_json(run_dir / SATURATION_FILE, verdict_json(verdict))
+        write_json(run_dir / SATURATION_FILE, verdict_json(verdict, trace_rate))
         (run_dir / REPORT_FILE).write_text(table, encoding="utf-8")
         images = _draw(run_dir, analysis) if (metadata.plot if plot is None else plot) else []
         if metadata.csv:
