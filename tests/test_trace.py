@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import pickle
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from qpsweep.config.files import resolve
+from qpsweep.datasets.prompts import load_prompts, prompt_order
 from qpsweep.datasets.traces import load_trace, trace_prompts
 from qpsweep.errors import DatasetError
 from qpsweep.load.schedule import arrival_offsets_s, trace_passes
@@ -59,6 +61,12 @@ def test_a_plain_jsonl_trace_takes_seconds_and_optional_counts(tmp_path: Path) -
     assert trace.format == "plain" and trace.times_s.tolist() == [0.0, 0.5]
     assert trace.input_tokens is None
     assert trace.output_tokens is not None and trace.output_tokens.tolist() == [7, 9]
+    dataset = load_prompts(REPO / "datasets" / "conversations.json")
+    prompts = trace_prompts(trace, dataset, seed=3)  # the dataset's text, the trace's lengths
+    assert prompts is not None and len(prompts) == 2
+    order = prompt_order(len(dataset), 3)
+    assert [p.messages for p in prompts] == [dataset[order[0]].messages, dataset[order[1]].messages]
+    assert [p.max_tokens for p in prompts] == [7, 9] and [p.id for p in prompts] == [0, 1]
 
 
 def test_the_schedule_scales_the_gaps_to_the_level_rate_and_wraps_around() -> None:
@@ -95,8 +103,11 @@ def test_prompts_have_the_trace_lengths_and_share_its_prefixes() -> None:
         assert words[r][512:520] != words[0][512:520]
     alone = [r for r in range(trace.n_requests) if trace.hash_ids[r][0] not in trace.hash_ids[0]]
     assert all(words[r][:512] != words[0][:512] for r in alone)
+    shipped = pickle.loads(pickle.dumps(prompts))  # as --workers hands them to a process
+    assert list(shipped) == list(prompts)
     again = trace_prompts(trace, None, seed=0)
-    assert again == prompts  # seeded: the same text every run
+    assert again is not None and list(again) == list(prompts)  # seeded: the same every run
+    assert again[-1] == prompts[len(prompts) - 1] and again[1:3] == list(prompts)[1:3]
 
 
 def test_a_trace_of_times_only_keeps_the_dataset_and_a_scenario_can_name_it(
@@ -216,15 +227,13 @@ def test_a_mooncake_trace_replays_against_the_simulator(qpsweep) -> None:
 
 
 @pytest.mark.slow
-def test_a_trace_of_times_sends_the_dataset_across_workers(qpsweep) -> None:
-    """A plain trace of times only: the dataset's prompts, the trace's arrivals, split over
-    two worker processes as any schedule is."""
+def test_a_trace_of_times_sends_the_dataset(qpsweep) -> None:
+    """A plain trace of times only: the dataset's prompts at the trace's arrivals."""
     trace = load_trace(PLAIN)
     with sim_process(SimConfig(prefill_ms_per_token=0.0, decode_ms=1.0)) as url:
         run = qpsweep(
             "--endpoint", url, "--model", "qpsweep-sim", "--arrival", "trace",
             "--trace", str(PLAIN), "--qps", "3x", "--duration", "3", "--max-tokens", "4",
-            "--workers", "2",
         )  # fmt: skip
     assert run.code == 0, run.err
     records = sorted(run.records(), key=lambda r: r["seq"])
@@ -233,6 +242,34 @@ def test_a_trace_of_times_sends_the_dataset_across_workers(qpsweep) -> None:
     assert [r["seq"] for r in records] == list(range(len(expected)))
     np.testing.assert_allclose([r["scheduled_s"] for r in records], expected, atol=1e-6)
     assert all(r["error_kind"] is None and r["output_tokens"] == 4 for r in records)
+    order = prompt_order(40, 0)  # conversations.json's 40 samples, in the seeded order
+    assert [r["prompt_id"] for r in records] == [int(order[k % 40]) for k in range(len(records))]
     meta = run.json("metadata.json")
     assert meta["trace"]["format"] == "plain" and meta["dataset"].endswith("conversations.json")
     assert "(3x)" in run.out
+
+
+@pytest.mark.slow
+def test_an_azure_trace_is_split_across_workers(qpsweep) -> None:
+    """Two worker processes share the level as any schedule: each request keeps its row."""
+    trace = load_trace(AZURE)
+    assert trace.input_tokens is not None and trace.output_tokens is not None
+    with sim_process(SimConfig(prefill_ms_per_token=0.0, decode_ms=1.0)) as url:
+        run = qpsweep(
+            "--endpoint", url, "--model", "qpsweep-sim", "--arrival", "trace",
+            "--trace", str(AZURE), "--qps", "2x", "--duration", "8", "--workers", "2",
+            dataset=None,
+        )  # fmt: skip
+    assert run.code == 0, run.err
+    records = sorted(run.records(), key=lambda r: r["seq"])
+    qps = float(f"{2 * trace.mean_rate_qps:.4g}")
+    expected = arrival_offsets_s(qps, 8.0, "trace", trace_s=trace.times_s)
+    assert [r["seq"] for r in records] == list(range(len(expected)))
+    np.testing.assert_allclose([r["scheduled_s"] for r in records], expected, atol=1e-6)
+    for r in records:
+        row = r["seq"] % trace.n_requests
+        assert r["prompt_id"] == row and r["error_kind"] is None
+        assert r["input_tokens"] == trace.input_tokens[row]
+        assert r["output_tokens"] == trace.output_tokens[row]
+    meta = run.json("metadata.json")
+    assert meta["trace"]["format"] == "azure" and meta["levels"][0]["n_sent_by_worker"]

@@ -126,7 +126,7 @@ def _trace(ns: argparse.Namespace) -> ArrivalTrace | None:
 
 def _prompts(
     ns: argparse.Namespace, trace: ArrivalTrace | None, seed: int
-) -> tuple[tuple[Prompt, ...], str, str]:
+) -> tuple[Sequence[Prompt], str, str]:
     """The prompts to send, and the dataset's name and SHA-256 for ``metadata.json``: the
     dataset's, or, where the trace gives input lengths, one built per trace row."""
     if trace is not None and trace.input_tokens is not None:
@@ -144,9 +144,8 @@ def _prompts(
         raise ConfigError(f"--dataset is required ({why})")
     dataset = Path(ns.dataset)
     prompts, sha256 = load_dataset(dataset)  # the hash of the very bytes read
-    if trace is not None:
-        prompts = trace_prompts(trace, prompts, seed) or prompts
-    return prompts, str(dataset), sha256
+    built = None if trace is None else trace_prompts(trace, prompts, seed)
+    return built or prompts, str(dataset), sha256
 
 
 def _parse_sweep(argv: list[str]) -> argparse.Namespace:

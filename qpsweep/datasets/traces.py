@@ -46,7 +46,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 
@@ -381,28 +381,65 @@ def _text(words: _Words, row: int, n: int, hash_ids: tuple[int, ...] | None) -> 
     return " ".join(out[:n])
 
 
+class TracePrompts(Sequence[Prompt]):
+    """The prompt of every trace row (``id`` = the row, 0-based), each built when first asked
+    for (or by ``build``) and then kept: a sweep that replays the first tenth of a big trace
+    never holds the text of the rest."""
+
+    def __init__(self, trace: ArrivalTrace, dataset: Sequence[Prompt] | None, seed: int) -> None:
+        if trace.input_tokens is None:
+            assert dataset, "a trace without input lengths needs a dataset"
+        self._trace, self._dataset = trace, dataset
+        self._order = None if dataset is None else prompt_order(len(dataset), seed)
+        self._words = _Words(seed)
+        self._built: dict[int, Prompt] = {}
+
+    def __len__(self) -> int:
+        return self._trace.n_requests
+
+    @overload
+    def __getitem__(self, index: int) -> Prompt: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Prompt]: ...
+
+    def __getitem__(self, index: int | slice) -> Prompt | list[Prompt]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        row = int(index) + (len(self) if index < 0 else 0)
+        if not 0 <= row < len(self):
+            raise IndexError(index)
+        prompt = self._built.get(row)
+        if prompt is None:
+            prompt = self._built[row] = self._build(row)
+        return prompt
+
+    def build(self, rows: int) -> None:
+        """Build the prompts of rows ``0 .. rows - 1`` now (before a sweep hands them to worker
+        processes, which would otherwise build them at the start of a level, late)."""
+        for row in range(min(rows, len(self))):
+            self[row]
+
+    def _build(self, row: int) -> Prompt:
+        trace = self._trace
+        outputs = trace.output_tokens
+        max_tokens = None if outputs is None else max(int(outputs[row]), 1)
+        if trace.input_tokens is None:
+            assert self._dataset is not None and self._order is not None
+            base = self._dataset[int(self._order[row % len(self._dataset)])]
+            return Prompt(row, base.messages, max_tokens)
+        hashes = trace.hash_ids[row] if trace.hash_ids is not None else None
+        text = _text(self._words, row, int(trace.input_tokens[row]), hashes)
+        return Prompt(row, (("user", text),), max_tokens)
+
+
 def trace_prompts(
     trace: ArrivalTrace, dataset: Sequence[Prompt] | None, seed: int
-) -> tuple[Prompt, ...] | None:
-    """One prompt per trace row (``id`` = the row, 0-based), request ``k`` of a level sending
-    row ``k % n``; ``None`` when the trace gives no lengths (the dataset is sent as without a
-    trace).  ``dataset`` is needed only when the trace has no input lengths."""
+) -> TracePrompts | None:
+    """One prompt per trace row (``TracePrompts``), request ``k`` of a level sending row
+    ``k % n``; ``None`` when the trace gives no lengths (the dataset is sent as without a
+    trace).  ``dataset`` is needed only when the trace has no input lengths: row ``r`` then
+    sends the dataset's prompt at ``r`` in its seeded order (``prompt_order``)."""
     if not trace.has_lengths:
         return None
-    outputs = trace.output_tokens
-    out: list[Prompt] = []
-    if trace.input_tokens is None:
-        assert dataset, "a trace without input lengths needs a dataset"
-        order = prompt_order(len(dataset), seed)
-        for row in range(trace.n_requests):
-            base = dataset[int(order[row % len(dataset)])]
-            max_tokens = None if outputs is None else max(int(outputs[row]), 1)
-            out.append(Prompt(row, base.messages, max_tokens))
-        return tuple(out)
-    words = _Words(seed)
-    hashes = trace.hash_ids
-    for row, n in enumerate(trace.input_tokens.tolist()):
-        text = _text(words, row, n, hashes[row] if hashes is not None else None)
-        max_tokens = None if outputs is None else max(int(outputs[row]), 1)
-        out.append(Prompt(row, (("user", text),), max_tokens))
-    return tuple(out)
+    return TracePrompts(trace, dataset, seed)

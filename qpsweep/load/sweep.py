@@ -20,7 +20,7 @@ import shutil
 import signal
 import sys
 import time
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -39,7 +39,7 @@ from qpsweep.config.scenario import Scenario, Target
 from qpsweep.config.secrets import mask_url
 from qpsweep.config.shards import Part, level_start_epoch
 from qpsweep.datasets.prompts import Prompt, prompt_order
-from qpsweep.datasets.traces import ArrivalTrace
+from qpsweep.datasets.traces import ArrivalTrace, TracePrompts
 from qpsweep.errors import RecordsLost, RunDirError
 from qpsweep.http.client import (
     ClientSettings,
@@ -97,7 +97,7 @@ class _Sweep:
         self,
         settings: ClientSettings,
         scenario: Scenario,
-        prompts: tuple[Prompt, ...],
+        prompts: Sequence[Prompt],
         run_dir: Path,
         metadata: RunMetadata,
         console: TextIO,
@@ -452,6 +452,18 @@ def _quiet_gc() -> None:
     gc.freeze()
 
 
+def _trace_rows(scenario: Scenario, trace: ArrivalTrace) -> int:
+    """How many trace rows the sweep may send: every row for ``--qps auto`` (its levels are
+    not known), else the most arrivals of any level (warmup included), at most the trace's."""
+    if scenario.auto:
+        return trace.n_requests
+    sizes = [scenario.warmup] + [
+        len(arrival_offsets_s(q, scenario.duration_s, "trace", trace_s=trace.times_s))
+        for q in scenario.qps
+    ]
+    return min(max(sizes), trace.n_requests)
+
+
 def _trace_info(trace: ArrivalTrace) -> TraceInfo:
     return TraceInfo(
         path=trace.path,
@@ -486,7 +498,7 @@ def _isatty(stream: TextIO) -> bool:
 def run_sweep(
     target: Target,
     scenario: Scenario,
-    prompts: tuple[Prompt, ...],
+    prompts: Sequence[Prompt],
     *,
     dataset: str,
     dataset_sha256: str,
@@ -527,6 +539,8 @@ def run_sweep(
         f"{metadata.endpoint} (model {metadata.model}); writing {run_dir}",
         file=console,
     )
+    if trace is not None and isinstance(prompts, TracePrompts):
+        prompts.build(_trace_rows(scenario, trace))  # before workers get them, not mid-level
     settings = settings_for(target, scenario)
     sweep = _Sweep(settings, scenario, prompts, run_dir, metadata, console, trace)
     if metrics is not None:
