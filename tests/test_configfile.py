@@ -28,10 +28,12 @@ def test_every_shipped_yaml_file_loads() -> None:
         "load_test",
         "stress_test",
         "saturation",
+        "trace_replay",
     }
     assert scenarios["saturation"].values["qps"] == "auto"
+    assert scenarios["trace_replay"].values["qps"] == "1x,2x,3x"
     for scenario in scenarios.values():
-        assert (REPO / scenario.values["dataset"]).is_file()
+        assert (REPO / scenario.values.get("dataset", scenario.values.get("trace"))).is_file()
 
 
 def _write(tmp_path: Path, text: str) -> Path:

@@ -147,6 +147,12 @@ def test_merge_refuses_directories_that_are_not_shards_of_one_run(shards, tmp_pa
     done = _merge(str(s0), str(s1), "--results-dir", str(tmp_path / "out"))
     assert done.returncode == 2 and done.stderr.count("\n") == 1
     assert done.stderr.startswith(f"qpsweep: error: {s1}: seed 99 differs from")
+    seed = json.loads((s0 / "metadata.json").read_text())["seed"]
+    trace = {"path": "t.csv", "sha256": "ab" * 32, "format": "plain", "requests": 2}
+    _edit(s1, seed=seed, trace={**trace, "span_s": 1.0, "mean_rate_qps": 1.0})
+    done = _merge(str(s0), str(s1), "--results-dir", str(tmp_path / "out"))
+    assert done.returncode == 2 and done.stderr.count("\n") == 1
+    assert done.stderr.startswith(f"qpsweep: error: {s1}: replayed another trace than {s0}")
     _edit(s1, shard=None)
     done = _merge(str(s0), str(s1), "--results-dir", str(tmp_path / "out"))
     assert done.returncode == 2 and "not a shard" in done.stderr

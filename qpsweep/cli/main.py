@@ -45,7 +45,8 @@ from qpsweep.config.secrets import Masker, argv_secrets, mask_url, secrets_of, u
 from qpsweep.config.shards import parse_shard, parse_workers
 from qpsweep.config.slo import parse_slos
 from qpsweep.config.thresholds import AutoPlan, Thresholds
-from qpsweep.datasets.prompts import dataset_path, load_dataset
+from qpsweep.datasets.prompts import Prompt, dataset_path, load_dataset
+from qpsweep.datasets.traces import ArrivalTrace, load_trace, trace_prompts
 from qpsweep.errors import ConfigError, QpsweepError, RecordsLost
 from qpsweep.http.client import settings_for
 from qpsweep.http.probe import probe_urls, served_models
@@ -73,8 +74,9 @@ def _target(ns: argparse.Namespace) -> Target:
     )
 
 
-def _scenario(ns: argparse.Namespace) -> Scenario:
+def _scenario(ns: argparse.Namespace, trace: ArrivalTrace | None = None) -> Scenario:
     auto = ns.qps.strip().lower() == "auto"
+    rate = trace.mean_rate_qps if trace is not None else None
     if ns.start_at is not None and ns.shard is None:
         raise ConfigError("--start-at: only with --shard I/N")
     shard = parse_shard(ns.shard, ns.start_at) if ns.shard is not None else None
@@ -87,7 +89,7 @@ def _scenario(ns: argparse.Namespace) -> Scenario:
     )
     return check_scenario(
         Scenario(
-            qps=() if auto else parse_qps(ns.qps),
+            qps=() if auto else parse_qps(ns.qps, rate),
             duration_s=ns.duration,
             max_tokens=ns.max_tokens,
             temperature=ns.temperature,
@@ -104,8 +106,46 @@ def _scenario(ns: argparse.Namespace) -> Scenario:
             retries=ns.retries,
             workers=parse_workers(str(ns.workers)),
             shard=shard,
+            trace_rate_qps=rate,
         )
     )
+
+
+def _trace(ns: argparse.Namespace) -> ArrivalTrace | None:
+    """The trace of ``--arrival trace --trace FILE`` (read and checked before any traffic)."""
+    if ns.trace is not None and ns.arrival != "trace":
+        raise ConfigError(f"--trace: only with --arrival trace (not {ns.arrival})")
+    if ns.arrival != "trace":
+        return None
+    if ns.trace is None:
+        raise ConfigError("--arrival trace needs --trace FILE")
+    trace = load_trace(Path(ns.trace))
+    print(trace.describe(), file=sys.stderr)
+    return trace
+
+
+def _prompts(
+    ns: argparse.Namespace, trace: ArrivalTrace | None, seed: int
+) -> tuple[Sequence[Prompt], str, str]:
+    """The prompts to send, and the dataset's name and SHA-256 for ``metadata.json``: the
+    dataset's, or, where the trace gives input lengths, one built per trace row."""
+    if trace is not None and trace.input_tokens is not None:
+        if ns.dataset is not None:
+            print(
+                f"note: --dataset {ns.dataset} is not used: the trace gives each request's "
+                "input length",
+                file=sys.stderr,
+            )
+        built = trace_prompts(trace, None, seed)
+        assert built is not None
+        return built, trace.path, trace.sha256
+    if ns.dataset is None:
+        why = "the trace gives no input lengths" if trace is not None else "see qpsweep --help"
+        raise ConfigError(f"--dataset is required ({why})")
+    dataset = dataset_path(ns.dataset)  # as given, else the shipped file of that name
+    prompts, sha256 = load_dataset(dataset)  # the hash of the very bytes read
+    built = None if trace is None else trace_prompts(trace, prompts, seed)
+    return built or prompts, str(dataset), sha256
 
 
 def _parse_sweep(argv: list[str]) -> argparse.Namespace:
@@ -119,6 +159,8 @@ def _parse_sweep(argv: list[str]) -> argparse.Namespace:
     parser.set_defaults(**resolve(named.config, named.target, named.scenario))
     ns = parser.parse_args(argv)
     for flag in ("endpoint", "model", "dataset"):
+        if flag == "dataset" and ns.arrival == "trace":
+            continue  # a trace with token counts needs none: see _prompts
         if getattr(ns, flag) is None:
             raise ConfigError(
                 f"--{flag} is required (or a --target/--scenario that sets it; see qpsweep --help)"
@@ -130,15 +172,15 @@ def _cmd_sweep(argv: list[str]) -> int:
     ns = _parse_sweep(argv)
     if ns.show_tokens:
         print("note: --show-tokens is deprecated; tokens/s is always shown", file=sys.stderr)
-    target, scenario = _target(ns), _scenario(ns)
+    trace = _trace(ns)
+    target, scenario = _target(ns), _scenario(ns, trace)
     files = RunFiles(
         _file_name("--output", ns.output),
         _file_name("--plot-output", ns.plot_output),
         not ns.no_plot,
         ns.csv,
     )
-    dataset = dataset_path(ns.dataset)  # as given, else the shipped file of that name
-    prompts, dataset_sha256 = load_dataset(dataset)  # the hash of the very bytes read
+    prompts, dataset, dataset_sha256 = _prompts(ns, trace, scenario.seed)
     metrics = _metrics(ns)
 
     def sweep(model: str, results_dir: Path, name: str | None, notes: dict[str, Any]) -> ModelRun:
@@ -154,8 +196,9 @@ def _cmd_sweep(argv: list[str]) -> int:
             one,
             scenario,
             prompts,
-            dataset=str(dataset),
+            dataset=dataset,
             dataset_sha256=dataset_sha256,
+            trace=trace,
             argv=["qpsweep", *argv],
             results_dir=results_dir,
             files=files,

@@ -69,6 +69,32 @@ def _endpoint_flags(p: Parser) -> None:
     )
 
 
+def _server_flags(p: Parser) -> None:
+    """The ``--metrics-*`` flags: the server's own view, scraped during the run."""
+    server = p.add_argument_group("server metrics")
+    server.add_argument(
+        "--metrics-url",
+        metavar="URL",
+        help="scrape this Prometheus endpoint every second during the run into "
+        "server_metrics.jsonl (e.g. http://host:8000/metrics)",
+    )
+    server.add_argument(
+        "--metrics-gauge",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a metric to scrape besides the preset's (repeatable; label sets summed)",
+    )
+    server.add_argument(
+        "--metrics-preset",
+        default="auto",
+        metavar="NAME",
+        help="the server's metrics: vllm, sglang, tgi, llamacpp, dcgm (NVIDIA's DCGM "
+        "exporter), auto (default: every preset's names, the served ones detected) or none "
+        "(only --metrics-gauge)",
+    )
+
+
 def sweep_parser() -> Parser:
     p = Parser(
         prog="qpsweep",
@@ -99,7 +125,8 @@ def sweep_parser() -> Parser:
     load.add_argument(
         "--qps",
         default="1,5,10,20",
-        help="QPS levels, or 'auto' to search for the saturation point (default: %(default)s)",
+        help="QPS levels, or 'auto' to search for the saturation point; with --arrival trace, "
+        "multiples of the trace's mean rate such as 1x,2x,3x (default: %(default)s)",
     )
     load.add_argument(
         "--duration",
@@ -111,7 +138,15 @@ def sweep_parser() -> Parser:
         "--arrival",
         choices=ARRIVALS,
         default="poisson",
-        help="arrival process (default: %(default)s)",
+        help="arrival process; trace replays the arrival times of --trace FILE, its gaps "
+        "scaled to each level's QPS (default: %(default)s)",
+    )
+    load.add_argument(
+        "--trace",
+        metavar="FILE",
+        help="with --arrival trace: Mooncake JSONL, Azure LLM inference CSV, or a CSV/JSONL "
+        "with a time column in seconds; its token counts, where given, set each request's "
+        "prompt length and max_tokens (then --dataset is not needed); see datasets/README.md",
     )
     load.add_argument(
         "--burstiness",
@@ -230,28 +265,7 @@ def sweep_parser() -> Parser:
         default=0.1,
         help="stop bisecting when (hi - lo) / lo <= this (default: %(default)g)",
     )
-    server = p.add_argument_group("server metrics")
-    server.add_argument(
-        "--metrics-url",
-        metavar="URL",
-        help="scrape this Prometheus endpoint every second during the run into "
-        "server_metrics.jsonl (e.g. http://host:8000/metrics)",
-    )
-    server.add_argument(
-        "--metrics-gauge",
-        action="append",
-        default=[],
-        metavar="NAME",
-        help="a metric to scrape besides the preset's (repeatable; label sets summed)",
-    )
-    server.add_argument(
-        "--metrics-preset",
-        default="auto",
-        metavar="NAME",
-        help="the server's metrics: vllm, sglang, tgi, llamacpp, dcgm (NVIDIA's DCGM "
-        "exporter), auto (default: every preset's names, the served ones detected) or none "
-        "(only --metrics-gauge)",
-    )
+    _server_flags(p)
     out = p.add_argument_group("output")
     out.add_argument(
         "--percentiles", default="50,95,99", help="any of 50,90,95,99,99.9 (default: %(default)s)"

@@ -3,10 +3,11 @@
 A file is a mapping with ``targets:`` and/or ``scenarios:``, each a mapping of names to
 settings.  Target keys: ``base_url``, ``model``, ``supported_models``, ``api_key_env``,
 ``headers`` (a mapping), ``timeout`` (s), ``verify_tls``, ``notes``.  Scenario keys: ``qps`` (a
-list, or ``auto``), ``duration``, ``warmup``, ``max_tokens``, ``temperature``, ``arrival``,
-``burstiness``, ``seed``, ``percentiles``, ``dataset``, ``timeout``, ``connect_timeout``,
-``retries``, ``workers``, ``max_error_rate``, ``max_p95_latency``, ``headroom``, ``start_qps``,
-``max_qps``, ``budget``, ``precision``, ``slo``, ``description``.  They mean what the
+list, or ``auto``; with ``arrival: trace`` a level may be a multiple such as ``2x``),
+``duration``, ``warmup``, ``max_tokens``, ``temperature``, ``arrival``, ``burstiness``,
+``trace``, ``seed``, ``percentiles``, ``dataset``, ``timeout``, ``connect_timeout``, ``retries``,
+``workers``, ``max_error_rate``, ``max_p95_latency``, ``headroom``, ``start_qps``, ``max_qps``,
+``budget``, ``precision``, ``slo``, ``description``.  They mean what the
 command-line flags of the same names mean.
 
 ``resolve(config_files, target, scenario)`` returns argparse defaults (``dest -> value``): the
@@ -85,7 +86,20 @@ def _qps(value: Any) -> str:
     items = value if isinstance(value, list) else [value]
     if not items:
         raise ValueError("must be a list of QPS levels or auto")
-    return ",".join(f"{_number(0.0, False)(q):g}" for q in items)
+    return ",".join(_level(q) for q in items)
+
+
+def _level(value: Any) -> str:
+    """A QPS level, or a multiple of a trace's mean rate (``2x``, for ``arrival: trace``)."""
+    if isinstance(value, str) and value.strip().lower().endswith("x"):
+        try:
+            multiple = float(value.strip()[:-1])
+        except ValueError:
+            raise ValueError(
+                f"{value!r} is neither a QPS level nor a multiple such as 2x"
+            ) from None
+        return f"{_number(0.0, False)(multiple):g}x"
+    return f"{_number(0.0, False)(value):g}"
 
 
 def _checked_by(parse: Callable[[str], object], text: str) -> str:
@@ -148,6 +162,7 @@ SCENARIO_KEYS: dict[str, tuple[str | None, Check]] = {
     "temperature": ("temperature", _number(0.0, True)),
     "arrival": ("arrival", _arrival),
     "burstiness": ("burstiness", _number(0.0, False)),
+    "trace": ("trace", _text),
     "seed": ("seed", _integer(0)),
     "percentiles": ("percentiles", _percentiles),
     "dataset": ("dataset", _text),

@@ -17,7 +17,7 @@ from qpsweep.config.shards import Shard
 from qpsweep.config.thresholds import AutoPlan, Thresholds
 from qpsweep.errors import ConfigError
 
-ARRIVALS = ("poisson", "constant", "gamma")
+ARRIVALS = ("poisson", "constant", "gamma", "trace")
 MAX_LEVEL_ARRIVALS = 10**8  # QPS x duration of one level: the schedule is held in memory
 ALLOWED_PERCENTILES = (50.0, 90.0, 95.0, 99.0, 99.9)
 CHAT_PATH = "/chat/completions"
@@ -69,6 +69,7 @@ class Scenario:
     retries: int = 0  # --retries: tries again on connection errors and 503 (see client)
     workers: int = 1  # --workers: processes that share each level's sends (see workers)
     shard: Shard | None = None  # --shard I/N --start-at: this process sends part I of N
+    trace_rate_qps: float | None = None  # --arrival trace: the trace's own mean rate (1x)
 
 
 def normalize_endpoint(raw: str) -> str:
@@ -111,12 +112,26 @@ def _positive_float(flag: str, text: str) -> float:
     return value
 
 
-def parse_qps(text: str) -> tuple[float, ...]:
-    """``"1,5,10"`` -> ``(1.0, 5.0, 10.0)``; every level must be a positive finite number."""
+def parse_qps(text: str, per_x: float | None = None) -> tuple[float, ...]:
+    """``"1,5,10"`` -> ``(1.0, 5.0, 10.0)``; every level must be a positive finite number.
+
+    With ``per_x`` (``--arrival trace``: the trace's mean rate), a level may be a multiple of
+    it: ``"1x,2.5x"`` -> ``(per_x, 2.5 * per_x)``, each rounded to 4 significant digits."""
     items = [item.strip() for item in text.split(",")]
     if not text.strip() or any(not item for item in items):
         raise ConfigError(f"--qps: {text!r} must be a comma-separated list such as 1,5,10,20")
-    return tuple(_positive_float("--qps", item) for item in items)
+    out = []
+    for item in items:
+        if item.lower().endswith("x"):
+            if per_x is None:
+                raise ConfigError(
+                    f"--qps: {item!r}: a multiple (Nx) of the trace's mean rate needs "
+                    "--arrival trace --trace FILE"
+                )
+            out.append(float(f"{_positive_float('--qps', item[:-1]) * per_x:.4g}"))
+        else:
+            out.append(_positive_float("--qps", item))
+    return tuple(out)
 
 
 def parse_percentiles(text: str) -> tuple[float, ...]:
@@ -181,6 +196,8 @@ def check_scenario(scenario: Scenario) -> Scenario:
         raise ConfigError(f"--temperature: {scenario.temperature:g} must be between 0 and 2")
     if scenario.arrival not in ARRIVALS:
         raise ConfigError(f"--arrival: {scenario.arrival!r} is not one of {', '.join(ARRIVALS)}")
+    if (scenario.arrival == "trace") != (scenario.trace_rate_qps is not None):
+        raise ConfigError("--arrival trace and --trace FILE go together: give both or neither")
     non_negative_int("--seed", scenario.seed)
     for qps in scenario.qps:
         _bounded_level("--qps", qps, scenario.duration_s)

@@ -1,7 +1,8 @@
 """``qpsweep merge DIR...``: the result directories of ``--shard I/N`` runs joined into one run.
 
 The shards must be parts of one run: the same ``N`` and ``--start-at``, the same levels,
-duration, seed, arrival process, endpoint, model and dataset; otherwise nothing is merged
+duration, seed, arrival process, endpoint, model, dataset and (``--arrival trace``) the trace
+file's bytes; otherwise nothing is merged
 (``ConfigError``).  Their ``requests.jsonl`` files are joined (``parts.merge_files``) into a
 new run directory, whose levels add up the shards' counts, and which is then analyzed like any
 run (``output.rebuild``).
@@ -110,6 +111,13 @@ def _check_same(shards: list[ShardDir]) -> None:
                     f"{shard.path}: {key} {mine[key]!r} differs from "
                     f"{first.path}'s {theirs[key]!r}: not shards of one run"
                 )
+        ours, others = shard.metadata.trace, first.metadata.trace
+        if (ours and ours.sha256) != (others and others.sha256):  # --arrival trace: its bytes
+            raise ConfigError(
+                f"{shard.path}: replayed another trace than {first.path} (sha256 "
+                f"{ours.sha256 if ours else None} vs {others.sha256 if others else None}): "
+                "not shards of one run"
+            )
     seen: dict[int, Path] = {}
     for shard in shards:
         if shard.index in seen:

@@ -20,7 +20,7 @@ import shutil
 import signal
 import sys
 import time
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -40,6 +40,7 @@ from qpsweep.config.scenario import Scenario, Target
 from qpsweep.config.secrets import mask_url
 from qpsweep.config.shards import Part, level_start_epoch
 from qpsweep.datasets.prompts import Prompt, prompt_order
+from qpsweep.datasets.traces import ArrivalTrace, TracePrompts
 from qpsweep.errors import RecordsLost, RunDirError
 from qpsweep.http.client import (
     ClientSettings,
@@ -55,13 +56,14 @@ from qpsweep.load.attack import LevelAttack
 from qpsweep.load.clock import measure_offset_s
 from qpsweep.load.interrupts import INTERRUPT_DRAIN_S, Signals, finish_writing_first
 from qpsweep.load.resources import expected_requests, file_limit_note
-from qpsweep.load.schedule import arrival_offsets_s
+from qpsweep.load.schedule import arrival_offsets_s, trace_passes
 from qpsweep.load.worker_pool import RemoteLevel, WorkerPool
 from qpsweep.output.rebuild import Analysis, analyze_run, rebuild
 from qpsweep.records.metadata import (
     ClockInfo,
     LevelEntry,
     RunMetadata,
+    TraceInfo,
     Warmup,
     new_metadata,
     write_metadata,
@@ -96,17 +98,21 @@ class _Sweep:
         self,
         settings: ClientSettings,
         scenario: Scenario,
-        prompts: tuple[Prompt, ...],
+        prompts: Sequence[Prompt],
         run_dir: Path,
         metadata: RunMetadata,
         console: TextIO,
+        trace: ArrivalTrace | None = None,
     ) -> None:
         self.settings, self.scenario, self.prompts = settings, scenario, prompts
         self.run_dir, self.metadata, self.console = run_dir, metadata, console
         self.signals: Signals | None = None
         self.records_lost = False
         self.scraper: MetricsScraper | None = None
+        self.trace_s = None if trace is None else trace.times_s
         self.order = prompt_order(len(prompts), scenario.seed)
+        if trace is not None and trace.has_lengths:  # a prompt per trace row, in its order
+            self.order = np.arange(len(prompts))
         self.drain_s = request_deadline_s(settings) + DRAIN_GRACE_S  # the most a level drains
         self.pool: WorkerPool | None = None
         if scenario.workers > 1:
@@ -325,7 +331,9 @@ class _Sweep:
         sc = self.scenario
         n = max(sc.warmup, PROBE_REQUESTS if sc.auto else 0)
         qps = sc.auto.start_qps if sc.auto else sc.qps[0]
-        offsets = arrival_offsets_s(qps, 3 * n / qps + 10, sc.arrival, sc.burstiness, sc.seed)[:n]
+        offsets = arrival_offsets_s(
+            qps, 3 * n / qps + 10, sc.arrival, sc.burstiness, sc.seed, self.trace_s
+        )[:n]
         done: list[RequestRecord] = []
         attack = LevelAttack(-1, qps, offsets.tolist(), self._prompts_for(n), sender, done.append)
         print(f"warmup: {n} requests at {qps:g} QPS (not counted)", file=self.console)
@@ -346,11 +354,18 @@ class _Sweep:
         duration_s: float,
     ) -> None:
         sc = self.scenario
-        offsets = arrival_offsets_s(qps, duration_s, sc.arrival, sc.burstiness, sc.seed)
+        offsets = arrival_offsets_s(
+            qps, duration_s, sc.arrival, sc.burstiness, sc.seed, self.trace_s
+        )
         part = sc.shard.part if sc.shard else Part()  # a shard schedules its part alone
         offsets_list = offsets.tolist()
         n_mine = len(part.offsets(offsets_list))
-        entry = LevelEntry(index, qps, duration_s, n_mine, time.time())
+        passes = None
+        if self.trace_s is not None:
+            passes = trace_passes(self.trace_s, qps, duration_s)
+            line = _passes_line(qps, sc.trace_rate_qps, passes, len(offsets), duration_s)
+            print(line, file=self.console)
+        entry = LevelEntry(index, qps, duration_s, n_mine, time.time(), trace_passes=passes)
         self._put_level(entry)
         bar = tqdm(
             total=n_mine,
@@ -415,12 +430,53 @@ class _Sweep:
             )
 
 
+def _passes_line(
+    qps: float, trace_rate_qps: float | None, passes: float, n: int, duration_s: float
+) -> str:
+    """What a trace level replays: the share of the trace, or how often it wraps around."""
+    times = f"{qps / trace_rate_qps:.3g}x the trace's rate" if trace_rate_qps else "trace"
+    if passes < 1:
+        what = (
+            f"the first {passes:.1%} of the trace (its own rate may differ from the whole "
+            f"trace's; --duration {duration_s / passes:.4g} replays it all)"
+        )
+    else:
+        what = f"the trace {passes:.2f} times over (it wraps around, keeping its gaps)"
+    return f"QPS {qps:g} ({times}): {n} arrivals, {what}"
+
+
 def _quiet_gc() -> None:
     """Collect now, between levels, and freeze what survives: a full collection during a level
     then scans only objects made since, instead of pausing the scheduler for tens of ms
     (measured: 24 ms for a generation-2 pass in the demo).  ``run_sweep`` unfreezes at the end."""
     gc.collect()
     gc.freeze()
+
+
+def _trace_rows(scenario: Scenario, trace: ArrivalTrace) -> int:
+    """How many trace rows the sweep may send: every row for ``--qps auto`` (its levels are
+    not known), else the most arrivals of any level (warmup included), at most the trace's."""
+    if scenario.auto:
+        return trace.n_requests
+    sizes = [scenario.warmup] + [
+        len(arrival_offsets_s(q, scenario.duration_s, "trace", trace_s=trace.times_s))
+        for q in scenario.qps
+    ]
+    return min(max(sizes), trace.n_requests)
+
+
+def _trace_info(trace: ArrivalTrace) -> TraceInfo:
+    return TraceInfo(
+        path=trace.path,
+        sha256=trace.sha256,
+        format=trace.format,
+        requests=trace.n_requests,
+        span_s=trace.span_s,
+        mean_rate_qps=trace.mean_rate_qps,
+        input_tokens=trace.input_tokens is not None,
+        output_tokens=trace.output_tokens is not None,
+        hash_ids=trace.hash_ids is not None,
+    )
 
 
 def _lost_message(run_dir: Path, writer: RecordWriter) -> str:
@@ -443,7 +499,7 @@ def _isatty(stream: TextIO) -> bool:
 def run_sweep(
     target: Target,
     scenario: Scenario,
-    prompts: tuple[Prompt, ...],
+    prompts: Sequence[Prompt],
     *,
     dataset: str,
     dataset_sha256: str,
@@ -454,13 +510,16 @@ def run_sweep(
     notes: dict[str, Any] | None = None,
     metrics: MetricsPlan | None = None,
     name: str | None = None,
+    trace: ArrivalTrace | None = None,
 ) -> SweepResult:
     """Run every level against ``target`` into a new directory under ``results_dir``.
 
     Never raises for request failures; raises ``RunDirError`` before any traffic when the
     directory cannot be written.  ``notes`` are added to ``metadata.json`` as they are.  The
     outputs are rebuilt from the run directory at the end.  ``name`` names the run directory
-    (default: a timestamp).
+    (default: a timestamp).  ``trace`` (``--arrival trace``) gives the arrival times; with
+    token counts in the trace, ``prompts`` has one prompt per trace row
+    (``qpsweep.datasets.traces.trace_prompts``) and request ``k`` sends row ``k % n``.
     """
     console = console or sys.stderr
     run_dir = create_run_dir(results_dir, name)
@@ -473,14 +532,18 @@ def run_sweep(
     if fd_note:
         print(fd_note, file=console)
     metadata = new_metadata(
-        target, scenario, dataset, dataset_sha256, len(prompts), argv, files, notes
-    )
+        target, scenario, dataset, dataset_sha256, len(prompts), argv, files, notes,
+        None if trace is None else _trace_info(trace),
+    )  # fmt: skip
     print(
         f"qpsweep {__version__}: {len(scenario.qps)} levels x {scenario.duration_s:g} s against "
         f"{metadata.endpoint} (model {metadata.model}); writing {run_dir}",
         file=console,
     )
-    sweep = _Sweep(settings_for(target, scenario), scenario, prompts, run_dir, metadata, console)
+    if trace is not None and isinstance(prompts, TracePrompts):
+        prompts.build(_trace_rows(scenario, trace))  # before workers get them, not mid-level
+    settings = settings_for(target, scenario)
+    sweep = _Sweep(settings, scenario, prompts, run_dir, metadata, console, trace)
     if metrics is not None:
         sweep.metadata = dataclasses.replace(
             metadata,

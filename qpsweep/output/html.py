@@ -24,7 +24,7 @@ import numpy as np
 from qpsweep.analysis.estimate import Estimate
 from qpsweep.analysis.summary import LevelSummary, Records, as_table
 from qpsweep.analysis.verdict import Knee, Verdict, stalled
-from qpsweep.output.text import client_warning, stall_note
+from qpsweep.output.text import client_warning, stall_note, trace_multiples, traffic_words
 from qpsweep.records.metadata import RunMetadata
 from qpsweep.records.table import NO_INT, RecordTable
 from qpsweep.records.table_ops import first_counts, largest
@@ -136,8 +136,15 @@ def _knee_text(knee: Knee | None) -> tuple[str, str]:
     )
 
 
-def _verdict(v: Verdict) -> str:
+def _verdict(v: Verdict, trace_rate_qps: float | None = None) -> str:
+    """The verdict's cards and reason; with ``--arrival trace``, each rate as a multiple of
+    the trace's mean rate too."""
     knee_value, knee_sub = _knee_text(v.knee)
+    times = trace_multiples(v, trace_rate_qps) if trace_rate_qps else {}
+
+    def x(key: str) -> str:
+        value = times.get(key)
+        return "" if value is None else f" · {value:.3g}x today's traffic"
 
     def span(e: Estimate | None) -> str:
         if e is None:
@@ -147,16 +154,26 @@ def _verdict(v: Verdict) -> str:
 
     capacity = v.capacity.value if v.capacity else None
     cards = [
-        _card("saturation QPS", _num(v.saturation_qps), span(v.saturation)),
+        _card("saturation QPS", _num(v.saturation_qps), span(v.saturation) + x("saturation")),
         _card("capacity QPS", _num(capacity), span(v.capacity)),
         _card("proved", f"{_num(v.proved[0])} / {_num(v.proved[1])}", "sustained / saturated"),
         _card("knee QPS", knee_value, knee_sub),
-        _card("max sustainable QPS", _num(v.max_sustainable_qps)),
-        _card("recommended QPS", _num(v.recommended_qps), f"headroom {v.headroom:g}", "card rec"),
+        _card(
+            "max sustainable QPS", _num(v.max_sustainable_qps), x("max_sustainable").lstrip(" ·")
+        ),
+        _card(
+            "recommended QPS",
+            _num(v.recommended_qps),
+            f"headroom {v.headroom:g}{x('recommended')}",
+            "card rec",
+        ),
     ]
     if any(st.certified is not None for st in v.levels):
         cards.append(_card("SLO-certified QPS", _num(v.certified_qps), "early stopping"))
-    out = f'<div class="cards">{"".join(cards)}</div>\n<p class="reason">{_e(v.reason)}</p>'
+    reason = v.reason
+    if trace_rate_qps:
+        reason = f"{traffic_words(v, trace_rate_qps)[1]} {reason}"
+    out = f'<div class="cards">{"".join(cards)}</div>\n<p class="reason">{_e(reason)}</p>'
     if v.suggestion is not None:
         out += f'\n<p class="suggestion">{_e(v.suggestion)}</p>'
     return out
@@ -277,9 +294,10 @@ def render_html(
     images: Sequence[tuple[str, bytes]],
 ) -> str:
     """The whole report page; see the module docstring for the contract."""
+    trace_rate = metadata.trace.mean_rate_qps if metadata.trace else None
     sections = [
         _header(metadata, summaries),
-        f'<section><h2 id="verdict">Verdict</h2>\n{_verdict(verdict)}</section>',
+        f'<section><h2 id="verdict">Verdict</h2>\n{_verdict(verdict, trace_rate)}</section>',
         f'<section><h2 id="levels-heading">Levels</h2>\n'
         f"{_levels(summaries, verdict, table, metadata)}</section>",
         f'<section><h2 id="plots">Plots</h2>\n{_plots(images)}</section>',

@@ -184,8 +184,9 @@ def rebuild(
     analysis = analyze_run(run_dir)
     metadata, summaries, verdict = analysis.metadata, analysis.summaries, analysis.verdict
     thresholds = metadata.thresholds
+    trace_rate = metadata.trace.mean_rate_qps if metadata.trace else None
     table = _status_note(metadata) + format_table(
-        summaries, analysis.percentiles, verdict, thresholds
+        summaries, analysis.percentiles, verdict, thresholds, trace_rate
     )
     results_name = Path(metadata.results_file or DEFAULT_RESULTS_FILE).name
     samples = _samples(run_dir)
@@ -200,7 +201,7 @@ def rebuild(
         if samples is not None and view is not None:
             _server_json(entries, summaries, samples, view)
         write_json(run_dir / results_name, entries)
-        write_json(run_dir / SATURATION_FILE, verdict_json(verdict))
+        write_json(run_dir / SATURATION_FILE, verdict_json(verdict, trace_rate))
         (run_dir / REPORT_FILE).write_text(table, encoding="utf-8")
         drawn = metadata.plot if plot is None else plot
         images = _draw(run_dir, analysis, samples, view) if drawn else []

@@ -38,16 +38,23 @@ def format_table(
     percentiles: Sequence[float],
     verdict: Verdict,
     thresholds: Thresholds = DEFAULT_THRESHOLDS,
+    trace_rate_qps: float | None = None,
 ) -> str:
     """The seed-style results table, a detail table with each level's state, the error lines
-    per level, loud warnings for client-limited levels, and the verdict."""
+    per level, loud warnings for client-limited levels, and the verdict.  With
+    ``trace_rate_qps`` (``--arrival trace``) each QPS also reads as a multiple of the trace's
+    mean rate (``0.674 (2x)``), and the verdict says how much of today's traffic it takes."""
+
+    def target(qps: float) -> str:
+        return f"{qps:g}" + (f" ({qps / trace_rate_qps:.3g}x)" if trace_rate_qps else "")
+
     tags = [percentile_key(p).upper() for p in percentiles]
     head = ["QPS Target", "Actual QPS", "Success%"]
     head += [f"TTFT {t}(s)" for t in tags] + [f"E2E {t}(s)" for t in tags]
     head += [f"Tok/s {t}" for t in tags]
     lines = [RULE, "QPS BENCHMARK RESULTS", RULE, _row(head)]
     for s in summaries:
-        cells = [f"{s.qps_target:g}", f"{s.offered_qps:.2f}", f"{s.success_pct:.1f}"]
+        cells = [target(s.qps_target), f"{s.offered_qps:.2f}", f"{s.success_pct:.1f}"]
         cells += [_cell(s.ttft_s.get(p), ".3f") for p in percentiles]
         cells += [_cell(s.e2e_s.get(p), ".3f") for p in percentiles]
         cells += [_cell(s.tokens_per_sec.get(p), ".1f") for p in percentiles]
@@ -58,7 +65,7 @@ def format_table(
         lines.append(
             _row(
                 [
-                    f"{s.qps_target:g}",
+                    target(s.qps_target),
                     str(s.n_sent),
                     str(s.n_ok),
                     f"{s.achieved_qps:.2f}",
@@ -91,7 +98,7 @@ def format_table(
             lines += ["", client_warning(s)]
         elif stalled(s, thresholds):
             lines += ["", stall_note(s)]
-    return "\n".join([*lines, "", *format_verdict(verdict)]) + "\n"
+    return "\n".join([*lines, "", *format_verdict(verdict, trace_rate_qps)]) + "\n"
 
 
 DETAIL_HEAD = [
@@ -148,8 +155,46 @@ def client_warning(summary: LevelSummary) -> str:
     )
 
 
-def format_verdict(v: Verdict) -> list[str]:
-    """The verdict block: the four numbers, then the reason wrapped at 80 columns."""
+def trace_multiples(v: Verdict, trace_rate_qps: float) -> dict[str, float | None]:
+    """The verdict's rates as multiples of a trace's mean rate (``today's traffic``)."""
+
+    def x(qps: float | None) -> float | None:
+        return None if qps is None else round(qps / trace_rate_qps, 3)
+
+    return {
+        "saturation": x(v.saturation_qps),
+        "capacity_low": x(v.capacity.low if v.capacity else None),
+        "max_sustainable": x(v.max_sustainable_qps),
+        "recommended": x(v.recommended_qps),
+    }
+
+
+def traffic_words(v: Verdict, trace_rate_qps: float) -> tuple[str, str]:
+    """The verdict line and sentence in multiples of the trace's mean rate."""
+    m = trace_multiples(v, trace_rate_qps)
+
+    def x(value: float | None) -> str:
+        return "-" if value is None else f"{value:.3g}x"
+
+    line = (
+        f"  trace multiples:      saturation {x(m['saturation'])}, max sustainable "
+        f"{x(m['max_sustainable'])}, recommended {x(m['recommended'])} "
+        f"(1x = the trace's mean, {trace_rate_qps:.4g} req/s)"
+    )
+    if m["saturation"] is not None:
+        took = f"This endpoint saturates at {x(m['saturation'])} today's traffic"
+    elif m["capacity_low"]:
+        took = f"This endpoint took at least {x(m['capacity_low'])} today's traffic unsaturated"
+    else:
+        took = "This endpoint's capacity is not known in multiples of today's traffic"
+    if m["recommended"] is not None:
+        took += f"; it can be run at up to {x(m['recommended'])} today's traffic"
+    return line, took + f" (the trace's mean rate, {trace_rate_qps:.4g} req/s)."
+
+
+def format_verdict(v: Verdict, trace_rate_qps: float | None = None) -> list[str]:
+    """The verdict block: the four numbers, then the reason wrapped at 80 columns; with
+    ``trace_rate_qps``, the rates as multiples of the trace's mean rate too."""
 
     def num(value: float | None) -> str:
         return "-" if value is None else f"{value:.3g}"
@@ -190,10 +235,15 @@ def format_verdict(v: Verdict) -> list[str]:
     for st in v.levels:
         if st.needs:
             lines.append(f"  inconclusive at {st.qps_target:g} QPS: needs {st.needs}")
+    reason = v.reason
+    if trace_rate_qps:
+        line, sentence = traffic_words(v, trace_rate_qps)
+        lines.append(line)
+        reason = f"{sentence} {reason}"
     return [
         *lines,
         "",
-        *textwrap.wrap(v.reason, 80),
+        *textwrap.wrap(reason, 80),
         "",
         *textwrap.wrap(LEGEND, 80),
     ]
@@ -268,8 +318,10 @@ def _span(e: Estimate | None) -> list[float | None] | None:
     return [round(e.low, 4), round(e.high, 4) if math.isfinite(e.high) else None]
 
 
-def verdict_json(v: Verdict) -> dict[str, Any]:
-    """``saturation.json``: the verdict, every knee found, and each level's state."""
+def verdict_json(v: Verdict, trace_rate_qps: float | None = None) -> dict[str, Any]:
+    """``saturation.json``: the verdict, every knee found, and each level's state; with
+    ``trace_rate_qps`` (``--arrival trace``), ``trace_multiples``: the rates as multiples of
+    the trace's mean rate."""
 
     def rnd(value: float | None) -> float | None:
         return None if value is None else round(value, 4)
@@ -316,6 +368,8 @@ def verdict_json(v: Verdict) -> dict[str, Any]:
         "headroom": v.headroom,
         "reason": v.reason,
         "suggestion": v.suggestion,
+        "trace_mean_rate_qps": trace_rate_qps,
+        "trace_multiples": None if not trace_rate_qps else trace_multiples(v, trace_rate_qps),
         "knee_method": "two-segment piecewise-linear least squares on p95 vs offered QPS; "
         f"interval: 5th-95th percentile of {BOOTSTRAP} bootstrap refits; cross-check: Kneedle",
         "knees": [knee(k) for k in v.knees],

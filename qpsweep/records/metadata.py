@@ -88,10 +88,29 @@ class Warmup:
 
 
 @dataclass(frozen=True)
+class TraceInfo:
+    """``--arrival trace --trace FILE`` as replayed: the file, the SHA-256 of the bytes read,
+    its format (``mooncake``, ``azure``, ``plain``), its requests, span and mean rate
+    ``(requests - 1) / span_s`` (the rate of ``1x``), and which token counts it gave."""
+
+    path: str
+    sha256: str
+    format: str
+    requests: int
+    span_s: float
+    mean_rate_qps: float
+    input_tokens: bool = False
+    output_tokens: bool = False
+    hash_ids: bool = False
+
+
+@dataclass(frozen=True)
 class LevelEntry:
     """One level as the sweep ran it.  ``started_at``: Unix seconds; ``arrival_window_s`` and
     ``n_sent`` are ``None`` until the level's arrivals end; ``completed`` is false for a level
-    cut short; ``n_sent_by_worker`` only with ``--workers``."""
+    cut short; ``n_sent_by_worker`` only with ``--workers``; ``trace_passes`` only with
+    ``--arrival trace``: how many passes of the trace the level's schedule makes (0.25: its
+    first quarter; over 1: it wrapped around)."""
 
     index: int
     qps_target: float
@@ -102,6 +121,7 @@ class LevelEntry:
     n_sent: int | None = None
     completed: bool = False
     n_sent_by_worker: tuple[int, ...] | None = None
+    trace_passes: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The entry as ``metadata.json``'s ``levels`` holds it."""
@@ -144,6 +164,7 @@ class RunMetadata:
     retries: int = 0
     workers: int = 1
     shard: ShardInfo | None = None
+    trace: TraceInfo | None = None
     warmup_requests: int = 0
     headers: Mapping[str, str] = field(default_factory=dict)
     api_key_used: bool = False
@@ -255,6 +276,7 @@ _PARSE: dict[str, Callable[[Any], Any]] = {
     "percentiles": lambda v: tuple(float(p) for p in v),
     "argv": lambda v: tuple(str(a) for a in v),
     "shard": lambda v: ShardInfo(**_known(ShardInfo, v)),
+    "trace": lambda v: TraceInfo(**_known(TraceInfo, v)),
     "headers": lambda v: {str(k): str(x) for k, x in v.items()},
     "metric_formulas": dict,
     "thresholds": _thresholds,
@@ -291,6 +313,7 @@ def new_metadata(
     argv: list[str],
     files: RunFiles,
     notes: Mapping[str, Any] | None = None,
+    trace: TraceInfo | None = None,
 ) -> RunMetadata:
     """The metadata of a run about to start: its settings and environment, no level yet.
     Every text in it is masked of the target's secrets (``qpsweep.config.secrets``): the
@@ -320,6 +343,7 @@ def new_metadata(
         retries=scenario.retries,
         workers=scenario.workers,
         shard=_shard(scenario),
+        trace=None if trace is None else replace(trace, path=utf8_safe(masker.mask(trace.path))),
         warmup_requests=scenario.warmup,
         headers={k: (MASK if is_secret_header(k) else v) for k, v in target.headers},
         api_key_used=target.api_key is not None,

@@ -1,7 +1,8 @@
 """How fast qpsweep's attack loop can offer load: one generator process on one core.
 
 ``python tests/perf/bench_generator.py [--rates 250,500,1000,2000] [--duration 10]
-[--rounds 1] [--variant fast|flush|ttft50] [--clients qpsweep,reference] [--profile FILE]``
+[--rounds 1] [--variant fast|flush|ttft50] [--arrival poisson,trace] [--trace FILE]
+[--clients qpsweep,reference] [--profile FILE]``
 
 Starts the nginx echo target (``nginx_target.py``) pinned to core ``--nginx-cpu`` (1), pins
 this process to core ``--gen-cpu`` (0), and for each rate runs one level of the product's own
@@ -14,6 +15,13 @@ same schedule is sent by a minimal reference client (aiohttp + uvloop, ``async f
 resp.content.iter_any()``, nothing else but one ``perf_counter`` at the send, the first chunk and
 the end).  Each measured level is preceded by ``WARMUP_S`` of unmeasured traffic at the same rate
 (connections opened).
+
+``--arrival`` takes a comma-separated list (``poisson``, ``constant``, ``trace``); each rate runs
+with each in turn, its rows labelled ``arrival``.  ``trace`` is ``--arrival trace`` as the
+sweep runs it: the offsets of ``--trace FILE`` (default: the shipped Mooncake-format sample)
+with their gaps scaled to the rate and wrapping around, and one prompt per trace row built to
+its token counts (``trace_prompts``; request ``k`` sends row ``k % n``), so its bodies are the
+trace's (hundreds to thousands of words) where the plain mode's are a short question.
 
 Per level (times from the records, seconds since the level start ``t0``):
 
@@ -54,6 +62,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import dataclasses
 import gc
 import math
 import os
@@ -73,6 +82,7 @@ import uvloop
 from nginx_target import MissingNginx, accepted_connections, nginx_target
 
 from qpsweep.datasets.prompts import Prompt, prompt_order
+from qpsweep.datasets.traces import ArrivalTrace, load_trace, trace_prompts
 from qpsweep.http.client import ClientSettings, Sender
 from qpsweep.load.attack import LevelAttack
 from qpsweep.load.schedule import arrival_offsets_s
@@ -82,6 +92,7 @@ WARMUP_S = 1.0
 TIMEOUT_S = 30.0
 DRAIN_GRACE_S = 5.0
 N_PROMPTS = 64
+DEFAULT_TRACE = Path(__file__).resolve().parents[2] / "datasets" / "trace_mooncake.jsonl"
 SEED = 0
 GOAL_RATE_QPS = 2000.0
 GOAL_OFFERED_TOL = 0.01
@@ -175,6 +186,7 @@ class LevelResult:
     client: str
     round: int
     target_qps: float
+    arrival: str
     n_scheduled: int
     scheduled_qps: float
     n_sent: int
@@ -228,6 +240,7 @@ def summarize(
     injected_s: float,
     u: Usage,
     round_: int = 1,
+    arrival: str = "poisson",
 ) -> LevelResult:
     """A ``LevelResult`` from the per-request timings, by the module docstring's formulas."""
     lag_ms = 1000 * (t.sent_s - t.scheduled_s)
@@ -241,6 +254,7 @@ def summarize(
         client=client,
         round=round_,
         target_qps=target_qps,
+        arrival=arrival,
         n_scheduled=len(offsets_s),
         scheduled_qps=rate_of(offsets_s),
         n_sent=int(np.isfinite(t.sent_s).sum()),
@@ -309,21 +323,40 @@ async def run_attack(attack: LevelAttack) -> None:
         await attack.cancel_rest()
 
 
+def level_prompts(n: int, trace: ArrivalTrace | None = None) -> list[Prompt]:
+    """The prompt of each of ``n`` requests as ``_Sweep._prompts_for`` picks them: the bench
+    prompts in the seeded order, or with a trace that has token counts, row ``k % rows``."""
+    built = None if trace is None else trace_prompts(trace, bench_prompts(), SEED)
+    if built is None:
+        return prompts_for(bench_prompts(), n)
+    return [built[k % len(built)] for k in range(n)]
+
+
 def build_attack(
-    sender: Sender, index: int, rate: float, offsets_s: np.ndarray, writer: RecordWriter
+    sender: Sender,
+    index: int,
+    rate: float,
+    offsets_s: np.ndarray,
+    writer: RecordWriter,
+    trace: ArrivalTrace | None = None,
 ) -> LevelAttack:
     """The level's ``LevelAttack`` as ``_Sweep._level`` builds it (offset and prompt lists)."""
-    prompts = prompts_for(bench_prompts(), len(offsets_s))
+    prompts = level_prompts(len(offsets_s), trace)
     return LevelAttack(index, rate, offsets_s.tolist(), prompts, sender, sweep_sink(writer))
 
 
 async def qpsweep_level(
-    sender: Sender, index: int, rate: float, offsets_s: np.ndarray, path: Path
+    sender: Sender,
+    index: int,
+    rate: float,
+    offsets_s: np.ndarray,
+    path: Path,
+    trace: ArrivalTrace | None = None,
 ) -> int:
     """One level of the product into ``path``; returns the number of requests sent."""
     writer = RecordWriter(path)
     try:
-        attack = build_attack(sender, index, rate, offsets_s, writer)
+        attack = build_attack(sender, index, rate, offsets_s, writer, trace)
         await run_attack(attack)
     finally:
         writer.close()
@@ -390,11 +423,15 @@ class Bench:
     workdir: Path
     arrival: str
     profiler: cProfile.Profile | None = None
+    trace: ArrivalTrace | None = None  # with arrival "trace"
 
 
-def schedule_for(rate: float, duration_s: float, arrival: str) -> np.ndarray:
+def schedule_for(
+    rate: float, duration_s: float, arrival: str, trace: ArrivalTrace | None = None
+) -> np.ndarray:
     """The level's arrival offsets, as the sweep computes them."""
-    return arrival_offsets_s(rate, duration_s, arrival, 1.0, SEED)
+    times = None if trace is None else trace.times_s
+    return arrival_offsets_s(rate, duration_s, arrival, 1.0, SEED, times)
 
 
 async def measured(
@@ -422,40 +459,46 @@ async def bench_qpsweep(
     bench: Bench, rate: float, duration_s: float, round_: int = 1
 ) -> LevelResult:
     """Warm up, then one measured level of the product at ``rate``."""
-    offsets_s = schedule_for(rate, duration_s, bench.arrival)
-    warm = schedule_for(rate, WARMUP_S, bench.arrival)
+    offsets_s = schedule_for(rate, duration_s, bench.arrival, bench.trace)
+    warm = schedule_for(rate, WARMUP_S, bench.arrival, bench.trace)
     path = bench.workdir / f"requests-{rate:g}.jsonl"
     with Sender(bench_settings(bench.url)) as sender:
-        await qpsweep_level(sender, -1, rate, warm, bench.workdir / "warmup.jsonl")
-        level = qpsweep_level(sender, 0, rate, offsets_s, path)
+        warmup = bench.workdir / "warmup.jsonl"
+        await qpsweep_level(sender, -1, rate, warm, warmup, bench.trace)
+        level = qpsweep_level(sender, 0, rate, offsets_s, path, bench.trace)
         _, usage = await measured(bench, level, profile=True)
     records = sorted(read_records(path), key=lambda r: r.seq)
     path.unlink()
     timings = timings_of(records)
-    return summarize("qpsweep", rate, offsets_s, timings, bench.injected_s, usage, round_)
+    return summarize(
+        "qpsweep", rate, offsets_s, timings, bench.injected_s, usage, round_, bench.arrival
+    )
 
 
 async def bench_reference(
     bench: Bench, rate: float, duration_s: float, round_: int = 1
 ) -> LevelResult:
     """Warm up, then one measured level of the reference client at ``rate``."""
-    offsets_s = schedule_for(rate, duration_s, bench.arrival)
-    warm = schedule_for(rate, WARMUP_S, bench.arrival)
+    offsets_s = schedule_for(rate, duration_s, bench.arrival, bench.trace)
+    warm = schedule_for(rate, WARMUP_S, bench.arrival, bench.trace)
     async with reference_session() as session:
         sender = Sender(bench_settings(bench.url))  # only to encode the same bodies
-        bodies = [sender.body(p, True) for p in prompts_for(bench_prompts(), len(offsets_s))]
+        prompts = level_prompts(len(offsets_s), bench.trace)
+        bodies = [sender.body(p, True) for p in prompts]
         await reference_level(session, bench.url, bodies, warm)
         timings, usage = await measured(
             bench, reference_level(session, bench.url, bodies, offsets_s)
         )
-    return summarize("reference", rate, offsets_s, timings, bench.injected_s, usage, round_)
+    return summarize(
+        "reference", rate, offsets_s, timings, bench.injected_s, usage, round_, bench.arrival
+    )
 
 
 # --- output ----------------------------------------------------------------------------------
 
 COLUMNS = (
-    "client    round target  sched/s offered/s off/sched achiev/s lag50ms lag99ms lagmaxms "
-    "ttfterr50 ttfterr99 cpu_s/1k ngx_s/1k others% steal_ms     ok failed  conns"
+    "client    arrival  round target  sched/s offered/s off/sched achiev/s lag50ms lag99ms "
+    "lagmaxms ttfterr50 ttfterr99 cpu_s/1k ngx_s/1k others% steal_ms     ok failed  conns"
 )
 
 
@@ -463,7 +506,8 @@ def row(r: LevelResult) -> str:
     """One table line for ``r`` (see ``COLUMNS``)."""
     off = 100 * (r.offered_qps / r.scheduled_qps - 1)
     return (
-        f"{r.client:<10}{r.round:5d} {r.target_qps:6g} {r.scheduled_qps:8.1f} {r.offered_qps:9.1f} "
+        f"{r.client:<10}{r.arrival:<8}{r.round:5d} {r.target_qps:6g} {r.scheduled_qps:8.1f} "
+        f"{r.offered_qps:9.1f} "
         f"{off:+8.2f}% {r.achieved_qps:8.1f} {r.lag_ms[0]:7.3f} {r.lag_ms[1]:7.3f} "
         f"{r.lag_ms[2]:8.2f} {r.ttft_err_ms[0]:9.3f} {r.ttft_err_ms[1]:9.3f} "
         f"{r.cpu_s_per_1k:8.3f} {r.nginx_s_per_1k:8.3f} {r.others_pct:7.1f} "
@@ -559,7 +603,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--duration", type=float, default=10.0, help="seconds of arrivals per level")
     p.add_argument("--rounds", type=int, default=1, help="runs of each rate, clients alternating")
     p.add_argument("--variant", choices=("fast", "flush", "ttft50"), default="fast")
-    p.add_argument("--arrival", choices=("poisson", "constant"), default="poisson")
+    p.add_argument(
+        "--arrival", default="poisson", help="poisson, constant and/or trace, comma-separated"
+    )
+    p.add_argument("--trace", type=Path, default=DEFAULT_TRACE, help="the trace of 'trace'")
     p.add_argument("--clients", default="qpsweep,reference", help="qpsweep and/or reference")
     p.add_argument("--gen-cpu", type=int, default=0, help="core of this process")
     p.add_argument("--nginx-cpu", type=int, default=1, help="core of nginx")
@@ -569,24 +616,28 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         p.error("--duration must be in (0, 600] seconds")
     if not 1 <= args.rounds <= 20:
         p.error("--rounds must be in [1, 20]")
+    if not set(args.arrival.split(",")) <= {"poisson", "constant", "trace"}:
+        p.error("--arrival: each must be poisson, constant or trace")
     return args
 
 
 async def run_all(
     bench: Bench, rates: Sequence[float], duration_s: float, clients: str, rounds: int = 1
 ) -> list[LevelResult]:
-    """Every rate, ``rounds`` times qpsweep then the reference, printing each row as it
-    comes."""
+    """Every rate, ``rounds`` times each arrival (``bench.arrival``, comma-separated), qpsweep
+    then the reference, printing each row as it comes."""
     results = []
     print(COLUMNS, flush=True)
     for rate in rates:
         for round_ in range(1, rounds + 1):
-            if "qpsweep" in clients:
-                results.append(await bench_qpsweep(bench, rate, duration_s, round_))
-                print(row(results[-1]), flush=True)
-            if "reference" in clients:
-                results.append(await bench_reference(bench, rate, duration_s, round_))
-                print(row(results[-1]), flush=True)
+            for arrival in bench.arrival.split(","):
+                one = dataclasses.replace(bench, arrival=arrival)
+                if "qpsweep" in clients:
+                    results.append(await bench_qpsweep(one, rate, duration_s, round_))
+                    print(row(results[-1]), flush=True)
+                if "reference" in clients:
+                    results.append(await bench_reference(one, rate, duration_s, round_))
+                    print(row(results[-1]), flush=True)
     return results
 
 
@@ -608,8 +659,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"load average {os.getloadavg()[0]:.2f}"
             )
             meter = Meter(args.gen_cpu, target.pid, target.base_url)
+            trace = load_trace(args.trace) if "trace" in args.arrival.split(",") else None
+            if trace is not None:
+                print(trace.describe())
             bench = Bench(
-                target.url, target.injected_ttft_s, meter, Path(tmp), args.arrival, profiler
+                target.url,
+                target.injected_ttft_s,
+                meter,
+                Path(tmp),
+                args.arrival,
+                profiler,
+                trace,
             )
             loop = uvloop.new_event_loop()
             try:
@@ -622,8 +682,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(err, file=sys.stderr)
         return 2
     print()
-    for line in goal_lines(results, args.variant):
-        print(line)
+    for arrival in args.arrival.split(","):
+        mine = [r for r in results if r.arrival == arrival]
+        for line in goal_lines(mine, args.variant):
+            print(f"[{arrival}] {line}")
     if profiler is not None:
         print_profile(profiler, args.profile)
     return 0
