@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from jsonschema import Draft202012Validator
+from schema_check import SCHEMAS, problems, validator
 
 from qpsweep.config.scenario import Scenario, Target
 from qpsweep.config.shards import Shard
@@ -24,23 +24,8 @@ from qpsweep.sim.server import SimConfig
 
 from conftest import REPO, sim_process
 
-SCHEMAS = {
-    "metadata.json": "metadata.schema.json",
-    "benchmark_qps_results.json": "benchmark_qps_results.schema.json",
-    "saturation.json": "saturation.schema.json",
-    "requests.jsonl": "request_record.schema.json",
-}
-
-
-def _validator(name: str) -> Draft202012Validator:
-    schema = json.loads((SCHEMAS_DIR / name).read_text(encoding="utf-8"))
-    Draft202012Validator.check_schema(schema)
-    return Draft202012Validator(schema)
-
-
-def _problems(schema: str, data: Any) -> list[str]:
-    errors = _validator(schema).iter_errors(data)
-    return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in errors]
+_problems = problems
+_validator = validator
 
 
 def test_every_schema_is_a_valid_draft_2020_12_schema_and_is_shipped() -> None:

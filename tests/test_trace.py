@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from schema_check import run_problems
 
 from qpsweep.config.files import resolve
 from qpsweep.datasets.prompts import load_prompts, prompt_order
@@ -224,6 +225,7 @@ def test_a_mooncake_trace_replays_against_the_simulator(qpsweep) -> None:
     saturation = run.json("saturation.json")
     assert saturation["trace_mean_rate_qps"] == pytest.approx(rate)
     assert "wraps around" in run.err and "the first" in run.err
+    assert run_problems(run.run_dir) == []  # the trace's keys are in the schemas
 
 
 @pytest.mark.slow
