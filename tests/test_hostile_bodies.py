@@ -7,7 +7,8 @@ header value that never ends.  The client (``Sender``, in a fresh process, so th
 memory is its own) sends 32 requests at once; each healthy one must succeed, each hostile one
 is ``protocol`` with a clear message (the blank lines are merely blank: that stream succeeds),
 and the process's peak resident memory (``VmHWM`` of ``/proc/self/status``) grows by less than
-200 MiB over what it held before the requests.
+200 MiB over what it held before the requests.  A gzip stream of a million events is inflated
+only up to its request's deadline.
 """
 
 from __future__ import annotations
@@ -19,11 +20,15 @@ import sys
 import threading
 import zlib
 from collections.abc import Iterator
+from time import perf_counter
 
 import pytest
 
-from qpsweep.http.client import MAX_BODY_BYTES
+from qpsweep.datasets.prompts import Prompt
+from qpsweep.http.client import MAX_BODY_BYTES, ClientSettings, Sender, Trace
 from qpsweep.http.http1 import MAX_HEAD_BYTES
+
+from raw_server import raw_server, read_request
 
 INFLATED_BYTES = 128 * 2**20
 BLANK_BYTES = 64 * 2**20
@@ -173,3 +178,33 @@ def test_one_hostile_response_in_eight_is_protocol_and_memory_stays_bounded(
     assert error_kind == "protocol"
     assert error == f"the response headers are longer than {MAX_HEAD_BYTES // 1024} KiB"
     assert result["growth_kib"] < 200 * 1024, result["growth_kib"]
+
+
+N_EVENTS = 1_000_000
+
+
+async def _stream_bomb_record() -> tuple[str | None, int]:
+    """A gzip stream of ``N_EVENTS`` content events (80 MB inflated, all sent at once, no
+    ``[DONE]``) read with a 0.3 s timeout: the record's kind and content chunks counted."""
+    packed = _packed(b"", EVENTS[:78], N_EVENTS * 78, b"", 16 + zlib.MAX_WBITS)
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Encoding: gzip\r\n"
+    reply = head + b"Content-Length: %d\r\n\r\n" % len(packed) + packed
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(reply)
+        await writer.drain()
+        await asyncio.sleep(5)
+
+    async with raw_server(serve) as server:
+        with Sender(ClientSettings(url=server.url, model="m", timeout_s=0.3)) as sender:
+            trace = Trace(0, 1.0, 0, 0, 0.0)
+            record = await sender.fetch(trace, Prompt(0, (("user", "x"),)), perf_counter())
+    return record.error_kind, record.output_tokens
+
+
+@pytest.mark.slow
+def test_a_compressed_stream_is_not_inflated_past_its_deadline() -> None:
+    kind, n_chunks = asyncio.run(_stream_bomb_record())
+    assert kind == "timeout_total"
+    assert 0 < n_chunks < N_EVENTS  # it stopped at the deadline, not at the bomb's end

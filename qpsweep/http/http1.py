@@ -29,8 +29,9 @@ Contract:
   bodies are decoded in ``read``, not as they arrive, at most ``INFLATE_PIECE_BYTES`` per
   call (a network read that inflates further is handed over in several pieces with the
   same ``arrived_s``, the loop given a turn before each further piece), so a compression
-  bomb is inflated only as far as its reader reads; a status line and headers (1xx
-  responses included) longer than ``MAX_HEAD_BYTES`` fail with ``BadResponse``.
+  bomb is inflated only as far as its reader reads, and not past the deadline; a status
+  line and headers (1xx responses included) longer than ``MAX_HEAD_BYTES`` fail with
+  ``BadResponse``.
 * Failures: ``ConnectError`` (refused, unreachable, no such host), ``Disconnected`` (closed or
   reset by the server before the response ended: before the headers ``Server disconnected``
   or the socket error, after them ``BODY_CUT``), ``BadResponse`` (not HTTP/1.x).
@@ -168,6 +169,8 @@ class Connection(asyncio.Protocol):
             if self._inflate is None:
                 self.arrived_s, body = reads.popleft()
                 return body
+            if isinstance(self._error, asyncio.TimeoutError):  # inflate no more past it
+                raise self._error
             arrived_s, raw = reads[0]
             body = await self._inflate_piece(arrived_s, raw)
             if body:
