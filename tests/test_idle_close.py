@@ -7,14 +7,23 @@ close before any byte of its response: the request is written once more on a new
 server makes that race certain rather than a matter of microseconds: it closes every
 connection 45 ms after its first response, whether or not a next request arrived meanwhile
 (that one is never answered).  A connection closed before answering its *first* request is
-the server's failure and stays ``connection``, without a second try.
+the server's failure and stays ``connection``, without a second try.  The same race is run
+through the command line too: ``python -m qpsweep`` against that server (in a thread of the
+test process), as a user would meet it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import socket
 import struct
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
 from time import perf_counter
 
 import pytest
@@ -24,6 +33,7 @@ from qpsweep.http.client import ClientSettings, Sender
 from qpsweep.load.attack import LevelAttack
 from qpsweep.records.record import RequestRecord
 
+from conftest import DATASET
 from raw_server import raw_server, read_request
 
 BODY = (
@@ -108,3 +118,58 @@ def test_a_fresh_connection_closed_before_the_answer_is_a_connection_failure(
     assert [r.error_kind for r in records] == ["connection"] * 4
     assert [r.resent for r in records] == [0] * 4
     assert n_accepted == 4  # never tried again
+
+
+@contextlib.contextmanager
+def _served(handle) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    """``handle`` as a server on 127.0.0.1 in a thread; yields its endpoint URL."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+            await handle(reader, writer)
+
+    start = asyncio.start_server(serve, "127.0.0.1", 0)
+    server = asyncio.run_coroutine_threadsafe(start, loop).result(10)
+    try:
+        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/v1"
+    finally:
+
+        async def stop() -> None:
+            server.close()
+            await server.wait_closed()
+
+        asyncio.run_coroutine_threadsafe(stop(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("reset", [False, True], ids=["fin", "rst"])
+def test_the_cli_counts_no_connection_failure_against_an_idle_closing_server(
+    reset: bool, tmp_path: Path
+) -> None:
+    results = tmp_path / "results"
+    with _served(_idle_closer(reset)) as endpoint:
+        args = ["--endpoint", endpoint, "--model", "m", "--qps", f"{1 / GAP_S:g}"]
+        args += ["--duration", "1", "--arrival", "constant", "--dataset", str(DATASET)]
+        args += ["--results-dir", str(results), "--no-check", "--no-plot", "--no-rerun"]
+        done = subprocess.run(
+            [sys.executable, "-m", "qpsweep", *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    assert done.returncode == 0, done.stderr
+    assert "connection" not in done.stdout + done.stderr
+    (run_dir,) = results.iterdir()
+    records = [json.loads(line) for line in (run_dir / "requests.jsonl").read_text().splitlines()]
+    assert len(records) >= 30
+    assert [r["error_kind"] for r in records] == [None] * len(records)
+    assert any(r.get("resent") == 1 for r in records)  # recorded, not counted as a failure
+    (level,) = json.loads((run_dir / "benchmark_qps_results.json").read_text())
+    assert level["n_ok"] == level["n_sent"] == len(records), level

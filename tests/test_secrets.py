@@ -55,6 +55,26 @@ async def _mix(request: web.Request) -> web.StreamResponse:
     return resp
 
 
+def _json_escaped(text: str) -> str:
+    return "".join(f"\\u{ord(c):04x}" for c in text)
+
+
+def _percent_escaped(text: str) -> str:
+    return "".join(f"%{ord(c):02X}" for c in text)
+
+
+ESCAPED = (_json_escaped(KEY), _percent_escaped(KEY), KEY.replace("-", "%2D"))
+
+
+async def _escaped(request: web.Request) -> web.Response:
+    """A 401 whose body (not JSON, so no decoder undoes its escapes) echoes the key escaped:
+    as JSON ``\\u`` escapes, wholly percent-encoded, or with only its ``-`` encoded."""
+    await request.read()
+    spelling = ESCAPED[next(request.app[TURNS]) % len(ESCAPED)]
+    body = f'<pre>{{"error": "invalid key \\"{spelling}\\""}}</pre> see /keys?k={spelling}'
+    return web.Response(status=401, text=body, content_type="text/html")
+
+
 async def _models(request: web.Request) -> web.Response:
     return web.json_response({"data": [{"id": f"model-{KEY}"}, {"id": "plain"}]})
 
@@ -68,8 +88,16 @@ def leaky() -> Iterator[str]:
     app[TURNS] = itertools.count()
     app.router.add_post("/mix/v1/chat/completions", _mix)
     app.router.add_get("/mix/v1/models", _models)
+    app.router.add_post("/esc/v1/chat/completions", _escaped)
     with AppServer(app) as srv:
         yield f"{srv.base_url}/mix/v1"
+
+
+def _escaped_leaks(blob: str) -> list[str]:
+    """Pieces of the key, in the spellings ``_escaped`` echoes, found in ``blob``."""
+    spelled = [_json_escaped(p) for p in PIECES] + [_percent_escaped(p) for p in PIECES]
+    spelled += [p.replace("-", "%2D") for p in PIECES if "-" in p]
+    return [piece for piece in spelled if piece.lower() in blob.lower()]
 
 
 def _assert_no_trace(run, kinds: set[str]) -> None:  # type: ignore[no-untyped-def]
@@ -113,6 +141,20 @@ def test_no_piece_of_a_key_given_in_any_spelling_reaches_a_file_or_the_console(
 ) -> None:  # type: ignore[no-untyped-def]
     run = qpsweep("--endpoint", leaky, "--model", "m", *QUICK, *flags, plots=True)
     _assert_no_trace(run, {"http_4xx", "http_5xx", "protocol"})
+
+
+@pytest.mark.slow
+def test_a_key_echoed_json_escaped_or_percent_encoded_is_masked(qpsweep, leaky) -> None:  # type: ignore[no-untyped-def]
+    endpoint = leaky.replace("/mix/", "/esc/")
+    run = qpsweep("--endpoint", endpoint, "--model", "m", *QUICK, "--api-key", KEY)
+    _assert_no_trace(run, {"http_4xx"})
+    for path in run.run_dir.rglob("*"):  # type: ignore[union-attr]
+        if path.is_file():
+            blob = path.read_bytes().decode("utf-8", "replace")
+            assert not _escaped_leaks(blob), (path, _escaped_leaks(blob))
+    assert not _escaped_leaks(run.out + run.err)
+    errors = {r["error"] for r in _records(run.run_dir / "requests.jsonl")}  # type: ignore[operator]
+    assert any("see /keys?k=***" in str(e) for e in errors), errors
 
 
 @pytest.mark.slow
@@ -187,6 +229,10 @@ def test_redact_argv_masks_every_spelling_argparse_accepts() -> None:
         (f"{KEY[3:11]}/{KEY[20:]}", "***/***"),  # any 8 characters of it
         (f"{KEY[:7]} is short", f"{KEY[:7]} is short"),  # less than 8: not a secret's piece
         ("nothing here", "nothing here"),
+        (f"json {_json_escaped(KEY[:9])}!", "json ***!"),  # escaped as in a JSON string
+        (f"url {_percent_escaped(KEY)}&x", "url ***&x"),  # percent-encoded
+        (f"mixed {KEY[:2]}%2D{_json_escaped(KEY[3:9])}", "mixed ***"),
+        ("100% \\u0041 plain", "100% \\u0041 plain"),
     ],
 )
 def test_the_masker_hides_every_piece_of_8_characters(text: str, masked: str) -> None:

@@ -47,7 +47,7 @@ from qpsweep.config.slo import parse_slos
 from qpsweep.config.thresholds import AutoPlan, Thresholds
 from qpsweep.datasets.prompts import Prompt, dataset_path, load_dataset
 from qpsweep.datasets.traces import ArrivalTrace, load_trace, trace_prompts
-from qpsweep.errors import ConfigError, QpsweepError, RecordsLost
+from qpsweep.errors import ConfigError, QpsweepError, WriteFailed
 from qpsweep.http.client import settings_for
 from qpsweep.http.probe import probe_urls, served_models
 from qpsweep.load.sweep import run_sweep
@@ -310,7 +310,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = args[1:]
     try:
         return command(args)
-    except RecordsLost as err:  # the run's fault is the disk's, not the input's
+    except WriteFailed as err:  # the run's fault is the disk's, not the input's
         print(f"qpsweep: error: {_masked(args, str(err))}", file=sys.stderr)
         return 1
     except QpsweepError as err:

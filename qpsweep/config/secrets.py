@@ -174,27 +174,22 @@ class Masker:
         return bool(self._whole or self._windows)
 
     def mask(self, text: str) -> str:
-        """``text`` with every secret, and every long enough piece of one, as ``***``."""
+        """``text`` with every secret, and every long enough piece of one, as ``***``; also
+        where the text spells them escaped (``\\u0073``, ``%73``, ``\\/``: see ``_decoded``)."""
         for secret in self._whole:
             text = text.replace(secret, MASK)
         windows = self._windows
         if not windows or len(text) < WINDOW_CHARS:
             return text
-        hits = [
-            i for i in range(len(text) - WINDOW_CHARS + 1) if text[i : i + WINDOW_CHARS] in windows
-        ]
-        if not hits:
-            return text
-        pieces, start, end = [], hits[0], hits[0] + WINDOW_CHARS
-        kept_from = 0
-        for i in hits[1:]:
-            if i <= end:
-                end = i + WINDOW_CHARS
-                continue
-            pieces += [text[kept_from:start], MASK]
-            kept_from, start, end = end, i, i + WINDOW_CHARS
-        pieces += [text[kept_from:start], MASK, text[end:]]
-        return "".join(pieces)
+        if "\\" in text or "%" in text:
+            return self._mask_escaped(text)
+        return _cover(text, _hits(text, windows), None)
+
+    def _mask_escaped(self, text: str) -> str:
+        """``mask`` of a text that may hold escapes: the windows are looked for in its decoded
+        form, and each hit masks the original characters it was decoded from."""
+        decoded, spans = _decoded(text)
+        return _cover(text, _hits(decoded, self._windows), spans)
 
     def mask_json(self, value: object) -> object:
         """``value`` (JSON's dicts, lists and scalars) with every string masked, keys too."""
@@ -205,6 +200,59 @@ class Masker:
         if isinstance(value, list | tuple):
             return [self.mask_json(v) for v in value]
         return value
+
+
+_ESCAPE = re.compile(r"\\u[0-9a-fA-F]{4}|%[0-9a-fA-F]{2}|\\[\\/\"]")
+
+
+def _decoded(text: str) -> tuple[str, list[tuple[int, int]]]:
+    """``text`` with its JSON ``\\uXXXX`` and ``\\/ \\\\ \\"`` escapes and its URL ``%XX``
+    escapes decoded (a key echoed inside a JSON string or a query), and for each decoded
+    character the span of ``text`` it came from."""
+    chars: list[str] = []
+    spans: list[tuple[int, int]] = []
+    at = 0
+    for found in _ESCAPE.finditer(text):
+        start, end = found.span()
+        chars.extend(text[at:start])
+        spans.extend((i, i + 1) for i in range(at, start))
+        escape = found.group()
+        if escape[0] == "%":
+            chars.append(chr(int(escape[1:], 16)))
+        elif escape[1] == "u":
+            chars.append(chr(int(escape[2:], 16)))
+        else:
+            chars.append(escape[1])
+        spans.append((start, end))
+        at = end
+    chars.extend(text[at:])
+    spans.extend((i, i + 1) for i in range(at, len(text)))
+    return "".join(chars), spans
+
+
+def _hits(text: str, windows: frozenset[str]) -> list[int]:
+    """Where in ``text`` a window of a secret starts."""
+    return [i for i in range(len(text) - WINDOW_CHARS + 1) if text[i : i + WINDOW_CHARS] in windows]
+
+
+def _cover(text: str, hits: list[int], spans: list[tuple[int, int]] | None) -> str:
+    """``text`` with each run of overlapping windows at ``hits`` (positions in a decoded form
+    of it whose character ``k`` came from ``text[spans[k][0]:spans[k][1]]``; None: ``text``
+    itself) as one ``***``."""
+    if not hits:
+        return text
+    runs: list[tuple[int, int]] = []
+    for i in hits:
+        if runs and i <= runs[-1][1]:
+            runs[-1] = (runs[-1][0], i + WINDOW_CHARS)
+        else:
+            runs.append((i, i + WINDOW_CHARS))
+    pieces, kept_from = [], 0
+    for start, end in runs:
+        pieces += [text[kept_from : spans[start][0] if spans else start], MASK]
+        kept_from = spans[end - 1][1] if spans else end
+    pieces.append(text[kept_from:])
+    return "".join(pieces)
 
 
 def scrub(text: str, secrets: Iterable[str]) -> str:

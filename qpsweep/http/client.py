@@ -27,7 +27,9 @@ Outcome classification (``error_kind``; ``None`` is success):
   content chunk -> ``timeout_ttft``, after it -> ``timeout_total``;
 * refused, reset or broken connections -> ``connection``;
 * invalid JSON in a chunk (two objects on one ``data:`` line included), an ``error`` object
-  or an ``event: error`` in the stream, a 200 body that is not SSE, a
+  or an ``event: error`` in the stream, a 200 body that is not SSE, a non-streamed 200 body
+  over ``MAX_BODY_BYTES`` (once decompressed: it is inflated only that far), response
+  headers over ``qpsweep.http.http1.MAX_HEAD_BYTES``, a
   ``usage`` token count outside 0..2**63-1 (which no record can hold), or a stream that ends
   with neither ``[DONE]`` nor a ``finish_reason`` -> ``protocol``;
 * a complete stream without any content -> ``empty``.
@@ -81,6 +83,7 @@ from qpsweep.records.record import RequestRecord
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 MAX_REDIRECTS = 5
 _ERROR_BODY_BYTES = 8192
+MAX_BODY_BYTES = 16 * 2**20  # a non-streamed 200 body, decompressed or not
 MAX_COUNT = 2**63 - 1  # a record's token counts are int64
 _MESSAGE_CHARS = 200
 RETRYABLE = frozenset({"connection", "timeout_connect", "http_503"})
@@ -360,7 +363,10 @@ class Sender:
                         body = await _read_body(conn, _ERROR_BODY_BYTES)
                         return _http_failure(status, body, conn.headers.get("retry-after"))
                     if "json" in conn.headers.get("content-type", ""):
-                        return _read_json(trace, await _read_body(conn), perf_counter() - t0)
+                        body = await _read_body(conn, MAX_BODY_BYTES + 1)
+                        if len(body) > MAX_BODY_BYTES:
+                            return "protocol", _too_long(conn)
+                        return _read_json(trace, body, perf_counter() - t0)
                     return await _read_sse(conn, trace, t0)
                 finally:
                     origin.release(conn)
@@ -406,12 +412,22 @@ def _describe(err: BaseException, n_chunks: int) -> str:
 
 
 async def _read_body(conn: Connection, max_bytes: float = math.inf) -> bytes:
-    """The body, or its first ``max_bytes`` or so (an error body: only its message is kept)."""
+    """The body, or its first ``max_bytes`` or so (an error body: only its message is kept).
+    A body longer than ``max_bytes`` is returned as ``max_bytes`` bytes (no copy of it all)."""
     pieces, n_bytes = [], 0
     while n_bytes < max_bytes and (piece := await conn.read()):
         pieces.append(piece)
         n_bytes += len(piece)
+    if n_bytes > max_bytes:
+        pieces[-1] = pieces[-1][: len(pieces[-1]) - (n_bytes - int(max_bytes))]
     return b"".join(pieces)
+
+
+def _too_long(conn: Connection) -> str:
+    """Why a non-streamed body over ``MAX_BODY_BYTES`` was not read to its end."""
+    encoding = conn.headers.get("content-encoding", "").strip()
+    how = f" once decompressed ({encoding})" if encoding else ""
+    return f"the 200 response body is larger than {MAX_BODY_BYTES // 2**20} MiB{how}"
 
 
 def _error_text(body: bytes) -> str:
@@ -584,7 +600,13 @@ async def _read_rest(conn: Connection) -> None:
     if conn.complete:
         return
     with contextlib.suppress(asyncio.TimeoutError, HttpError):
-        await asyncio.wait_for(_read_body(conn), 0.05)
+        await asyncio.wait_for(_drop_body(conn), 0.05)
+
+
+async def _drop_body(conn: Connection) -> None:
+    """Read the body to its end, keeping nothing."""
+    while await conn.read():
+        pass
 
 
 def _end(trace: Trace, parser: SseParser, done: bool) -> Outcome:

@@ -21,10 +21,17 @@ Contract:
   ``connect_timeout_s`` (when that comes before the deadline) raises ``ConnectTimeout``.
 * ``Connection.head()`` returns once the status line and headers arrived (``status``,
   ``headers`` with lower-case names; 1xx responses are skipped);
-  ``read()`` returns the body bytes of one network read (gzip and deflate decoded), the
-  oldest not yet returned, waiting for one when there is none, and ``b""`` at the end;
-  ``arrived_s`` is then the ``perf_counter`` time at which that read was handled.  So bytes
-  that arrived apart keep their own times even when the reader falls behind.
+  ``read()`` returns the body bytes of one network read, the oldest not yet returned,
+  waiting for one when there is none, and ``b""`` at the end; ``arrived_s`` is then the
+  ``perf_counter`` time at which that read was handled.  So bytes that arrived apart keep
+  their own times even when the reader falls behind.
+* Bounds (a hostile server costs bounded memory and event-loop time): gzip and deflate
+  bodies are decoded in ``read``, not as they arrive, at most ``INFLATE_PIECE_BYTES`` per
+  call (a network read that inflates further is handed over in several pieces with the
+  same ``arrived_s``, the loop given a turn before each further piece), so a compression
+  bomb is inflated only as far as its reader reads, and not past the deadline; a status
+  line and headers (1xx responses included) longer than ``MAX_HEAD_BYTES`` fail with
+  ``BadResponse``.
 * Failures: ``ConnectError`` (refused, unreachable, no such host), ``Disconnected`` (closed or
   reset by the server before the response ended: before the headers ``Server disconnected``
   or the socket error, after them ``BODY_CUT``), ``BadResponse`` (not HTTP/1.x).
@@ -48,6 +55,8 @@ import httptools
 from yarl import URL
 
 BODY_CUT = "the response body was cut off before its end"
+MAX_HEAD_BYTES = 64 * 1024  # status line and headers of one response, 1xx responses included
+INFLATE_PIECE_BYTES = 256 * 1024  # the most one ``read`` inflates
 
 
 class HttpError(Exception):
@@ -101,6 +110,8 @@ class Connection(asyncio.Protocol):
         self._waiter: asyncio.Future[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._inflate: zlib._Decompress | None = None
+        self._inflated = 0  # body bytes inflated so far (0: the raw-deflate retry is open)
+        self._head_bytes = 0  # bytes received before the final response's headers ended
         self._body: list[bytes] = []  # what the read being parsed delivered so far
         self._reads: deque[tuple[float, bytes]] = deque()  # (time, body bytes) per read
         self._error: BaseException | None = None
@@ -128,6 +139,7 @@ class Connection(asyncio.Protocol):
         self.status, self.complete = 0, False
         self._framed = self._keep_alive = False
         self._inflate, self.headers = None, {}
+        self._inflated = self._head_bytes = 0
         self.n_requests += 1
         self.answered = False
         self._body.clear()
@@ -146,14 +158,24 @@ class Connection(asyncio.Protocol):
 
     async def read(self) -> bytes:
         """The body bytes of the oldest network read not yet returned (``arrived_s`` its
-        time); ``b""`` once the body ended."""
+        time), decoded (at most ``INFLATE_PIECE_BYTES`` at a time); ``b""`` once the body
+        ended."""
         reads = self._reads
-        while not reads:
-            if self.complete:
-                return b""
-            await self._wait()
-        self.arrived_s, body = reads.popleft()
-        return body
+        while True:
+            while not reads:
+                if self.complete:
+                    return await self._inflate_rest() if self._inflate is not None else b""
+                await self._wait()
+            if self._inflate is None:
+                self.arrived_s, body = reads.popleft()
+                return body
+            if isinstance(self._error, asyncio.TimeoutError):  # inflate no more past it
+                raise self._error
+            arrived_s, raw = reads[0]
+            body = await self._inflate_piece(arrived_s, raw)
+            if body:
+                self.arrived_s = arrived_s
+                return body
 
     async def _wait(self) -> None:
         if self._error is not None:
@@ -195,18 +217,22 @@ class Connection(asyncio.Protocol):
             self.close()
             return
         now_s = perf_counter()
+        head_pending = not self.head_done
         try:
             parser.feed_data(data)
         except httptools.HttpParserCallbackError as err:  # raised in one of the on_* below
             cause = err.__context__
-            if isinstance(cause, zlib.error):
-                self._fail(BadResponse(f"the body does not decompress ({cause})"))
-            else:
-                self._fail(BadResponse(f"the response could not be handled ({cause!r})"))
+            self._fail(BadResponse(f"the response could not be handled ({cause!r})"))
             self.close()
         except httptools.HttpParserError as err:
             self._fail(BadResponse(f"not an HTTP response ({err})"))
             self.close()
+        if head_pending and not self.head_done:
+            self._head_bytes += len(data)
+            if self._head_bytes > MAX_HEAD_BYTES:
+                limit = MAX_HEAD_BYTES // 1024
+                self._fail(BadResponse(f"the response headers are longer than {limit} KiB"))
+                self.close()
         self._take_body(now_s)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -247,18 +273,12 @@ class Connection(asyncio.Protocol):
         self._wake()
 
     def on_body(self, body: bytes) -> None:
-        if self._inflate is not None:
-            body = self._inflate_piece(body)
-        if body:
+        if body:  # as received: ``read`` inflates it
             self._body.append(body)
 
     def on_message_complete(self) -> None:
         if not self.head_done:  # the end of a 1xx response
             return
-        if self._inflate is not None:
-            rest = self._inflate.flush()
-            if rest:
-                self._body.append(rest)
         assert self._parser is not None
         self._keep_alive = self._framed and self._parser.should_keep_alive()
         self.complete = True
@@ -266,15 +286,42 @@ class Connection(asyncio.Protocol):
 
     # --- internals -------------------------------------------------------------------------
 
-    def _inflate_piece(self, body: bytes) -> bytes:
-        assert self._inflate is not None
+    async def _inflate_piece(self, arrived_s: float, raw: bytes) -> bytes:
+        """Inflate at most ``INFLATE_PIECE_BYTES`` of the oldest read ``raw`` (which arrived
+        at ``arrived_s``); what it holds beyond stays first in the queue, and the loop gets a
+        turn before it is inflated.  Raises ``BadResponse`` when the bytes do not inflate."""
+        inflate = self._inflate
+        assert inflate is not None
         try:
-            return self._inflate.decompress(body)
-        except zlib.error:
-            if self._inflate.unused_data or self._body or self._reads:
-                raise
-            self._inflate = zlib.decompressobj(-zlib.MAX_WBITS)  # raw deflate
-            return self._inflate.decompress(body)
+            try:
+                body = inflate.decompress(raw, INFLATE_PIECE_BYTES)
+            except zlib.error:
+                if self._inflated or inflate.unused_data:
+                    raise
+                inflate = self._inflate = zlib.decompressobj(-zlib.MAX_WBITS)  # raw deflate
+                body = inflate.decompress(raw, INFLATE_PIECE_BYTES)
+        except zlib.error as err:
+            failure = BadResponse(f"the body does not decompress ({err})")
+            self._fail(failure)
+            self.close()
+            raise failure from None
+        self._inflated += len(body) or 1
+        rest = inflate.unconsumed_tail
+        if rest or len(body) == INFLATE_PIECE_BYTES:  # more to inflate from this read
+            self._reads[0] = (arrived_s, rest)
+            await asyncio.sleep(0)  # others first: one response gets a bounded slice
+        else:
+            self._reads.popleft()
+        return body
+
+    async def _inflate_rest(self) -> bytes:
+        """What the inflater still holds once every byte was fed to it (``b""``: none)."""
+        assert self._inflate is not None
+        body = self._inflate.decompress(b"", INFLATE_PIECE_BYTES)
+        if not body:
+            return self._inflate.flush()[:INFLATE_PIECE_BYTES]
+        await asyncio.sleep(0)
+        return body
 
     def _take_body(self, now_s: float) -> None:
         """The body bytes of the read just parsed become one entry of ``read``'s queue."""

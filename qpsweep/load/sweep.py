@@ -41,7 +41,7 @@ from qpsweep.config.secrets import mask_url
 from qpsweep.config.shards import Part, level_start_epoch
 from qpsweep.datasets.prompts import Prompt, prompt_order
 from qpsweep.datasets.traces import ArrivalTrace, TracePrompts
-from qpsweep.errors import RecordsLost, RunDirError
+from qpsweep.errors import RecordsLost, RunDirError, WriteFailed
 from qpsweep.http.client import (
     ClientSettings,
     Sender,
@@ -108,6 +108,7 @@ class _Sweep:
         self.run_dir, self.metadata, self.console = run_dir, metadata, console
         self.signals: Signals | None = None
         self.records_lost = False
+        self.write_failure: WriteFailed | None = None  # metadata.json could not be written
         self.scraper: MetricsScraper | None = None
         self.trace_s = None if trace is None else trace.times_s
         self.order = prompt_order(len(prompts), scenario.seed)
@@ -119,6 +120,7 @@ class _Sweep:
             paths = [part_path(run_dir, w) for w in range(scenario.workers)]
             shard = scenario.shard.part if scenario.shard else None
             self.pool = WorkerPool(paths, settings, prompts, self.order.tolist(), shard)
+            self.pool.on_loss = self.lose_records
 
     @property
     def interrupted(self) -> bool:
@@ -126,8 +128,8 @@ class _Sweep:
 
     @property
     def halted(self) -> bool:
-        """Interrupted, or records could not be written: no new request is sent."""
-        return self.interrupted or self.records_lost
+        """Interrupted, or a file of the run could not be written: no new request is sent."""
+        return self.interrupted or self.records_lost or self.write_failure is not None
 
     def lose_records(self, error: OSError) -> None:
         """The records file failed (a ``RecordWriter``'s ``on_loss``): stop the level as a
@@ -135,6 +137,10 @@ class _Sweep:
         self.records_lost = True
         reason = f"records could not be written ({error.strerror or error})"
         self.metadata = dataclasses.replace(self.metadata, stopped_early=reason)
+        self._halt()
+
+    def _halt(self) -> None:
+        """Cancel the stage running (scheduling or draining), as a first Ctrl-C does."""
         stage = self.signals.stage if self.signals is not None else None
         if stage is not None:
             stage.cancel()
@@ -151,7 +157,8 @@ class _Sweep:
         try:
             await task
         except asyncio.CancelledError:
-            first = self.signals.count == 1 or (self.signals.count == 0 and self.records_lost)
+            halted = self.records_lost or self.write_failure is not None
+            first = self.signals.count == 1 or (self.signals.count == 0 and halted)
             if not first or not task.cancelled():
                 raise
         finally:
@@ -279,7 +286,7 @@ class _Sweep:
                     break
             _quiet_gc()
             await self._level(sender, writer, index, qps, duration_s)
-            if self.records_lost:
+            if self.records_lost or self.write_failure is not None:
                 break
             verdict, reason = self._judge(index)
             history = [(st.qps_target, st.state) for st in verdict.levels]
@@ -318,9 +325,16 @@ class _Sweep:
         return judged, None
 
     def _put_level(self, entry: LevelEntry) -> None:
-        """Record ``entry`` (new, or the level's latest state) and rewrite ``metadata.json``."""
+        """Record ``entry`` (new, or the level's latest state) and rewrite ``metadata.json``;
+        when that cannot be written, the sweep stops as when records cannot be."""
         self.metadata = self.metadata.with_level(entry)
-        write_metadata(self.run_dir, self.metadata)
+        if self.write_failure is not None:
+            return
+        try:
+            write_metadata(self.run_dir, self.metadata)
+        except WriteFailed as err:
+            self.write_failure = err
+            self._halt()
 
     def _stop(self, reason: str) -> None:
         self.metadata = dataclasses.replace(self.metadata, stopped_early=reason)
@@ -479,14 +493,30 @@ def _trace_info(trace: ArrivalTrace) -> TraceInfo:
     )
 
 
-def _lost_message(run_dir: Path, writer: RecordWriter) -> str:
+def _lost_message(run_dir: Path, n_lost: int, path: Path, error: OSError) -> str:
     """The one line that says records were lost, how many, and what to do."""
-    reason = writer.error.strerror if writer.error and writer.error.strerror else writer.error
     return (
-        f"{writer.n_lost} records could not be written to {writer.path} ({reason}): the sweep "
-        f"stopped; the records before them are intact, and `qpsweep report {run_dir}` reads "
-        "them once there is room"
+        f"{n_lost} records could not be written to {path} ({error.strerror or error}): the "
+        f"sweep stopped; the records before them are intact, and `qpsweep report {run_dir}` "
+        "reads them once there is room"
     )
+
+
+def _raise_losses(sweep: _Sweep, writer: RecordWriter | None) -> None:
+    """After the sweep: ``RecordsLost`` when records could not be written (by ``writer`` or
+    a worker), else ``WriteFailed`` when another file could not be, in one line each."""
+    run_dir = sweep.run_dir
+    if writer is not None and writer.error is not None:
+        raise RecordsLost(_lost_message(run_dir, writer.n_lost, writer.path, writer.error))
+    pool = sweep.pool
+    if pool is not None and pool.lost_error is not None:
+        where = part_path(run_dir, 0).parent
+        raise RecordsLost(_lost_message(run_dir, pool.n_lost, where, pool.lost_error))
+    if sweep.write_failure is not None:
+        raise WriteFailed(
+            f"{sweep.write_failure}: the sweep stopped; `qpsweep report {run_dir}` reads what "
+            "was written once there is room"
+        )
 
 
 def _isatty(stream: TextIO) -> bool:
@@ -494,6 +524,41 @@ def _isatty(stream: TextIO) -> bool:
         return stream.isatty()
     except (AttributeError, ValueError):
         return False
+
+
+def _attach_metrics(sweep: _Sweep, metrics: MetricsPlan) -> None:
+    """Give ``sweep`` a scraper of ``metrics.url`` and note the scrape in its metadata (the
+    URL with any password masked)."""
+    sweep.metadata = dataclasses.replace(
+        sweep.metadata,
+        metrics_url=mask_url(metrics.url),
+        metrics_gauges=metrics.names,
+        metrics_preset=metrics.preset,
+    )
+    sweep.scraper = MetricsScraper(
+        metrics.url,
+        metrics.names,
+        sweep.run_dir / METRICS_FILE,
+        mean_names=metrics.mean_names,
+        narrow=metrics.narrowed,
+    )
+
+
+def _finish_metadata(sweep: _Sweep, scenario: Scenario, interrupted: bool) -> None:
+    """Write the run's final ``metadata.json``: the levels run (for ``--qps auto``), the status
+    and the finish time; a failed write is kept as the sweep's ``write_failure``."""
+    done = sweep.metadata
+    sweep.metadata = dataclasses.replace(
+        done,
+        qps_levels=tuple(lv.qps_target for lv in done.levels) if scenario.auto else done.qps_levels,
+        status="interrupted" if interrupted else "complete",
+        interrupted=interrupted,
+        finished_at=datetime.now().isoformat(),
+    )
+    try:
+        write_metadata(sweep.run_dir, sweep.metadata)
+    except WriteFailed as err:
+        sweep.write_failure = sweep.write_failure or err
 
 
 def run_sweep(
@@ -545,19 +610,7 @@ def run_sweep(
     settings = settings_for(target, scenario)
     sweep = _Sweep(settings, scenario, prompts, run_dir, metadata, console, trace)
     if metrics is not None:
-        sweep.metadata = dataclasses.replace(
-            metadata,
-            metrics_url=mask_url(metrics.url),
-            metrics_gauges=metrics.names,
-            metrics_preset=metrics.preset,
-        )
-        sweep.scraper = MetricsScraper(
-            metrics.url,
-            metrics.names,
-            run_dir / METRICS_FILE,
-            mean_names=metrics.mean_names,
-            narrow=metrics.narrowed,
-        )
+        _attach_metrics(sweep, metrics)
     write_metadata(run_dir, sweep.metadata)
     writer = None
     if sweep.pool is None:
@@ -572,21 +625,13 @@ def run_sweep(
         gc.unfreeze()
         if writer is not None:
             writer.close()
-        merge_parts(run_dir, run_dir / REQUESTS_FILE)
+        try:
+            merge_parts(run_dir, run_dir / REQUESTS_FILE)
+        except WriteFailed as err:  # the parts stay, and report reads them
+            sweep.write_failure = sweep.write_failure or err
         interrupted = sweep.interrupted or aborted
-        done = sweep.metadata
-        sweep.metadata = dataclasses.replace(
-            done,
-            qps_levels=tuple(lv.qps_target for lv in done.levels)
-            if scenario.auto
-            else done.qps_levels,
-            status="interrupted" if interrupted else "complete",
-            interrupted=interrupted,
-            finished_at=datetime.now().isoformat(),
-        )
-        write_metadata(run_dir, sweep.metadata)
-    if writer is not None and writer.error is not None:
-        raise RecordsLost(_lost_message(run_dir, writer))
+        _finish_metadata(sweep, scenario, interrupted)
+    _raise_losses(sweep, writer)
     with finish_writing_first(console) as received:
         analysis, table = rebuild(run_dir)
         if files.csv:

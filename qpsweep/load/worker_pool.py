@@ -8,7 +8,9 @@ one level at a time; worker ``w`` of ``N`` takes the arrivals ``k`` with ``k % N
 ``RemoteLevel`` is that level as the sweep drives it: ``schedule``, ``drain`` and
 ``cancel_rest``, like ``LevelAttack``.  The workers' records go to ``parts/``, joined into
 ``requests.jsonl`` at the end of the sweep (``qpsweep.records.parts``).  A worker that ends in the
-middle of a sweep is reported (``failure``) and the sweep stops.
+middle of a sweep is reported (``failure``) and the sweep stops.  A worker whose part file
+cannot be written reports it: ``on_loss`` is called with the first such error (``lost_error``),
+and ``n_lost`` adds up the records the workers could not write.
 """
 
 from __future__ import annotations
@@ -56,6 +58,9 @@ class WorkerPool:
         self.shard = shard or Part()
         self.include_usage = True
         self.failure: str | None = None
+        self.on_loss: Callable[[OSError], None] | None = None
+        self.lost_error: OSError | None = None
+        self._n_lost = [0] * len(paths)
         self._conns: list[Connection] = []
         self._procs: list[tuple[multiprocessing.process.BaseProcess, Connection]] = []
         self._current: RemoteLevel | None = None
@@ -73,6 +78,12 @@ class WorkerPool:
             )
             self._conns.append(mine)
             self._procs.append((proc, theirs))
+
+    @property
+    def n_lost(self) -> int:
+        """Records the workers could not write to their part files (as of their last
+        ``done``)."""
+        return sum(self._n_lost)
 
     @property
     def size(self) -> int:
@@ -138,13 +149,19 @@ class WorkerPool:
             self._lost(worker)
             return
         kind = message[0]
-        if kind == "ready":
+        if kind == "lost":
+            if self.lost_error is None:
+                error = self.lost_error = OSError(message[1], message[2])
+                if self.on_loss is not None:
+                    self.on_loss(error)
+        elif kind == "ready":
             self._n_ready += 1
             if self._n_ready == self.size and self._ready is not None:
                 self._ready.set()
         elif self._current is not None:
             if kind == "done":
                 self.include_usage = self.include_usage and bool(message[4])
+                self._n_lost[worker] = int(message[5])
             self._current.update(worker, kind, message[1:4])
 
     async def close(self) -> None:

@@ -11,7 +11,10 @@ Messages, over its pipe to the main process:
   in flight, each recorded as ``interrupted``); ``("quit",)``.
 * to the main process: ``("ready",)`` once its session is open; ``("progress", sent, ok,
   failed)`` every ``PROGRESS_S``; ``("scheduled", sent)`` when its share of the level has been
-  sent; ``("done", sent, ok, failed, include_usage)`` when it has ended.
+  sent; ``("lost", errno, strerror)`` when a record could not be written to its part file
+  (a full disk, the file-size limit: from then on its records are only counted, see
+  ``RecordWriter``); ``("done", sent, ok, failed, include_usage, n_lost)`` when it has ended
+  (``n_lost``: the records its part file has lost so far).
 
 It ignores SIGINT (a terminal's Ctrl-C reaches the whole process group; the main process alone
 decides what it means).  When its pipe closes (the main process died) it aborts the level and
@@ -116,7 +119,7 @@ class _Worker:
 
     async def serve(self, path: Path) -> None:
         read_messages(self.conn, asyncio.get_running_loop(), self._deliver)
-        writer = RecordWriter(path)
+        writer = RecordWriter(path, on_loss=self._lost)
         try:
             with Sender(self.settings) as sender:
                 self.send(("ready",))
@@ -128,6 +131,10 @@ class _Worker:
                         await self._level(message[1], sender, writer)
         finally:
             writer.close()
+
+    def _lost(self, error: OSError) -> None:
+        """The part file failed: the main process stops the level (``("stop",)``)."""
+        self.send(("lost", error.errno, error.strerror or str(error)))
 
     async def _level(self, order: LevelOrder, sender: Sender, writer: RecordWriter) -> None:
         counts = [0, 0]  # ok, failed
@@ -159,7 +166,8 @@ class _Worker:
             await attack.cancel_rest()
             reporter.cancel()
             gc.unfreeze()
-        self.send(("done", attack.n_sent, counts[0], counts[1], sender.shape.include_usage))
+        include_usage = sender.shape.include_usage
+        self.send(("done", attack.n_sent, counts[0], counts[1], include_usage, writer.n_lost))
 
     async def _until(self, coro: Coroutine[Any, Any, None]) -> Message | None:
         """Run ``coro`` until it ends (``None``) or a message comes first (it is cancelled,

@@ -13,10 +13,10 @@ from datetime import datetime
 from pathlib import Path
 
 from qpsweep.analysis.diff import RunData, RunDiff, compare
-from qpsweep.errors import RunDirError
+from qpsweep.errors import RunDirError, WriteFailed
 from qpsweep.output.diff_text import diff_json, format_diff
 from qpsweep.output.rebuild import analyze_run
-from qpsweep.records.run_files import write_json
+from qpsweep.records.run_files import write_json, write_text
 
 DIFF_JSON = "diff.json"
 DIFF_TEXT = "diff.txt"
@@ -67,7 +67,7 @@ def diff_dirs(
     text = format_diff(diff, str(base_dir), str(candidate_dir))
     try:
         write_json(out_dir / DIFF_JSON, diff_json(diff, str(base_dir), str(candidate_dir)))
-        (out_dir / DIFF_TEXT).write_text(text, encoding="utf-8")
+        write_text(out_dir / DIFF_TEXT, text)
         if plot:
             from qpsweep.output.plot_diff import build_diff_figure  # matplotlib loads slowly
 
@@ -78,5 +78,5 @@ def diff_dirs(
             )
             figure.savefig(out_dir / DIFF_PNG, format="png")
     except OSError as err:
-        raise RunDirError(f"{out_dir}: cannot write the diff ({err.strerror})") from None
+        raise WriteFailed(f"{out_dir}: cannot write the diff ({err.strerror})") from None
     return DiffResult(out_dir, diff, text)

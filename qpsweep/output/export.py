@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from qpsweep.analysis.summary import LevelSummary
-from qpsweep.errors import RunDirError
+from qpsweep.errors import RunDirError, WriteFailed
 from qpsweep.output.rebuild import Analysis
 from qpsweep.records.record import ERROR_KINDS, RequestRecord
 
@@ -166,7 +166,7 @@ def write_csvs(run_dir: Path, analysis: Analysis) -> list[Path]:
             tmp.write_text(text, encoding="utf-8", newline="")
             os.replace(tmp, path)
         except OSError as err:
-            raise RunDirError(f"{path}: cannot write ({err.strerror})") from None
+            raise WriteFailed(f"{path}: cannot write ({err.strerror})") from None
     return list(files)
 
 

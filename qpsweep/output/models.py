@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from qpsweep.output.rebuild import Analysis
-from qpsweep.records.run_files import create_run_dir, write_json
+from qpsweep.records.run_files import create_run_dir, write_json, write_text
 
 MODELS_FILE = "models.json"
 REPORT_FILE = "report.txt"
@@ -149,8 +149,8 @@ def write_comparison(parent: Path, runs: Sequence[ModelRun]) -> str:
     entries = [model_entry(run, parent) for run in runs]
     text = format_models(entries)
     write_json(parent / MODELS_FILE, {"models": entries})
-    (parent / REPORT_FILE).write_text(text, encoding="utf-8")
-    (parent / HTML_FILE).write_text(render_models_html(entries, text), encoding="utf-8")
+    write_text(parent / REPORT_FILE, text)
+    write_text(parent / HTML_FILE, render_models_html(entries, text))
     return text
 
 

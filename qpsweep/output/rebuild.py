@@ -25,7 +25,7 @@ from qpsweep.analysis.summary import (
     summarize_levels,
 )
 from qpsweep.analysis.verdict import Verdict, assess
-from qpsweep.errors import RunDirError
+from qpsweep.errors import RunDirError, WriteFailed
 from qpsweep.output.text import format_table, results_json, verdict_json
 from qpsweep.records.metadata import RunMetadata, read_metadata
 from qpsweep.records.record import RequestRecord
@@ -40,6 +40,7 @@ from qpsweep.records.run_files import (
     load_table,
     records_stamp,
     write_json,
+    write_text,
 )
 from qpsweep.records.server_metrics import METRICS_FILE, read_samples, summarize_metrics
 from qpsweep.records.table import RecordTable
@@ -202,7 +203,7 @@ def rebuild(
             _server_json(entries, summaries, samples, view)
         write_json(run_dir / results_name, entries)
         write_json(run_dir / SATURATION_FILE, verdict_json(verdict, trace_rate))
-        (run_dir / REPORT_FILE).write_text(table, encoding="utf-8")
+        write_text(run_dir / REPORT_FILE, table)
         drawn = metadata.plot if plot is None else plot
         images = _draw(run_dir, analysis, samples, view) if drawn else []
         if metadata.csv:
@@ -213,8 +214,8 @@ def rebuild(
             from qpsweep.output.html import render_html
 
             page = render_html(metadata, summaries, verdict, table, analysis.table, images)
-            (run_dir / HTML_FILE).write_text(page, encoding="utf-8")
+            write_text(run_dir / HTML_FILE, page)
         keep_columns(run_dir, analysis.table, stamp)
-    except OSError as err:
-        raise RunDirError(f"{run_dir}: cannot write results ({err.strerror})") from None
+    except OSError as err:  # a plot: the others say which file in WriteFailed
+        raise WriteFailed(f"{run_dir}: cannot write results ({err.strerror})") from None
     return analysis, table

@@ -17,12 +17,15 @@ in the parts.
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import os
 import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+
+from qpsweep.errors import WriteFailed
 
 PARTS_DIR = "parts"
 _KEY = re.compile(r'^\{"level":(-?\d+),.*?"done_s":(-?[0-9.eE+-]+)')
@@ -59,22 +62,30 @@ def _lines(path: Path) -> Iterator[str]:
 
 def merge_files(sources: list[Path], target: Path) -> int:
     """Write the complete lines of ``sources`` to ``target`` in ``(level, done_s)`` order,
-    through ``target.tmp`` and a rename; returns the number of lines written."""
+    through ``target.tmp`` and a rename; returns the number of lines written.  When that
+    cannot be written (a full disk), ``WriteFailed``: the temporary file is removed, and the
+    sources are left as they are."""
     tmp = target.with_name(target.name + ".tmp")
     n = 0
-    with tmp.open("w", encoding="utf-8") as out:
-        for line in heapq.merge(*(_lines(p) for p in sources), key=_key):
-            out.write(line)
-            n += 1
-        out.flush()
-        os.fsync(out.fileno())
-    tmp.replace(target)
+    try:
+        with tmp.open("w", encoding="utf-8") as out:
+            for line in heapq.merge(*(_lines(p) for p in sources), key=_key):
+                out.write(line)
+                n += 1
+            out.flush()
+            os.fsync(out.fileno())
+        tmp.replace(target)
+    except OSError as err:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise WriteFailed(f"{target} could not be written ({err.strerror or err})") from None
     return n
 
 
 def merge_parts(run_dir: Path, target: Path) -> int:
     """Join the run's parts into ``target`` (its ``requests.jsonl``) and delete them; returns
-    the number of records.  Without parts, nothing happens and 0 is returned."""
+    the number of records.  Without parts, nothing happens and 0 is returned.  When the join
+    cannot be written, ``WriteFailed``, and the parts stay (``qpsweep report`` reads them)."""
     parts = part_files(run_dir)
     if not parts:
         return 0

@@ -13,6 +13,7 @@ record have a ``SCHEMA_VERSION`` and a JSON Schema each (``SCHEMAS_DIR``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -21,7 +22,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from qpsweep.errors import RunDirError
+from qpsweep.errors import RunDirError, WriteFailed
 from qpsweep.records.columns import (
     COLUMNS_FILE,
     Stamp,
@@ -131,10 +132,23 @@ def create_run_dir(results_dir: Path, name: str | None = None) -> Path:
 
 
 def write_json(path: Path, data: Any) -> None:
-    """Write ``data`` as indented JSON atomically (temporary file, then rename)."""
+    """Write ``data`` as indented JSON atomically (temporary file, then rename); when that
+    fails (a full disk), ``WriteFailed`` naming ``path``, and the old file is left as it was."""
+    write_text(path, json.dumps(data, indent=2) + "\n")
+
+
+def write_text(path: Path, text: str, newline: str | None = None) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically (temporary file, then rename); when that
+    fails (a full disk, the file-size limit), ``WriteFailed`` naming ``path``, the temporary
+    file removed and the old file left as it was."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text, encoding="utf-8", newline=newline)
+        os.replace(tmp, path)
+    except OSError as err:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise WriteFailed(f"{path} could not be written ({err.strerror or err})") from None
 
 
 def record_files(run_dir: Path) -> list[Path]:
