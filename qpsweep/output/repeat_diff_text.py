@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from qpsweep.analysis.repeat_diff import RepeatDiff, RepeatLevelDiff, RepeatRow
-from qpsweep.output.repeats_text import LABELS, spread_json
+from qpsweep.output.repeats_text import LABELS, spread_json, state_counts
 
 TEST_TEXT = (
     "per figure, one value per repeat: Welch's t test on the repeats' means (one run against "
@@ -39,10 +39,16 @@ def row_verdict(row: RepeatRow, diff: RepeatDiff, level: RepeatLevelDiff | None)
 def _line(label: str, row: RepeatRow, verdict: str) -> str:
     test = row.test
     interval = "-" if test is None else f"[{_signed(test.low)}, {_signed(test.high)}]"
+    b, c = row.base, row.candidate
+    some = (
+        f" (in {b.n} of {b.n + b.n_missing} and {c.n} of {c.n + c.n_missing} repeats)"
+        if b.n_missing or c.n_missing
+        else ""
+    )
     return (
-        f"{label}{LABELS.get(row.figure, row.figure):<20} {_num(row.base.mean):>9} "
-        f"{_num(row.candidate.mean):>9} {_signed(row.delta):>9} {_signed(row.change_pct, '%'):>8} "
-        f"{interval:<22} {_num(row.p_value, 2):>8}  {verdict}"
+        f"{label}{LABELS.get(row.figure, row.figure):<20} {_num(b.mean):>9} "
+        f"{_num(c.mean):>9} {_signed(row.delta):>9} {_signed(row.change_pct, '%'):>8} "
+        f"{interval:<22} {_num(row.p_value, 2):>8}  {verdict}{some}"
     )
 
 
@@ -75,8 +81,8 @@ def format_repeat_diff(diff: RepeatDiff, base: str, candidate: str) -> str:
     out.append("")
     for lv in diff.levels:
         out.append(
-            f"{lv.qps_target:>7g}  states: base {', '.join(lv.base_states)}; candidate "
-            f"{', '.join(lv.candidate_states)}"
+            f"{lv.qps_target:>7g}  states: base {state_counts(lv.base_states)}; candidate "
+            f"{state_counts(lv.candidate_states)}"
             + ("  REGRESSION: the candidate no longer sustains this level" if lv.lost else "")
         )
         out += [_line(" " * 9, row, row_verdict(row, diff, lv)) for row in lv.rows]

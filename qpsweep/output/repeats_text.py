@@ -49,7 +49,8 @@ def _row(label: str, sp: Spread, indent: str) -> str:
     )
 
 
-def _states(states: tuple[str, ...]) -> str:
+def state_counts(states: tuple[str, ...]) -> str:
+    """``ok x4, degraded x1``: how many repeats were in each state, in order of appearance."""
     counts: dict[str, int] = {}
     for state in states:
         counts[state or "-"] = counts.get(state or "-", 0) + 1
@@ -71,7 +72,7 @@ def format_repeats(summary: RepeatSummary, auto: bool, not_counted: tuple[str, .
     if summary.levels:
         lines.append(f"{'QPS':>7}  {'figure':<20} {'mean':>9}  {conf + ' interval':<21} {'cv':>6}")
     for lv in summary.levels:
-        lines.append(f"{lv.qps_target:>7g}  states: {_states(lv.states)}")
+        lines.append(f"{lv.qps_target:>7g}  states: {state_counts(lv.states)}")
         lines += [_row(name, sp, " " * 9) for name, sp in lv.figures]
     if auto:
         lines.append(
