@@ -8,7 +8,7 @@ directory under ``results_dir`` (or into ``output_dir`` when given).
 When either side is the directory of a ``--repeat`` run, the repeats are the evidence instead:
 each side's complete repeats (a single run is one) are summarized
 (``analysis.repeats``) and compared figure by figure (``analysis.repeat_diff``); ``diff.png``
-is then not drawn (``diff.txt`` says so).
+then shows each side's means with their intervals (``plot_repeats``).
 """
 
 from __future__ import annotations
@@ -70,7 +70,8 @@ def diff_dirs(
 ) -> DiffResult:
     """Compare two result directories; ``RunDirError`` when either is not one."""
     if is_repeats_dir(base_dir) or is_repeats_dir(candidate_dir):
-        return _diff_repeats(base_dir, candidate_dir, alpha, threshold_pct, results_dir, output_dir)
+        where = (results_dir, output_dir)
+        return _diff_repeats(base_dir, candidate_dir, alpha, threshold_pct, where, plot)
     base, candidate = _load(base_dir), _load(candidate_dir)
     diff = compare(base, candidate, alpha, threshold_pct)
     out_dir = _out_dir(results_dir, output_dir)
@@ -97,18 +98,23 @@ def _diff_repeats(
     candidate_dir: Path,
     alpha: float,
     threshold_pct: float,
-    results_dir: Path,
-    output_dir: Path | None,
+    where: tuple[Path, Path | None],
+    plot: bool,
 ) -> DiffResult:
-    """``diff_dirs`` when a side is a ``--repeat`` directory: ``diff.json`` and ``diff.txt``."""
+    """``diff_dirs`` when a side is a ``--repeat`` directory (``where``: the results and
+    output directories)."""
     (base, _), (candidate, _) = load_side(base_dir), load_side(candidate_dir)
     diff = compare_repeats(base, candidate, alpha, threshold_pct)
-    out_dir = _out_dir(results_dir, output_dir)
+    out_dir = _out_dir(*where)
     text = format_repeat_diff(diff, str(base_dir), str(candidate_dir))
-    text += "(diff.png is drawn for two single runs only)\n"
     try:
         write_json(out_dir / DIFF_JSON, repeat_diff_json(diff, str(base_dir), str(candidate_dir)))
         (out_dir / DIFF_TEXT).write_text(text, encoding="utf-8")
+        if plot:
+            from qpsweep.output.plot_repeats import build_repeats_figure  # matplotlib: slow
+
+            figure = build_repeats_figure(diff, (base_dir.name, candidate_dir.name))
+            figure.savefig(out_dir / DIFF_PNG, format="png")
     except OSError as err:
         raise RunDirError(f"{out_dir}: cannot write the diff ({err.strerror})") from None
     return DiffResult(out_dir, diff, text)
