@@ -13,12 +13,15 @@ def main_diff(argv: list[str]) -> int:
         prog="qpsweep diff",
         description="Compare two result directories level by level (aligned by target QPS) with "
         "a Mann-Whitney U test on block medians of the requests; writes diff.json, diff.txt and "
-        "diff.png into a new directory and prints the comparison.",
+        "diff.png into a new directory and prints the comparison.  Either side may be the "
+        "directory of a --repeat run: the repeats' figures are then compared (Welch t test).",
         epilog="example: qpsweep diff results/2026-11-20_10-00-00 results/2026-11-23_10-00-00 "
         "--fail-on-regression 10",
     )
-    p.add_argument("base", metavar="BASE", help="the reference result directory")
-    p.add_argument("candidate", metavar="CANDIDATE", help="the result directory to judge")
+    p.add_argument("base", metavar="BASE", help="the reference result (or --repeat) directory")
+    p.add_argument(
+        "candidate", metavar="CANDIDATE", help="the result (or --repeat) directory to judge"
+    )
     p.add_argument(
         "--fail-on-regression",
         type=float,

@@ -25,6 +25,7 @@ from qpsweep.cli.demo import main_demo
 from qpsweep.cli.diff import main_diff
 from qpsweep.cli.merge import main_merge
 from qpsweep.cli.parser import Parser
+from qpsweep.cli.repeat import repeat_count, sweep_repeated
 from qpsweep.cli.report import main_report
 from qpsweep.cli.sim import main_sim
 from qpsweep.cli.sweep_flags import sweep_parser
@@ -174,6 +175,7 @@ def _cmd_sweep(argv: list[str]) -> int:
         print("note: --show-tokens is deprecated; tokens/s is always shown", file=sys.stderr)
     trace = _trace(ns)
     target, scenario = _target(ns), _scenario(ns, trace)
+    repeats = repeat_count(ns)
     files = RunFiles(
         _file_name("--output", ns.output),
         _file_name("--plot-output", ns.plot_output),
@@ -183,10 +185,18 @@ def _cmd_sweep(argv: list[str]) -> int:
     prompts, dataset, dataset_sha256 = _prompts(ns, trace, scenario.seed)
     metrics = _metrics(ns)
 
-    def sweep(model: str, results_dir: Path, name: str | None, notes: dict[str, Any]) -> ModelRun:
-        """Probe (unless --no-check), then sweep ``model``; a failed probe sends nothing."""
+    def sweep(
+        model: str,
+        results_dir: Path,
+        name: str | None,
+        notes: dict[str, Any],
+        *,
+        scenario: Scenario = scenario,
+        check: bool = not ns.no_check,
+    ) -> ModelRun:
+        """Probe (when ``check``), then sweep ``model``; a failed probe sends nothing."""
         one = replace(target, model=model)
-        if not ns.no_check:
+        if check:
             probe = probe_before_sweep(settings_for(one, scenario))
             failed = probe.first_failure
             if failed is not None:
@@ -218,16 +228,24 @@ def _cmd_sweep(argv: list[str]) -> int:
     if ns.all_models:
         return _sweep_all_models(ns, target, scenario, sweep, mask)
     plain_name("--name", ns.name)
+    if repeats is not None:
+        where = (Path(ns.results_dir), ns.name)
+        return sweep_repeated(
+            repeats, target.model, scenario, where, sweep, not ns.no_check, _probe_failed
+        )
     run = sweep(target.model, Path(ns.results_dir), ns.name, {})
     if run.run_dir is None:
-        print(f"qpsweep: the endpoint cannot serve a sweep: {run.reason} {_NOTHING_SENT}",
-              file=sys.stderr)  # fmt: skip
+        _probe_failed(f"the endpoint cannot serve a sweep: {run.reason}")
         return 1
     print(f"Results: {run.run_dir}")
     return 130 if run.interrupted else 0
 
 
 _NOTHING_SENT = "(nothing was sent; --no-check skips this probe)"
+
+
+def _probe_failed(message: str) -> None:
+    print(f"qpsweep: {message} {_NOTHING_SENT}", file=sys.stderr)
 
 
 def _sweep_all_models(

@@ -7,6 +7,7 @@ from pathlib import Path
 from qpsweep.cli.parser import Parser
 from qpsweep.output.models import MODELS_FILE, ModelRun, read_models, write_comparison
 from qpsweep.output.rebuild import rebuild
+from qpsweep.output.repeats import is_repeats_dir, rebuild_repeats
 
 
 def main_report(argv: list[str]) -> int:
@@ -29,6 +30,9 @@ def main_report(argv: list[str]) -> int:
             interrupted = entry["status"] == "interrupted"
             runs.append(ModelRun(entry["model"], child, analysis, interrupted, entry["reason"]))
         print(write_comparison(run_dir, runs), end="")
+        return 0
+    if is_repeats_dir(run_dir):  # --repeat: each repeat's run, then the summary across them
+        print(rebuild_repeats(run_dir, lambda child: rebuild(child, plot, html)[0]), end="")
         return 0
     _, table = rebuild(run_dir, plot=plot, html=html)
     print(table)

@@ -161,6 +161,14 @@ def sweep_parser() -> Parser:
         help="seed of the schedule and prompt order (default: %(default)s)",
     )
     load.add_argument(
+        "--repeat",
+        type=int,
+        metavar="N",
+        help="run the whole sweep N times (seeds --seed, --seed+1, ...) into one directory "
+        "with a run per repeat, and report each figure's mean, 95%% interval and spread "
+        "across them (default: once)",
+    )
+    load.add_argument(
         "--warmup",
         type=int,
         default=0,

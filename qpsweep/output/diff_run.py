@@ -4,6 +4,11 @@
 ``metadata.json`` + ``requests.jsonl`` alone), compares them with ``diff.compare`` and writes
 ``diff.json``, ``diff.txt`` and ``diff.png`` into a new ``diff_YYYY-MM-DD_HH-MM-SS``
 directory under ``results_dir`` (or into ``output_dir`` when given).
+
+When either side is the directory of a ``--repeat`` run, the repeats are the evidence instead:
+each side's complete repeats (a single run is one) are summarized
+(``analysis.repeats``) and compared figure by figure (``analysis.repeat_diff``); ``diff.png``
+then shows each side's means with their intervals (``plot_repeats``).
 """
 
 from __future__ import annotations
@@ -13,9 +18,12 @@ from datetime import datetime
 from pathlib import Path
 
 from qpsweep.analysis.diff import RunData, RunDiff, compare
+from qpsweep.analysis.repeat_diff import RepeatDiff, compare_repeats
 from qpsweep.errors import RunDirError, WriteFailed
 from qpsweep.output.diff_text import diff_json, format_diff
 from qpsweep.output.rebuild import analyze_run
+from qpsweep.output.repeat_diff_text import format_repeat_diff, repeat_diff_json
+from qpsweep.output.repeats import is_repeats_dir, load_side
 from qpsweep.records.run_files import write_json, write_text
 
 DIFF_JSON = "diff.json"
@@ -28,7 +36,7 @@ class DiffResult:
     """Where the diff went, what it found, and its console text."""
 
     out_dir: Path
-    diff: RunDiff
+    diff: RunDiff | RepeatDiff
     text: str
 
 
@@ -61,6 +69,9 @@ def diff_dirs(
     plot: bool = True,
 ) -> DiffResult:
     """Compare two result directories; ``RunDirError`` when either is not one."""
+    if is_repeats_dir(base_dir) or is_repeats_dir(candidate_dir):
+        where = (results_dir, output_dir)
+        return _diff_repeats(base_dir, candidate_dir, alpha, threshold_pct, where, plot)
     base, candidate = _load(base_dir), _load(candidate_dir)
     diff = compare(base, candidate, alpha, threshold_pct)
     out_dir = _out_dir(results_dir, output_dir)
@@ -76,6 +87,33 @@ def diff_dirs(
                 (candidate.summaries, candidate.verdict),
                 (base_dir.name, candidate_dir.name),
             )
+            figure.savefig(out_dir / DIFF_PNG, format="png")
+    except OSError as err:
+        raise WriteFailed(f"{out_dir}: cannot write the diff ({err.strerror})") from None
+    return DiffResult(out_dir, diff, text)
+
+
+def _diff_repeats(
+    base_dir: Path,
+    candidate_dir: Path,
+    alpha: float,
+    threshold_pct: float,
+    where: tuple[Path, Path | None],
+    plot: bool,
+) -> DiffResult:
+    """``diff_dirs`` when a side is a ``--repeat`` directory (``where``: the results and
+    output directories)."""
+    (base, _), (candidate, _) = load_side(base_dir), load_side(candidate_dir)
+    diff = compare_repeats(base, candidate, alpha, threshold_pct)
+    out_dir = _out_dir(*where)
+    text = format_repeat_diff(diff, str(base_dir), str(candidate_dir))
+    try:
+        write_json(out_dir / DIFF_JSON, repeat_diff_json(diff, str(base_dir), str(candidate_dir)))
+        write_text(out_dir / DIFF_TEXT, text)
+        if plot:
+            from qpsweep.output.plot_repeats import build_repeats_figure  # matplotlib: slow
+
+            figure = build_repeats_figure(diff, (base_dir.name, candidate_dir.name))
             figure.savefig(out_dir / DIFF_PNG, format="png")
     except OSError as err:
         raise WriteFailed(f"{out_dir}: cannot write the diff ({err.strerror})") from None
