@@ -270,7 +270,9 @@ def test_diff_of_repeats_finds_the_slower_simulator(
     e2e = [
         next(f for f in lv["figures"] if f["figure"] == "e2e_p50_s") for lv in data["levels"]
     ]  # 10 ms decode steps instead of 5: E2E about 2x at both levels
-    assert all(f["significant"] and f["method"] == "welch" and f["change_pct"] > 60 for f in e2e), e2e
+    assert all(f["significant"] and f["method"] == "welch" and f["change_pct"] > 60 for f in e2e), (
+        e2e
+    )
     png = (tmp_path / "d" / "diff.png").read_bytes()
     assert png.startswith(b"\x89PNG") and int.from_bytes(png[16:20], "big") == 1600
     judged = [f["regression"] for f, lv in zip(e2e, data["levels"], strict=True) if lv["judged"]]
