@@ -42,10 +42,12 @@ from qpsweep.config.scenario import (
     plain_name,
 )
 from qpsweep.config.secrets import Masker, argv_secrets, mask_url, secrets_of, utf8_safe
+from qpsweep.config.sessions import session_plan
 from qpsweep.config.shards import parse_shard, parse_workers
 from qpsweep.config.slo import parse_slos
 from qpsweep.config.thresholds import AutoPlan, Thresholds
 from qpsweep.datasets.prompts import Prompt, dataset_path, load_dataset
+from qpsweep.datasets.sessions import sessions_of
 from qpsweep.datasets.traces import ArrivalTrace, load_trace, trace_prompts
 from qpsweep.errors import ConfigError, QpsweepError, RecordsLost
 from qpsweep.http.client import settings_for
@@ -80,6 +82,9 @@ def _scenario(ns: argparse.Namespace, trace: ArrivalTrace | None = None) -> Scen
     if ns.start_at is not None and ns.shard is None:
         raise ConfigError("--start-at: only with --shard I/N")
     shard = parse_shard(ns.shard, ns.start_at) if ns.shard is not None else None
+    if not ns.multi_turn and (ns.think_time != "0" or ns.history != "real"):
+        raise ConfigError("--think-time and --history: only with --multi-turn")
+    sessions = session_plan(ns.think_time, ns.history) if ns.multi_turn else None
     plan = AutoPlan(ns.start_qps, ns.max_qps, ns.precision, ns.budget) if auto else None
     thresholds = Thresholds(
         max_error_rate=ns.max_error_rate,
@@ -107,6 +112,7 @@ def _scenario(ns: argparse.Namespace, trace: ArrivalTrace | None = None) -> Scen
             workers=parse_workers(str(ns.workers)),
             shard=shard,
             trace_rate_qps=rate,
+            sessions=sessions,
         )
     )
 
@@ -181,6 +187,8 @@ def _cmd_sweep(argv: list[str]) -> int:
         ns.csv,
     )
     prompts, dataset, dataset_sha256 = _prompts(ns, trace, scenario.seed)
+    if scenario.sessions is not None:
+        sessions_of(prompts, str(dataset))  # an empty session is bad input: before any traffic
     metrics = _metrics(ns)
 
     def sweep(model: str, results_dir: Path, name: str | None, notes: dict[str, Any]) -> ModelRun:

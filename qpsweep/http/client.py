@@ -144,6 +144,7 @@ class Trace:
     first_error_kind: str | None = None
     first_done_s: float | None = None
     resent: int = 0
+    text: list[str] | None = None  # the answer's content pieces, when asked for (sessions)
 
     def restart(self, sent_s: float) -> None:
         """Forget the first attempt (used by the one retry without ``stream_options``)."""
@@ -160,6 +161,8 @@ class Trace:
     def _clear(self) -> None:
         self.status, self.chunk_s = None, []
         self.usage_prompt = self.usage_completion = self.end_s = None
+        if self.text is not None:
+            self.text = []
 
     def finish(self, done_s: float, error_kind: str | None, error: str | None) -> RequestRecord:
         """The record of this request, ending at ``done_s`` with the given outcome."""
@@ -259,9 +262,10 @@ class Sender:
         self.close()
 
     def body(self, prompt: Prompt, include_usage: bool) -> bytes:
-        """The JSON request body for ``prompt`` (cached)."""
+        """The JSON request body for ``prompt`` (cached, unless ``prompt.id < 0``: a one-off
+        prompt such as a session's turn, whose history changes from turn to turn)."""
         key = (prompt.id, include_usage)
-        cached = self._bodies.get(key)
+        cached = self._bodies.get(key) if prompt.id >= 0 else None
         if cached is None:
             payload: dict[str, Any] = {
                 "model": self._settings.model,
@@ -272,14 +276,16 @@ class Sender:
             }
             if include_usage:
                 payload["stream_options"] = {"include_usage": True}
-            cached = self._bodies[key] = json.dumps(payload).encode()
+            cached = json.dumps(payload).encode()
+            if prompt.id >= 0:
+                self._bodies[key] = cached
         return cached
 
     def request(self, prompt: Prompt, include_usage: bool, url: URL | None = None) -> bytes:
         """The whole HTTP request (head and body) for ``prompt`` to ``url`` (default: the
-        endpoint; cached for it)."""
+        endpoint; cached for it, as ``body`` is)."""
         key = (prompt.id, include_usage)
-        cached = self._requests.get(key) if url is None else None
+        cached = self._requests.get(key) if url is None and prompt.id >= 0 else None
         if cached is None:
             body = self.body(prompt, include_usage)
             where = self._url if url is None else url
@@ -288,7 +294,7 @@ class Sender:
                 f"{self._header_lines}Content-Length: {len(body)}\r\n\r\n"
             )
             cached = head.encode() + body
-            if url is None:
+            if url is None and prompt.id >= 0:
                 self._requests[key] = cached
         return cached
 
@@ -459,6 +465,8 @@ def _read_json(trace: Trace, body: bytes, now_s: float) -> Outcome:
         return failure
     if not text:
         return "empty", "completion has no content"
+    if trace.text is not None and isinstance(text, str):
+        trace.text.append(text)
     trace.chunk_s.append(now_s)
     return None, None
 
@@ -506,6 +514,8 @@ async def _read_sse(conn: Connection, trace: Trace, t0: float) -> Outcome:
             payloads = parser.feed(piece)
         except ValueError as err:
             return "protocol", str(err)
+        if trace.text is not None:
+            _collect_text(trace.text, payloads)
         failure, fin, done = _take_events(trace, payloads, now_s, plain)
         if failure is not None:
             return failure
@@ -518,6 +528,8 @@ async def _read_sse(conn: Connection, trace: Trace, t0: float) -> Outcome:
         payloads = parser.close()
     except ValueError as err:  # an error event at the very end
         return "protocol", str(err)
+    if trace.text is not None:
+        _collect_text(trace.text, payloads)
     failure, fin, done = _take_events(trace, payloads, perf_counter() - t0, plain)
     if failure is not None:  # a last event without its blank line
         return failure
@@ -576,6 +588,24 @@ def _take_event(
     if "usage" in data:
         return _take_usage(trace, data), finished
     return None, finished
+
+
+def _collect_text(pieces: list[str], payloads: list[bytes]) -> None:
+    """Append the answer text (``delta.content``, or ``text``) of each event to ``pieces``
+    (only when ``Trace.text`` asks for it: a session's history holds the real answer).  An
+    event that is not such JSON adds nothing; ``_take_events`` judges it."""
+    for payload in payloads:
+        if payload == b"[DONE]":
+            continue
+        try:
+            data = _decode_json(payload.decode())
+            choice = data["choices"][0]
+        except (ValueError, KeyError, IndexError, TypeError):
+            continue
+        delta = choice.get("delta") if isinstance(choice, dict) else None
+        piece = delta.get("content") if isinstance(delta, dict) else choice.get("text")
+        if isinstance(piece, str):
+            pieces.append(piece)
 
 
 async def _read_rest(conn: Connection) -> None:
