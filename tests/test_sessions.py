@@ -1,0 +1,212 @@
+"""``--multi-turn``: conversations as sessions, against the scripted server on 127.0.0.1.
+
+What a user sees: each turn's record (``session``, ``turn``, its release as ``scheduled_s``),
+the request bodies the server received (the history with the model's real answers or the
+dataset's), the session counts in ``metadata.json``, the results JSON and the report; and
+bad input (``--think-time``, an empty session, ``--workers``) as one line with exit code 2.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from qpsweep.config.sessions import SessionPlan
+from qpsweep.datasets.prompts import Prompt
+from qpsweep.datasets.sessions import session_of, turn_messages
+from qpsweep.load.sessions import think_times_s
+
+from conftest import Run
+from servers import BODIES, ServerThread
+
+TURNS = 3
+
+
+def _dataset(tmp_path: Path, marker: str, n: int = 4) -> Path:
+    """``n`` conversations of ``TURNS`` user turns, the dataset's answers marked."""
+    samples = []
+    for i in range(n):
+        history: list[dict[str, str]] = []
+        for k in range(TURNS):
+            history.append({"role": "user", "content": f"{marker} question {i}.{k} about tea"})
+            if k < TURNS - 1:
+                history.append({"role": "assistant", "content": f"DATASET-ANSWER {i}.{k}"})
+        samples.append({"prompt_content": "Be brief.", "cut_chat_history": history})
+    path = tmp_path / "sessions.json"
+    path.write_text(json.dumps(samples))
+    return path
+
+
+def _bodies(server: ServerThread, marker: str) -> list[dict[str, Any]]:
+    return [b for b in server.app[BODIES] if marker in json.dumps(b["messages"])]
+
+
+def _by_session(records: list[dict[str, Any]]) -> dict[int, list[dict[str, Any]]]:
+    out: dict[int, list[dict[str, Any]]] = {}
+    for r in records:
+        out.setdefault(r["session"], []).append(r)
+    return {s: sorted(rs, key=lambda r: r["turn"]) for s, rs in out.items()}
+
+
+def test_turn_messages_hold_the_real_or_the_dataset_answers() -> None:
+    prompt = Prompt(
+        3,
+        (("system", "Be brief."), ("user", "a b"), ("assistant", "c d e"), ("user", "f")),
+        max_tokens=9,
+    )
+    session = session_of(prompt)
+    assert session is not None and session.n_turns == 2 and session.max_tokens == 9
+    first, words = turn_messages(session, 0, [])
+    assert first == (("system", "Be brief."), ("user", "a b")) and words == 2
+    real, words = turn_messages(session, 1, ["x y z w"])
+    assert real[-2:] == (("assistant", "x y z w"), ("user", "f")) and words == 2 + 2 + 4
+    dataset, words = turn_messages(session, 1, None)
+    assert dataset[-2:] == (("assistant", "c d e"), ("user", "f")) and words == 2 + 2 + 3
+    assert session_of(Prompt(0, (("assistant", "hello"),))) is None
+
+
+def test_think_times_are_drawn_up_front_from_the_seed() -> None:
+    exp = SessionPlan(2.0, think_exp=True)
+    a, b = think_times_s(exp, 500, 7, 10.0), think_times_s(exp, 500, 7, 10.0)
+    assert a == b and a != think_times_s(exp, 500, 8, 10.0)
+    assert 1.6 < sum(a) / len(a) < 2.4  # mean 2 s; sd of the mean 0.09 s
+    assert think_times_s(SessionPlan(0.5), 3, 7, 10.0) == [0.5, 0.5, 0.5]
+
+
+@pytest.mark.slow
+def test_sessions_send_turns_in_order_with_the_real_answers(
+    qpsweep: Any, server: ServerThread, tmp_path: Path
+) -> None:
+    marker = uuid.uuid4().hex
+    run: Run = qpsweep(
+        "--endpoint", server.url("ok", tokens=3), "--model", "m", "--qps", "15",
+        "--duration", "1", "--arrival", "constant", "--multi-turn",
+        dataset=_dataset(tmp_path, marker),
+    )  # fmt: skip
+    assert run.code == 0, run.err
+    records = run.records()
+    sessions = _by_session(records)
+    level = run.json("metadata.json")["levels"][0]
+    counts = level["sessions"]
+    assert counts["session_qps"] == pytest.approx(15 / TURNS)
+    assert counts["started"] == len(sessions) == 5  # constant: 0, 0.2, ... 0.8 s
+    # every turn of a started session is sent or counted as not sent, by reason
+    assert len(records) + sum(counts["not_sent"].values()) == TURNS * counts["started"]
+    assert level["n_sent"] == len(records) == level["n_scheduled"]
+    for turns in sessions.values():
+        assert [r["turn"] for r in turns] == list(range(1, len(turns) + 1))
+        assert len({r["prompt_id"] for r in turns}) == 1
+        for before, after in itertools.pairwise(turns):
+            # released at the previous answer's end (think time 0): the wait is no send lag
+            assert after["scheduled_s"] == pytest.approx(before["done_s"], abs=2e-6)
+            assert after["sent_s"] >= after["scheduled_s"] - 0.002
+            assert after["history_tokens"] > before["history_tokens"]
+    later = [b for b in _bodies(server, marker) if len(b["messages"]) > 2]
+    assert later, "no second turn was sent"
+    for body in later:
+        answers = [m["content"] for m in body["messages"] if m["role"] == "assistant"]
+        assert answers and set(answers) == {"w0 w1 w2 "}  # the model's own answers
+    results = run.json("benchmark_qps_results.json")[0]["sessions"]
+    assert results["n_sessions"] == 5
+    assert results["requests_per_session"] == pytest.approx(len(records) / 5)
+    assert results["ttft_first_turn"]["n"] == 5
+    report = (run.run_dir / "report.txt").read_text()  # type: ignore[operator]
+    assert "Sessions (--multi-turn" in report
+    assert 'id="sessions"' in (run.run_dir / "report.html").read_text()  # type: ignore[operator]
+
+
+@pytest.mark.slow
+def test_dataset_history_and_think_time(qpsweep: Any, server: ServerThread, tmp_path: Path) -> None:
+    marker = uuid.uuid4().hex
+    run: Run = qpsweep(
+        "--endpoint", server.url("ok", tokens=2), "--model", "m", "--qps", "15",
+        "--duration", "1", "--arrival", "constant", "--multi-turn", "--history", "dataset",
+        "--think-time", "0.05",
+        dataset=_dataset(tmp_path, marker),
+    )  # fmt: skip
+    assert run.code == 0, run.err
+    for turns in _by_session(run.records()).values():
+        for before, after in itertools.pairwise(turns):
+            assert after["scheduled_s"] == pytest.approx(before["done_s"] + 0.05, abs=2e-6)
+    later = [b for b in _bodies(server, marker) if len(b["messages"]) > 2]
+    assert later
+    for body in later:
+        answers = [m["content"] for m in body["messages"] if m["role"] == "assistant"]
+        assert answers and all(a.startswith("DATASET-ANSWER") for a in answers)
+    assert run.json("metadata.json")["multi_turn"] == {
+        "think_s": 0.05,
+        "think_exp": False,
+        "history": "dataset",
+    }
+
+
+def test_a_failed_turn_ends_its_session(qpsweep: Any, server: ServerThread, tmp_path: Path) -> None:
+    run: Run = qpsweep(
+        "--endpoint", server.url("status", code=503), "--model", "m", "--qps", "15",
+        "--duration", "0.5", "--arrival", "constant", "--multi-turn",
+        dataset=_dataset(tmp_path, "x"),
+    )  # fmt: skip
+    assert run.code == 0, run.err
+    records = run.records()
+    counts = run.json("metadata.json")["levels"][0]["sessions"]
+    assert {r["turn"] for r in records} == {1}
+    assert {r["error_kind"] for r in records} == {"http_503"}
+    assert counts["failed"] == counts["started"] == len(records) == 3
+    assert counts["not_sent"] == {"failed_turn": 2 * 3}
+    assert "turns not sent: failed_turn 6" in run.out
+
+
+def test_turns_released_after_the_window_are_not_sent(
+    qpsweep: Any, server: ServerThread, tmp_path: Path
+) -> None:
+    run: Run = qpsweep(
+        "--endpoint", server.url("ok", tokens=2), "--model", "m", "--qps", "15",
+        "--duration", "0.5", "--arrival", "constant", "--multi-turn", "--think-time", "5",
+        dataset=_dataset(tmp_path, "x"),
+    )  # fmt: skip
+    assert run.code == 0, run.err
+    counts = run.json("metadata.json")["levels"][0]["sessions"]
+    assert {r["turn"] for r in run.records()} == {1}
+    assert counts["completed"] == counts["failed"] == 0
+    assert counts["not_sent"] == {"window_closed": 2 * counts["started"]}
+
+
+@pytest.mark.parametrize(
+    ("flags", "needle"),
+    [
+        (("--multi-turn", "--think-time", "exp:0"), "--think-time: 'exp:0'"),
+        (("--multi-turn", "--think-time", "-1"), "--think-time: '-1'"),
+        (("--multi-turn", "--think-time", "soon"), "--think-time: 'soon' must be SECONDS"),
+        (("--think-time", "2"), "--think-time and --history: only with --multi-turn"),
+        (("--multi-turn", "--workers", "2"), "--multi-turn: not with --workers 2"),
+    ],
+)
+def test_bad_session_flags_are_one_line_exit_2(
+    qpsweep: Any, server: ServerThread, flags: tuple[str, ...], needle: str
+) -> None:
+    run: Run = qpsweep("--endpoint", server.url("ok"), "--model", "m", "--qps", "5", *flags)
+    assert run.code == 2
+    assert run.err.count("\n") == 1 and needle in run.err, run.err
+    assert run.run_dir is None
+
+
+def test_an_empty_session_is_one_line_exit_2(
+    qpsweep: Any, server: ServerThread, tmp_path: Path
+) -> None:
+    path = tmp_path / "mixed.jsonl"
+    good = {"messages": [{"role": "user", "content": "hi"}]}
+    turns = [{"role": "system", "content": "s"}, {"role": "assistant", "content": "a"}]
+    empty = {"messages": turns}
+    path.write_text(json.dumps(good) + "\n" + json.dumps(empty) + "\n")
+    run: Run = qpsweep(
+        "--endpoint", server.url("ok"), "--model", "m", "--qps", "5", "--multi-turn",
+        dataset=path,
+    )  # fmt: skip
+    assert run.code == 2 and run.run_dir is None
+    assert run.err.count("\n") == 1
+    assert f"{path}: sample 1: no user turn" in run.err
