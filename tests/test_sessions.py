@@ -210,3 +210,26 @@ def test_an_empty_session_is_one_line_exit_2(
     assert run.code == 2 and run.run_dir is None
     assert run.err.count("\n") == 1
     assert f"{path}: sample 1: no user turn" in run.err
+
+
+def test_the_answer_text_is_collected_from_every_kind_of_event() -> None:
+    """``--history real``: plain chunks are cut out, others decoded (escapes, unicode)."""
+    from qpsweep.http.client import _collect_text  # the stream's text, as the history holds it
+
+    def chunk(delta: dict[str, str]) -> bytes:
+        body = {"choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
+        return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+
+    events = [
+        chunk({"role": "assistant", "content": ""}),
+        chunk({"content": "Tea "}),
+        chunk({"content": 'is "hot"\n'}),
+        chunk({"reasoning_content": "hidden"}),
+        chunk({"content": "caf\u00e9 \u2615"}),
+        b"{not json",
+        json.dumps({"choices": [], "usage": {"completion_tokens": 4}}).encode(),
+        b"[DONE]",
+    ]
+    pieces: list[str] = []
+    _collect_text(pieces, events)
+    assert "".join(pieces) == 'Tea is "hot"\ncaf\u00e9 \u2615'

@@ -24,7 +24,6 @@ sent under exactly one reason.  ``drain`` waits for every session to end.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from collections.abc import Coroutine, Sequence
 from time import perf_counter
 from typing import Any
@@ -67,13 +66,12 @@ class _Run:
     """A session in progress: its number in the level, the turn last sent (0-based), the
     real answers so far (``--history real``) and where its think times start."""
 
-    __slots__ = ("answers", "history_tokens", "number", "session", "think_at", "timer", "turn")
+    __slots__ = ("answers", "number", "session", "think_at", "timer", "turn")
 
     def __init__(self, number: int, session: Session, real: bool, think_at: int) -> None:
         self.number, self.session, self.think_at = number, session, think_at
         self.turn = 0
         self.answers: list[str] | None = [] if real else None
-        self.history_tokens = 0
         self.timer: asyncio.TimerHandle | None = None
 
     @property
@@ -147,8 +145,9 @@ class SessionLevel:
 
     def _send(self, run: _Run, release_s: float) -> None:
         session = run.session
-        messages, run.history_tokens = turn_messages(session, run.turn, run.answers)
+        messages, hist = turn_messages(session, run.turn, run.answers)
         trace = Trace(self.index, self.qps, self.n_sent, session.prompt_id, release_s)
+        trace.session, trace.turn, trace.history_tokens = run.number, run.turn + 1, hist
         if self._real:
             trace.text = []
         reading = self._sender.fetch(trace, Prompt(-1, messages, session.max_tokens), self.t0)
@@ -178,10 +177,7 @@ class SessionLevel:
 
     def _answered(self, run: _Run, record: RequestRecord, text: list[str] | None) -> None:
         """Record turn ``run.turn``, then end the session or release its next turn."""
-        turn = dataclasses.replace(
-            record, session=run.number, turn=run.turn + 1, history_tokens=run.history_tokens
-        )
-        self._sink(turn)
+        self._sink(record)
         if not record.ok:
             self._failed += 1
             failed = "interrupted" if record.error_kind == "interrupted" else "failed_turn"
