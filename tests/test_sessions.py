@@ -20,8 +20,9 @@ from qpsweep.config.sessions import SessionPlan
 from qpsweep.datasets.prompts import Prompt
 from qpsweep.datasets.sessions import session_of, turn_messages
 from qpsweep.load.sessions import think_times_s
+from qpsweep.sim.server import SimConfig
 
-from conftest import Run
+from conftest import Run, sim_process
 from servers import BODIES, ServerThread
 
 TURNS = 3
@@ -233,3 +234,29 @@ def test_the_answer_text_is_collected_from_every_kind_of_event() -> None:
     pieces: list[str] = []
     _collect_text(pieces, events)
     assert "".join(pieces) == 'Tea is "hot"\ncaf\u00e9 \u2615'
+
+
+@pytest.mark.slow
+def test_sessions_against_the_simulator_and_their_diff(qpsweep: Any, tmp_path: Path) -> None:
+    """The simulator counts the prompt's words: a later turn, sent with its history, has a
+    longer prompt than turn 1 of the same session; ``diff`` shows the session figures."""
+    with sim_process(SimConfig()) as url:
+        run: Run = qpsweep(
+            "--endpoint", url, "--model", "qpsweep-sim", "--qps", "10", "--duration", "2",
+            "--max-tokens", "4", "--arrival", "constant", "--multi-turn",
+            dataset=_dataset(tmp_path, "sim"),
+        )  # fmt: skip
+    assert run.code == 0, run.err
+    sessions = _by_session(run.records())
+    assert len(sessions) == 7  # constant starts at 10 / 3 per second over 2 s
+    grown = [
+        (turns[0]["input_tokens"], later["input_tokens"])
+        for turns in sessions.values()
+        for later in turns[1:]
+    ]
+    assert grown and all(first < later for first, later in grown)
+    assert run.run_dir is not None
+    diff = qpsweep("diff", str(run.run_dir), str(run.run_dir), dataset=None)
+    assert diff.code == 0, diff.err
+    assert "session: requests/session" in diff.out
+    assert "session: TTFT turns 2+ p50 (s)" in diff.out

@@ -67,8 +67,8 @@ def sessions_of(prompts: Sequence[Prompt], path: str) -> tuple[Session, ...]:
         session = session_of(prompt)
         if session is None:
             raise DatasetError(
-                f"{path}: sample {prompt.id}: no user turn (messages), so no --multi-turn "
-                "session: each conversation needs at least one"
+                f"{path}: sample {prompt.id}: no user turn, so no --multi-turn session: each "
+                "conversation needs at least one"
             )
         out.append(session)
     return tuple(out)
