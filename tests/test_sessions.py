@@ -260,3 +260,16 @@ def test_sessions_against_the_simulator_and_their_diff(qpsweep: Any, tmp_path: P
     assert diff.code == 0, diff.err
     assert "session: requests/session" in diff.out
     assert "session: TTFT turns 2+ p50 (s)" in diff.out
+
+
+def test_a_scenario_file_sets_sessions_and_a_bad_value_names_its_line(
+    qpsweep: Any, server: ServerThread, tmp_path: Path
+) -> None:
+    config = tmp_path / "lab.yaml"
+    config.write_text("scenarios:\n  chat:\n    multi_turn: true\n    think_time: exp:-2\n")
+    run: Run = qpsweep(
+        "--config", str(config), "--scenario", "chat", "--endpoint", server.url("ok"),
+        "--model", "m",
+    )  # fmt: skip
+    assert run.code == 2 and run.err.count("\n") == 1
+    assert f"{config}:4: scenario 'chat': think_time 'exp:-2'" in run.err, run.err
