@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import signal
 import uuid
 from pathlib import Path
 from typing import Any
@@ -17,12 +18,12 @@ from typing import Any
 import pytest
 
 from qpsweep.config.sessions import SessionPlan
-from qpsweep.datasets.prompts import Prompt
+from qpsweep.datasets.prompts import Prompt, load_prompts
 from qpsweep.datasets.sessions import session_of, turn_messages
 from qpsweep.load.sessions import think_times_s
 from qpsweep.sim.server import SimConfig
 
-from conftest import Run, sim_process
+from conftest import DATASET, Run, sim_process
 from servers import BODIES, ServerThread
 
 TURNS = 3
@@ -273,3 +274,32 @@ def test_a_scenario_file_sets_sessions_and_a_bad_value_names_its_line(
     )  # fmt: skip
     assert run.code == 2 and run.err.count("\n") == 1
     assert f"{config}:4: scenario 'chat': think_time 'exp:-2'" in run.err, run.err
+
+
+@pytest.mark.slow
+def test_ctrl_c_ends_the_sessions_and_counts_their_turns(
+    server_process: str, tmp_path: Path
+) -> None:
+    """The first SIGINT stops new sessions and new turns; every turn of a started session is
+    recorded or counted as not sent (``interrupted``), and the run stays readable."""
+    from test_cli import _start, _wait_for_records  # the CLI tests' subprocess helpers
+
+    url = f"{server_process}/ok/v1/chat/completions?ttft_ms=20&itl_ms=10&tokens=5"
+    results = tmp_path / "results"
+    flags = ["--endpoint", url, "--qps", "20", "--duration", "30", "--multi-turn"]
+    proc = _start([*flags, "--think-time", "exp:0.5"], results)
+    run_dir = _wait_for_records(results, 10)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    meta = json.loads((run_dir / "metadata.json").read_text())
+    level = meta["levels"][0]
+    records = [json.loads(x) for x in (run_dir / "requests.jsonl").read_text().splitlines()]
+    assert len(records) == level["n_sent"]
+    started = {r["session"]: r["prompt_id"] for r in records}
+    assert level["sessions"]["started"] == len(started)
+    turns = {p.id: len([m for m in p.messages if m[0] == "user"]) for p in load_prompts(DATASET)}
+    planned = sum(turns[prompt_id] for prompt_id in started.values())
+    assert len(records) + sum(level["sessions"]["not_sent"].values()) == planned  # none lost
+    assert set(level["sessions"]["not_sent"]) <= {"interrupted", "window_closed"}
+    assert "sessions" in json.loads((run_dir / "benchmark_qps_results.json").read_text())[0]
