@@ -19,7 +19,7 @@ A conversation without a user message cannot be a session: ``sessions_of`` raise
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from qpsweep.datasets.prompts import Prompt
 from qpsweep.errors import DatasetError
@@ -36,6 +36,7 @@ class Session:
     users: tuple[str, ...]
     answers: tuple[tuple[Message, ...], ...]
     max_tokens: int | None = None
+    turn_ids: int = -1  # turn k with the dataset's history is prompt id turn_ids + k
 
     @property
     def n_turns(self) -> int:
@@ -61,8 +62,12 @@ def session_of(prompt: Prompt) -> Session | None:
 
 def sessions_of(prompts: Sequence[Prompt], path: str) -> tuple[Session, ...]:
     """Every prompt as a session; ``DatasetError`` (``FILE: sample N: ...``) for one that has
-    no user turn."""
+    no user turn.  Each session's ``turn_ids`` starts a block of ``n_turns`` prompt ids, the
+    blocks one after the other from above every sample's id: turn ``k`` sent with the
+    dataset's history (always the same messages) is prompt ``turn_ids + k``, so the client
+    encodes it once (see ``Sender.body``)."""
     out = []
+    next_id = 1 + max((p.id for p in prompts), default=-1)
     for prompt in prompts:
         session = session_of(prompt)
         if session is None:
@@ -70,7 +75,8 @@ def sessions_of(prompts: Sequence[Prompt], path: str) -> tuple[Session, ...]:
                 f"{path}: sample {prompt.id}: no user turn, so no --multi-turn session: each "
                 "conversation needs at least one"
             )
-        out.append(session)
+        out.append(replace(session, turn_ids=next_id))
+        next_id += session.n_turns
     return tuple(out)
 
 

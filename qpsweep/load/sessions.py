@@ -115,6 +115,7 @@ class SessionLevel:
         self._idle = asyncio.Event()
         self._started = self._completed = self._failed = 0
         self._not_sent: dict[str, int] = {}
+        self._made: dict[int, tuple[Prompt, int]] = {}  # dataset history: prompt per turn id
 
     def counts(self) -> SessionCounts:
         """The level's sessions so far (see ``SessionCounts``)."""
@@ -143,14 +144,29 @@ class SessionLevel:
             self._all_started = True
             self._check_idle()
 
+    def _prompt(self, run: _Run) -> tuple[Prompt, int]:
+        """Turn ``run.turn``'s prompt and history tokens: built for each turn with the real
+        answers (id -1: never cached); with the dataset's, once per conversation and turn (id
+        ``turn_ids + turn``: the client caches its request)."""
+        session = run.session
+        if run.answers is not None or session.turn_ids < 0:
+            messages, hist = turn_messages(session, run.turn, run.answers)
+            return Prompt(-1, messages, session.max_tokens), hist
+        key = session.turn_ids + run.turn
+        made = self._made.get(key)
+        if made is None:
+            messages, hist = turn_messages(session, run.turn, None)
+            made = self._made[key] = (Prompt(key, messages, session.max_tokens), hist)
+        return made
+
     def _send(self, run: _Run, release_s: float) -> None:
         session = run.session
-        messages, hist = turn_messages(session, run.turn, run.answers)
+        prompt, hist = self._prompt(run)
         trace = Trace(self.index, self.qps, self.n_sent, session.prompt_id, release_s)
         trace.session, trace.turn, trace.history_tokens = run.number, run.turn + 1, hist
         if self._real:
             trace.text = []
-        reading = self._sender.fetch(trace, Prompt(-1, messages, session.max_tokens), self.t0)
+        reading = self._sender.fetch(trace, prompt, self.t0)
         self.n_sent += 1
         task = asyncio.get_running_loop().create_task(self._finish(trace, reading, run))
         self.in_flight[task] = (trace, reading, run)
