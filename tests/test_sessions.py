@@ -48,6 +48,22 @@ def _bodies(server: ServerThread, marker: str) -> list[dict[str, Any]]:
     return [b for b in server.app[BODIES] if marker in json.dumps(b["messages"])]
 
 
+def _assert_valid(run: Run) -> None:
+    """Every file of the run validates against its JSON Schema."""
+    from test_schemas import SCHEMAS, _problems  # the schemas' own test helpers
+
+    assert run.run_dir is not None
+    for name, schema in SCHEMAS.items():
+        text = (run.run_dir / name).read_text()
+        items = (
+            [json.loads(x) for x in text.splitlines()]
+            if name.endswith(".jsonl")
+            else [json.loads(text)]
+        )
+        for item in items:
+            assert _problems(schema, item) == [], (name, item)
+
+
 def _by_session(records: list[dict[str, Any]]) -> dict[int, list[dict[str, Any]]]:
     out: dict[int, list[dict[str, Any]]] = {}
     for r in records:
@@ -117,6 +133,7 @@ def test_sessions_send_turns_in_order_with_the_real_answers(
     assert results["n_sessions"] == 5
     assert results["requests_per_session"] == pytest.approx(len(records) / 5)
     assert results["ttft_first_turn"]["n"] == 5
+    _assert_valid(run)
     report = (run.run_dir / "report.txt").read_text()  # type: ignore[operator]
     assert "Sessions (--multi-turn" in report
     assert 'id="sessions"' in (run.run_dir / "report.html").read_text()  # type: ignore[operator]
@@ -163,6 +180,7 @@ def test_a_failed_turn_ends_its_session(qpsweep: Any, server: ServerThread, tmp_
     assert {r["error_kind"] for r in records} == {"http_503"}
     assert counts["failed"] == counts["started"] == len(records) == 3
     assert counts["not_sent"] == {"failed_turn": 2 * 3}
+    _assert_valid(run)
     assert "turns not sent: failed_turn 6" in run.out
 
 
