@@ -122,6 +122,30 @@ def _session_flags(p: Parser) -> None:
     )
 
 
+def _scale_flags(p: Parser) -> None:
+    """The "scale-out" group of the sweep's flags."""
+    scale = p.add_argument_group("scale-out (see docs/scaling-out.md)")
+    scale.add_argument(
+        "--workers",
+        default="1",
+        metavar="N",
+        help="processes that share each level's sends: worker w sends every N-th arrival; "
+        "'auto' = cores - 1 (default: %(default)s)",
+    )
+    scale.add_argument(
+        "--shard",
+        metavar="I/N",
+        help="send only part I of N of every level (e.g. one pod of a Kubernetes Indexed Job); "
+        "needs --start-at; join the shards' directories with qpsweep merge",
+    )
+    scale.add_argument(
+        "--start-at",
+        metavar="EPOCH",
+        help="with --shard: when level 1 starts, in Unix seconds or ISO 8601 with a zone; the "
+        "same for every shard",
+    )
+
+
 def sweep_parser() -> Parser:
     p = Parser(
         prog="qpsweep",
@@ -218,26 +242,7 @@ def sweep_parser() -> Parser:
         "counted and the verdict uses first-try failures (default: 0, off)",
     )
     _session_flags(p)
-    scale = p.add_argument_group("scale-out (see docs/scaling-out.md)")
-    scale.add_argument(
-        "--workers",
-        default="1",
-        metavar="N",
-        help="processes that share each level's sends: worker w sends every N-th arrival; "
-        "'auto' = cores - 1 (default: %(default)s)",
-    )
-    scale.add_argument(
-        "--shard",
-        metavar="I/N",
-        help="send only part I of N of every level (e.g. one pod of a Kubernetes Indexed Job); "
-        "needs --start-at; join the shards' directories with qpsweep merge",
-    )
-    scale.add_argument(
-        "--start-at",
-        metavar="EPOCH",
-        help="with --shard: when level 1 starts, in Unix seconds or ISO 8601 with a zone; the "
-        "same for every shard",
-    )
+    _scale_flags(p)
     verdict = p.add_argument_group("verdict and stop rules")
     verdict.add_argument(
         "--no-rerun",
