@@ -207,6 +207,10 @@ def test_turns_released_after_the_window_are_not_sent(
         (("--multi-turn", "--think-time", "soon"), "--think-time: 'soon' must be SECONDS"),
         (("--think-time", "2"), "--think-time and --history: only with --multi-turn"),
         (("--multi-turn", "--workers", "2"), "--multi-turn: not with --workers 2"),
+        (
+            ("--multi-turn", "--arrival", "trace", "--trace", "datasets/trace_mooncake.jsonl"),
+            "--multi-turn: not with --arrival trace",
+        ),
     ],
 )
 def test_bad_session_flags_are_one_line_exit_2(

@@ -31,6 +31,7 @@ from qpsweep.cli.sweep_flags import sweep_parser
 from qpsweep.config.files import resolve
 from qpsweep.config.metrics_presets import MetricsPlan, metrics_plan
 from qpsweep.config.scenario import (
+    SESSIONS_NOT_TRACE,
     Scenario,
     Target,
     check_scenario,
@@ -123,6 +124,8 @@ def _trace(ns: argparse.Namespace) -> ArrivalTrace | None:
         raise ConfigError(f"--trace: only with --arrival trace (not {ns.arrival})")
     if ns.arrival != "trace":
         return None
+    if ns.multi_turn:  # before the trace is read (check_scenario refuses it too)
+        raise ConfigError(SESSIONS_NOT_TRACE)
     if ns.trace is None:
         raise ConfigError("--arrival trace needs --trace FILE")
     trace = load_trace(Path(ns.trace))

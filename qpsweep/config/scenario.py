@@ -22,6 +22,10 @@ ARRIVALS = ("poisson", "constant", "gamma", "trace")
 MAX_LEVEL_ARRIVALS = 10**8  # QPS x duration of one level: the schedule is held in memory
 ALLOWED_PERCENTILES = (50.0, 90.0, 95.0, 99.0, 99.9)
 CHAT_PATH = "/chat/completions"
+SESSIONS_NOT_TRACE = (
+    "--multi-turn: not with --arrival trace (a trace gives every request's arrival; a "
+    "session's turns wait for its answers): give poisson, constant or gamma"
+)
 
 
 @dataclass(frozen=True)
@@ -213,10 +217,7 @@ def check_scenario(scenario: Scenario) -> Scenario:
             "give the levels, e.g. --qps 100,200,400"
         )
     if scenario.sessions is not None and scenario.arrival == "trace":
-        raise ConfigError(
-            "--multi-turn: not with --arrival trace (a trace gives every request's arrival; a "
-            "session's turns wait for its answers): give poisson, constant or gamma"
-        )
+        raise ConfigError(SESSIONS_NOT_TRACE)
     if scenario.sessions is not None and (scenario.workers > 1 or scenario.shard is not None):
         flag = "--shard" if scenario.shard is not None else f"--workers {scenario.workers}"
         raise ConfigError(
