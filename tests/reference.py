@@ -352,5 +352,9 @@ def record_json(r: RequestRecord) -> str:
         data["first_error_kind"] = r.first_error_kind
         data["first_done_s"] = _round(r.first_done_s)
         data["resent"] = r.resent
+    if r.session is not None:
+        data["session"] = r.session
+        data["turn"] = r.turn
+        data["history_tokens"] = r.history_tokens
     chunks = ",".join("%.6f" % t for t in r.chunk_s)  # noqa: UP031
     return json.dumps(data, separators=(",", ":"))[:-1] + ',"chunk_s":[' + chunks + "]}"

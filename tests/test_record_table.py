@@ -234,7 +234,9 @@ def test_record_lines_read_back_as_what_json_dumps_wrote() -> None:
         chunk_s=(0.5, -1e-7), attempts=2, first_done_s=0, first_error_kind="http_503",
     )  # fmt: skip
     resent = dataclasses.replace(records[0], resent=1)  # written again on a new connection
-    for r in [*records, odd, resent]:
+    turn = dataclasses.replace(records[1], session=7, turn=2, history_tokens=140)  # a session's
+    both = dataclasses.replace(resent, session=0, turn=1, history_tokens=0)
+    for r in [*records, odd, resent, turn, both]:
         mine, theirs = json.loads(r.to_json()), json.loads(reference.record_json(r))
         assert list(mine.items()) == list(theirs.items())
         if r is not odd:  # (its ints are read back as floats)

@@ -35,6 +35,11 @@ A row is a ``regression`` when all of these hold:
    (``ok`` or ``degraded``) and at which the candidate is ``saturated`` is itself a regression
    (the ``state`` row): capacity fell below it.
 
+With ``--multi-turn`` in either run, each common level also shows its session figures
+(``SESSION_ROWS``: session start rate, requests per session, history tokens per turn, TTFT of
+turn 1 and of later turns, turns not sent) as plain deltas, not tested: a session's turns are
+not independent samples, and the TTFT rows above already test every turn.
+
 Levels present in only one run are listed.  The verdict's numbers (saturation, knee, max
 sustainable, recommended QPS) are compared as plain deltas: they have no per-request samples to
 test.
@@ -42,12 +47,13 @@ test.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import stats
 
+from qpsweep.analysis.sessions import SessionSummary
 from qpsweep.analysis.summary import LevelSummary
 from qpsweep.analysis.verdict import Verdict
 from qpsweep.records.record import RequestRecord
@@ -115,6 +121,7 @@ class LevelDiff:
     base_state: str
     candidate_state: str
     rows: tuple[Row, ...]
+    session_rows: tuple[tuple[str, float | None, float | None], ...] = ()
 
     @property
     def client_limited(self) -> bool:
@@ -311,6 +318,8 @@ def compare(base: RunData, candidate: RunData, alpha: float, threshold_pct: floa
     for r in candidate.records:
         by_level_b.setdefault(r.level, []).append(r)
     common = sorted(set(pick_a) & set(pick_b))
+    by_index_a = {s.index: s for s in base.summaries}
+    by_index_b = {s.index: s for s in candidate.summaries}
     measured = [
         measure_level(by_level_a.get(pick_a[q][0], []), by_level_b.get(pick_b[q][0], []))
         for q in common
@@ -327,7 +336,8 @@ def compare(base: RunData, candidate: RunData, alpha: float, threshold_pct: floa
             for m in level
             for row in _rows(m, None if m.p_value is None else next(adjusted), gate)
         ]
-        levels.append(LevelDiff(qps, state_a, state_b, tuple(rows)))
+        sessions = session_rows(by_index_a.get(pick_a[qps][0]), by_index_b.get(pick_b[qps][0]))
+        levels.append(LevelDiff(qps, state_a, state_b, tuple(rows), sessions))
     va, vb = base.verdict, candidate.verdict
     verdict_rows = (
         ("saturation_qps", va.saturation_qps, vb.saturation_qps),
@@ -345,6 +355,29 @@ def compare(base: RunData, candidate: RunData, alpha: float, threshold_pct: floa
         alpha=alpha,
         threshold_pct=threshold_pct,
     )
+
+
+SESSION_ROWS: tuple[tuple[str, Callable[[SessionSummary], float | None]], ...] = (
+    ("sessions/s started", lambda ss: ss.started_qps),
+    ("requests/session", lambda ss: ss.requests_per_session),
+    ("history tokens mean", lambda ss: ss.history_tokens_mean),
+    ("history tokens p95", lambda ss: ss.history_tokens_p95),
+    ("TTFT turn 1 p50 (s)", lambda ss: ss.ttft_first_turn_s.get(50.0)),
+    ("TTFT turns 2+ p50 (s)", lambda ss: ss.ttft_later_turns_s.get(50.0)),
+    ("turns not sent", lambda ss: float(ss.n_not_sent)),
+)
+
+
+def session_rows(
+    base: LevelSummary | None, candidate: LevelSummary | None
+) -> tuple[tuple[str, float | None, float | None], ...]:
+    """``(name, base, candidate)`` of the session figures (``SESSION_ROWS``); none when
+    neither level ran sessions."""
+    a = base.sessions if base is not None else None
+    b = candidate.sessions if candidate is not None else None
+    if a is None and b is None:
+        return ()
+    return tuple((name, get(a) if a else None, get(b) if b else None) for name, get in SESSION_ROWS)
 
 
 def _capacity(v: Verdict) -> float | None:

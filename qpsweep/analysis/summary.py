@@ -78,7 +78,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from qpsweep.analysis.percentiles import Percentiles
+from qpsweep.analysis.sessions import SessionSummary, session_summary
 from qpsweep.config.slo import Slo, requests_meet
+from qpsweep.records.metadata import SessionCounts
 from qpsweep.records.record import RequestRecord
 from qpsweep.records.table import NO_INT, RecordTable
 from qpsweep.records.table_ops import first_counts, most_common
@@ -155,6 +157,7 @@ class LevelSummary:
     plateau_floor_se: float = 0.0
     steady_floor_se: float = 0.0
     slo_tally: tuple[tuple[int, int], ...] = ()
+    sessions: SessionSummary | None = None
 
     @property
     def n_failed(self) -> int:
@@ -171,6 +174,7 @@ class LevelInfo:
     arrival_window_s: float
     n_scheduled: int
     duration_s: float = 0.0  # planned; 0 when unknown (then the arrival window is used)
+    sessions: SessionCounts | None = None  # --multi-turn: the level's session counts
 
 
 def error_label(kind: str | None, status: int | None) -> str:
@@ -426,6 +430,7 @@ def summarize_level(
         n_retried=n_retried,
         n_retries=int((t.attempts[retried] - 1).sum()),
         n_late_sends=int(((t.sent_s - t.scheduled_s) * 1000.0 > LATE_SEND_MS).sum()),
+        sessions=session_summary(t, info.sessions, window_s, ps),
         **steady_counts(t, window_s, service_s),  # type: ignore[arg-type]
     )
     return _slo_fields(summary, t, slos, end_s) if slos else summary

@@ -32,6 +32,7 @@ from qpsweep.cli.sweep_flags import sweep_parser
 from qpsweep.config.files import resolve
 from qpsweep.config.metrics_presets import MetricsPlan, metrics_plan
 from qpsweep.config.scenario import (
+    SESSIONS_NOT_TRACE,
     Scenario,
     Target,
     check_scenario,
@@ -43,10 +44,12 @@ from qpsweep.config.scenario import (
     plain_name,
 )
 from qpsweep.config.secrets import Masker, argv_secrets, mask_url, secrets_of, utf8_safe
+from qpsweep.config.sessions import session_plan
 from qpsweep.config.shards import parse_shard, parse_workers
 from qpsweep.config.slo import parse_slos
 from qpsweep.config.thresholds import AutoPlan, Thresholds
 from qpsweep.datasets.prompts import Prompt, dataset_path, load_dataset
+from qpsweep.datasets.sessions import sessions_of
 from qpsweep.datasets.traces import ArrivalTrace, load_trace, trace_prompts
 from qpsweep.errors import ConfigError, QpsweepError, WriteFailed
 from qpsweep.http.client import settings_for
@@ -81,6 +84,9 @@ def _scenario(ns: argparse.Namespace, trace: ArrivalTrace | None = None) -> Scen
     if ns.start_at is not None and ns.shard is None:
         raise ConfigError("--start-at: only with --shard I/N")
     shard = parse_shard(ns.shard, ns.start_at) if ns.shard is not None else None
+    if not ns.multi_turn and (ns.think_time != "0" or ns.history != "real"):
+        raise ConfigError("--think-time and --history: only with --multi-turn")
+    sessions = session_plan(ns.think_time, ns.history) if ns.multi_turn else None
     plan = AutoPlan(ns.start_qps, ns.max_qps, ns.precision, ns.budget) if auto else None
     thresholds = Thresholds(
         max_error_rate=ns.max_error_rate,
@@ -108,6 +114,7 @@ def _scenario(ns: argparse.Namespace, trace: ArrivalTrace | None = None) -> Scen
             workers=parse_workers(str(ns.workers)),
             shard=shard,
             trace_rate_qps=rate,
+            sessions=sessions,
         )
     )
 
@@ -118,6 +125,8 @@ def _trace(ns: argparse.Namespace) -> ArrivalTrace | None:
         raise ConfigError(f"--trace: only with --arrival trace (not {ns.arrival})")
     if ns.arrival != "trace":
         return None
+    if ns.multi_turn:  # before the trace is read (check_scenario refuses it too)
+        raise ConfigError(SESSIONS_NOT_TRACE)
     if ns.trace is None:
         raise ConfigError("--arrival trace needs --trace FILE")
     trace = load_trace(Path(ns.trace))
@@ -183,6 +192,8 @@ def _cmd_sweep(argv: list[str]) -> int:
         ns.csv,
     )
     prompts, dataset, dataset_sha256 = _prompts(ns, trace, scenario.seed)
+    if scenario.sessions is not None:
+        sessions_of(prompts, str(dataset))  # an empty session is bad input: before any traffic
     metrics = _metrics(ns)
 
     def sweep(

@@ -7,6 +7,7 @@ import argparse
 from qpsweep._version import __version__
 from qpsweep.cli.parser import Parser
 from qpsweep.config.scenario import ARRIVALS
+from qpsweep.config.sessions import HISTORIES
 from qpsweep.records.run_files import DEFAULT_PLOT_FILE, DEFAULT_RESULTS_FILE
 
 EXAMPLE = """\
@@ -92,6 +93,56 @@ def _server_flags(p: Parser) -> None:
         help="the server's metrics: vllm, sglang, tgi, llamacpp, dcgm (NVIDIA's DCGM "
         "exporter), auto (default: every preset's names, the served ones detected) or none "
         "(only --metrics-gauge)",
+    )
+
+
+def _session_flags(p: Parser) -> None:
+    """The "multi-turn sessions" group of the sweep's flags."""
+    turns = p.add_argument_group("multi-turn sessions (see docs/usage.md)")
+    turns.add_argument(
+        "--multi-turn",
+        action="store_true",
+        help="each conversation is a session: its user turns in order, turn k+1 sent once turn "
+        "k's answer finished plus --think-time; sessions start open-loop at QPS / mean turns "
+        "per session, so the request rate is the level's QPS",
+    )
+    turns.add_argument(
+        "--think-time",
+        default="0",
+        metavar="SECONDS",
+        help="with --multi-turn: pause after each answer, SECONDS or exp:MEAN (exponential, "
+        "seeded) (default: %(default)s)",
+    )
+    turns.add_argument(
+        "--history",
+        choices=HISTORIES,
+        default="real",
+        help="with --multi-turn: the earlier turns carry the model's real answers or the "
+        "dataset's assistant turns (default: %(default)s)",
+    )
+
+
+def _scale_flags(p: Parser) -> None:
+    """The "scale-out" group of the sweep's flags."""
+    scale = p.add_argument_group("scale-out (see docs/scaling-out.md)")
+    scale.add_argument(
+        "--workers",
+        default="1",
+        metavar="N",
+        help="processes that share each level's sends: worker w sends every N-th arrival; "
+        "'auto' = cores - 1 (default: %(default)s)",
+    )
+    scale.add_argument(
+        "--shard",
+        metavar="I/N",
+        help="send only part I of N of every level (e.g. one pod of a Kubernetes Indexed Job); "
+        "needs --start-at; join the shards' directories with qpsweep merge",
+    )
+    scale.add_argument(
+        "--start-at",
+        metavar="EPOCH",
+        help="with --shard: when level 1 starts, in Unix seconds or ISO 8601 with a zone; the "
+        "same for every shard",
     )
 
 
@@ -198,26 +249,8 @@ def sweep_parser() -> Parser:
         "before any token (back-off 0.5 s, 1 s, 2 s, ... up to 8 s); retried requests are "
         "counted and the verdict uses first-try failures (default: 0, off)",
     )
-    scale = p.add_argument_group("scale-out (see docs/scaling-out.md)")
-    scale.add_argument(
-        "--workers",
-        default="1",
-        metavar="N",
-        help="processes that share each level's sends: worker w sends every N-th arrival; "
-        "'auto' = cores - 1 (default: %(default)s)",
-    )
-    scale.add_argument(
-        "--shard",
-        metavar="I/N",
-        help="send only part I of N of every level (e.g. one pod of a Kubernetes Indexed Job); "
-        "needs --start-at; join the shards' directories with qpsweep merge",
-    )
-    scale.add_argument(
-        "--start-at",
-        metavar="EPOCH",
-        help="with --shard: when level 1 starts, in Unix seconds or ISO 8601 with a zone; the "
-        "same for every shard",
-    )
+    _session_flags(p)
+    _scale_flags(p)
     verdict = p.add_argument_group("verdict and stop rules")
     verdict.add_argument(
         "--no-rerun",

@@ -30,6 +30,7 @@ from typing import Any
 import yaml
 
 from qpsweep.config.scenario import ARRIVALS, parse_percentiles
+from qpsweep.config.sessions import HISTORIES, parse_think_time
 from qpsweep.config.shards import parse_workers
 from qpsweep.config.shipped import shipped_path
 from qpsweep.config.slo import parse_slos
@@ -138,6 +139,12 @@ def _slo(value: Any) -> str:
     return _checked_by(parse_slos, _text(value))
 
 
+def _history(value: Any) -> str:
+    if value not in HISTORIES:
+        raise ValueError(f"must be one of {', '.join(HISTORIES)}")
+    return str(value)
+
+
 def _workers(value: Any) -> str:
     text = "" if isinstance(value, bool) else str(value)
     return _checked_by(parse_workers, text)
@@ -178,6 +185,9 @@ SCENARIO_KEYS: dict[str, tuple[str | None, Check]] = {
     "budget": ("budget", _number(0.0, False)),
     "precision": ("precision", _number(0.0, False)),
     "slo": ("slo", _slo),
+    "multi_turn": ("multi_turn", _flag),
+    "think_time": ("think_time", lambda v: _checked_by(parse_think_time, _text(str(v)))),
+    "history": ("history", _history),
     "description": (None, _text),
 }
 SECTIONS = {"targets": ("target", TARGET_KEYS), "scenarios": ("scenario", SCENARIO_KEYS)}

@@ -13,6 +13,7 @@ from pathlib import Path
 from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 from qpsweep.config.secrets import MASK, is_secret_header, mask_url, redact_header
+from qpsweep.config.sessions import SessionPlan
 from qpsweep.config.shards import Shard
 from qpsweep.config.thresholds import AutoPlan, Thresholds
 from qpsweep.errors import ConfigError
@@ -21,6 +22,10 @@ ARRIVALS = ("poisson", "constant", "gamma", "trace")
 MAX_LEVEL_ARRIVALS = 10**8  # QPS x duration of one level: the schedule is held in memory
 ALLOWED_PERCENTILES = (50.0, 90.0, 95.0, 99.0, 99.9)
 CHAT_PATH = "/chat/completions"
+SESSIONS_NOT_TRACE = (
+    "--multi-turn: not with --arrival trace (a trace gives every request's arrival; a "
+    "session's turns wait for its answers): give poisson, constant or gamma"
+)
 
 
 @dataclass(frozen=True)
@@ -70,6 +75,7 @@ class Scenario:
     workers: int = 1  # --workers: processes that share each level's sends (see workers)
     shard: Shard | None = None  # --shard I/N --start-at: this process sends part I of N
     trace_rate_qps: float | None = None  # --arrival trace: the trace's own mean rate (1x)
+    sessions: SessionPlan | None = None  # --multi-turn: conversations as sessions
 
 
 def normalize_endpoint(raw: str) -> str:
@@ -209,6 +215,14 @@ def check_scenario(scenario: Scenario) -> Scenario:
         raise ConfigError(
             "--shard: --qps auto cannot be sharded (each shard would search on its own); "
             "give the levels, e.g. --qps 100,200,400"
+        )
+    if scenario.sessions is not None and scenario.arrival == "trace":
+        raise ConfigError(SESSIONS_NOT_TRACE)
+    if scenario.sessions is not None and (scenario.workers > 1 or scenario.shard is not None):
+        flag = "--shard" if scenario.shard is not None else f"--workers {scenario.workers}"
+        raise ConfigError(
+            f"--multi-turn: not with {flag} (a session's next turn waits for its own answer, "
+            "in one process); run it with one process"
         )
     t = scenario.thresholds
     if not 0.0 < t.headroom <= 1.0:

@@ -61,6 +61,7 @@ from time import perf_counter
 from typing import Any
 
 import aiohttp
+import msgspec
 from yarl import URL
 
 from qpsweep._version import __version__
@@ -147,6 +148,10 @@ class Trace:
     first_error_kind: str | None = None
     first_done_s: float | None = None
     resent: int = 0
+    text: list[str] | None = None  # the answer's content pieces, when asked for (sessions)
+    session: int | None = None  # a session's turn: the record's session keys
+    turn: int | None = None
+    history_tokens: int | None = None
 
     def restart(self, sent_s: float) -> None:
         """Forget the first attempt (used by the one retry without ``stream_options``)."""
@@ -163,6 +168,8 @@ class Trace:
     def _clear(self) -> None:
         self.status, self.chunk_s = None, []
         self.usage_prompt = self.usage_completion = self.end_s = None
+        if self.text is not None:
+            self.text = []
 
     def finish(self, done_s: float, error_kind: str | None, error: str | None) -> RequestRecord:
         """The record of this request, ending at ``done_s`` with the given outcome."""
@@ -188,6 +195,9 @@ class Trace:
             first_error_kind=self.first_error_kind,
             first_done_s=self.first_done_s,
             resent=self.resent,
+            session=self.session,
+            turn=self.turn,
+            history_tokens=self.history_tokens,
         )
 
 
@@ -250,6 +260,7 @@ class Sender:
         self._header_lines = "".join(f"{k}: {v}\r\n" for k, v in headers.values())
         self._bodies: dict[tuple[int, bool], bytes] = {}
         self._requests: dict[tuple[int, bool], bytes] = {}
+        self._one_off: tuple[Prompt, bool, bytes] | None = None  # the last uncached request
 
     def close(self) -> None:
         """Close the connections (a request still in flight fails)."""
@@ -262,9 +273,10 @@ class Sender:
         self.close()
 
     def body(self, prompt: Prompt, include_usage: bool) -> bytes:
-        """The JSON request body for ``prompt`` (cached)."""
+        """The JSON request body for ``prompt`` (cached, unless ``prompt.id < 0``: a one-off
+        prompt such as a session's turn, whose history changes from turn to turn)."""
         key = (prompt.id, include_usage)
-        cached = self._bodies.get(key)
+        cached = self._bodies.get(key) if prompt.id >= 0 else None
         if cached is None:
             payload: dict[str, Any] = {
                 "model": self._settings.model,
@@ -275,14 +287,20 @@ class Sender:
             }
             if include_usage:
                 payload["stream_options"] = {"include_usage": True}
+            if prompt.id < 0:  # encoded once per request: msgspec takes a fifth of the time
+                return msgspec.json.encode(payload)
             cached = self._bodies[key] = json.dumps(payload).encode()
         return cached
 
     def request(self, prompt: Prompt, include_usage: bool, url: URL | None = None) -> bytes:
         """The whole HTTP request (head and body) for ``prompt`` to ``url`` (default: the
-        endpoint; cached for it)."""
+        endpoint; cached for it, as ``body`` is; of the uncached, the last one is kept, for
+        ``fetch`` and the first try of the same request)."""
         key = (prompt.id, include_usage)
-        cached = self._requests.get(key) if url is None else None
+        cached = self._requests.get(key) if url is None and prompt.id >= 0 else None
+        last = self._one_off
+        if url is None and last is not None and last[0] is prompt and last[1] == include_usage:
+            return last[2]
         if cached is None:
             body = self.body(prompt, include_usage)
             where = self._url if url is None else url
@@ -291,8 +309,10 @@ class Sender:
                 f"{self._header_lines}Content-Length: {len(body)}\r\n\r\n"
             )
             cached = head.encode() + body
-            if url is None:
+            if url is None and prompt.id >= 0:
                 self._requests[key] = cached
+            elif url is None:
+                self._one_off = (prompt, include_usage, cached)
         return cached
 
     def fetch(self, trace: Trace, prompt: Prompt, t0: float) -> Coroutine[Any, Any, RequestRecord]:
@@ -475,6 +495,8 @@ def _read_json(trace: Trace, body: bytes, now_s: float) -> Outcome:
         return failure
     if not text:
         return "empty", "completion has no content"
+    if trace.text is not None and isinstance(text, str):
+        trace.text.append(text)
     trace.chunk_s.append(now_s)
     return None, None
 
@@ -522,6 +544,8 @@ async def _read_sse(conn: Connection, trace: Trace, t0: float) -> Outcome:
             payloads = parser.feed(piece)
         except ValueError as err:
             return "protocol", str(err)
+        if trace.text is not None:
+            _collect_text(trace.text, payloads)
         failure, fin, done = _take_events(trace, payloads, now_s, plain)
         if failure is not None:
             return failure
@@ -534,6 +558,8 @@ async def _read_sse(conn: Connection, trace: Trace, t0: float) -> Outcome:
         payloads = parser.close()
     except ValueError as err:  # an error event at the very end
         return "protocol", str(err)
+    if trace.text is not None:
+        _collect_text(trace.text, payloads)
     failure, fin, done = _take_events(trace, payloads, perf_counter() - t0, plain)
     if failure is not None:  # a last event without its blank line
         return failure
@@ -592,6 +618,35 @@ def _take_event(
     if "usage" in data:
         return _take_usage(trace, data), finished
     return None, finished
+
+
+_CONTENT = b'"content":"'
+
+
+def _collect_text(pieces: list[str], payloads: list[bytes]) -> None:
+    """Append the answer text (``delta.content``, or ``text``) of each event to ``pieces``
+    (only when ``Trace.text`` asks for it: a session's history holds the real answer).  An
+    event that is not such JSON adds nothing; ``_take_events`` judges it.  A plain chunk
+    (``qpsweep.http.plain_chunk``) whose text has no escape is cut out without decoding."""
+    for payload in payloads:
+        if payload == b"[DONE]":
+            continue
+        at = payload.find(_CONTENT)
+        if at >= 0 and is_plain(payload):
+            start = at + len(_CONTENT)
+            end = payload.find(b'"', start)
+            if end > start and payload.find(b"\\", start, end) < 0:
+                pieces.append(payload[start:end].decode("utf-8", "replace"))
+                continue
+        try:
+            data = _decode_json(payload.decode())
+            choice = data["choices"][0]
+        except (ValueError, KeyError, IndexError, TypeError):
+            continue
+        delta = choice.get("delta") if isinstance(choice, dict) else None
+        piece = delta.get("content") if isinstance(delta, dict) else choice.get("text")
+        if isinstance(piece, str):
+            pieces.append(piece)
 
 
 async def _read_rest(conn: Connection) -> None:

@@ -40,6 +40,7 @@ from qpsweep.config.scenario import Scenario, Target
 from qpsweep.config.secrets import mask_url
 from qpsweep.config.shards import Part, level_start_epoch
 from qpsweep.datasets.prompts import Prompt, prompt_order
+from qpsweep.datasets.sessions import Session, mean_turns, sessions_of
 from qpsweep.datasets.traces import ArrivalTrace, TracePrompts
 from qpsweep.errors import RecordsLost, RunDirError, WriteFailed
 from qpsweep.http.client import (
@@ -57,6 +58,7 @@ from qpsweep.load.clock import measure_offset_s
 from qpsweep.load.interrupts import INTERRUPT_DRAIN_S, Signals, finish_writing_first
 from qpsweep.load.resources import expected_requests, file_limit_note
 from qpsweep.load.schedule import arrival_offsets_s, trace_passes
+from qpsweep.load.sessions import SessionLevel, session_starts_s, think_times_s
 from qpsweep.load.worker_pool import RemoteLevel, WorkerPool
 from qpsweep.output.rebuild import Analysis, analyze_run, rebuild
 from qpsweep.records.metadata import (
@@ -114,6 +116,7 @@ class _Sweep:
         self.order = prompt_order(len(prompts), scenario.seed)
         if trace is not None and trace.has_lengths:  # a prompt per trace row, in its order
             self.order = np.arange(len(prompts))
+        self.sessions = sessions_of(prompts, "dataset") if scenario.sessions else ()
         self.drain_s = request_deadline_s(settings) + DRAIN_GRACE_S  # the most a level drains
         self.pool: WorkerPool | None = None
         if scenario.workers > 1:
@@ -164,7 +167,34 @@ class _Sweep:
         finally:
             self.signals.stage = None
 
-    def _start(self, attack: LevelAttack | RemoteLevel) -> float:
+    def _passes(self, qps: float, duration_s: float, n: int) -> float | None:
+        """With ``--arrival trace``: how many passes of the trace the level makes (printed);
+        else ``None``."""
+        if self.trace_s is None:
+            return None
+        passes = trace_passes(self.trace_s, qps, duration_s)
+        line = _passes_line(qps, self.scenario.trace_rate_qps, passes, n, duration_s)
+        print(line, file=self.console)
+        return passes
+
+    def _session_starts(
+        self, qps: float, duration_s: float
+    ) -> tuple[float, np.ndarray, list[Session]]:
+        """A ``--multi-turn`` level's session rate, start offsets and sessions (cycled in the
+        seeded order, as prompts are); without sessions ``(0, the arrival offsets, [])``."""
+        sc = self.scenario
+        if sc.sessions is None:
+            offsets = arrival_offsets_s(
+                qps, duration_s, sc.arrival, sc.burstiness, sc.seed, self.trace_s
+            )
+            return 0.0, offsets, []
+        session_qps, offsets = session_starts_s(
+            qps, mean_turns(self.sessions), duration_s, sc.arrival, sc.burstiness, sc.seed
+        )
+        order, size = self.order, len(self.sessions)
+        return session_qps, offsets, [self.sessions[order[k % size]] for k in range(len(offsets))]
+
+    def _start(self, attack: LevelAttack | RemoteLevel | SessionLevel) -> float:
         """The level's start on the ``perf_counter`` clock: now (plus the hand-over lead of
         workers), or, for a shard, its slot on the timeline shared by all shards."""
         shard = self.scenario.shard
@@ -173,7 +203,9 @@ class _Sweep:
         epoch = level_start_epoch(shard, attack.index, self.scenario.duration_s, self.drain_s)
         return perf_counter() + (epoch - time.time())
 
-    async def _attack(self, attack: LevelAttack | RemoteLevel, duration_s: float) -> float:
+    async def _attack(
+        self, attack: LevelAttack | RemoteLevel | SessionLevel, duration_s: float
+    ) -> float:
         """Schedule, then drain; returns the arrival window actually used (seconds)."""
         t0 = self._start(attack)
         if self.scraper is not None and attack.index >= 0:
@@ -368,17 +400,12 @@ class _Sweep:
         duration_s: float,
     ) -> None:
         sc = self.scenario
-        offsets = arrival_offsets_s(
-            qps, duration_s, sc.arrival, sc.burstiness, sc.seed, self.trace_s
-        )
+        session_qps, offsets, sessions = self._session_starts(qps, duration_s)
         part = sc.shard.part if sc.shard else Part()  # a shard schedules its part alone
         offsets_list = offsets.tolist()
-        n_mine = len(part.offsets(offsets_list))
-        passes = None
-        if self.trace_s is not None:
-            passes = trace_passes(self.trace_s, qps, duration_s)
-            line = _passes_line(qps, sc.trace_rate_qps, passes, len(offsets), duration_s)
-            print(line, file=self.console)
+        # with sessions: at most; each turn is scheduled when the one before it ends
+        n_mine = sum(s.n_turns for s in sessions) or len(part.offsets(offsets_list))
+        passes = self._passes(qps, duration_s, len(offsets))
         entry = LevelEntry(index, qps, duration_s, n_mine, time.time(), trace_passes=passes)
         self._put_level(entry)
         bar = tqdm(
@@ -410,8 +437,14 @@ class _Sweep:
             if shown:
                 draw(attack.n_sent)
 
-        attack: LevelAttack | RemoteLevel
-        if self.pool is not None:
+        attack: LevelAttack | RemoteLevel | SessionLevel
+        if sc.sessions is not None:
+            thinks = think_times_s(sc.sessions, n_mine - len(sessions), sc.seed, qps)
+            attack = SessionLevel(
+                index, qps, session_qps, offsets_list, sessions, thinks, sc.sessions, duration_s,
+                sender, sink,
+            )  # fmt: skip
+        elif self.pool is not None:
             attack = self.pool.level(index, qps, offsets_list, self.drain_s, progress)
         else:
             prompts = self._prompts_for(len(offsets))[part.index :: part.count]
@@ -421,17 +454,13 @@ class _Sweep:
             window_s = await self._attack(attack, duration_s)
             entry = dataclasses.replace(entry, arrival_window_s=window_s, completed=not self.halted)
         finally:
-            by_worker = attack.sent_by_worker if isinstance(attack, RemoteLevel) else None
-            entry = dataclasses.replace(
-                entry,
-                n_sent=attack.n_sent,
-                n_sent_by_worker=tuple(by_worker) if by_worker is not None else None,
-            )
+            entry = _sent(entry, attack)
             bar.close()
             self._put_level(entry)
         of = "" if sc.auto or index >= len(sc.qps) else f"/{len(sc.qps)}"
         print(
-            f"level {index + 1}{of} QPS {qps:g}: sent {attack.n_sent}, "
+            f"level {index + 1}{of} QPS {qps:g}: sent {attack.n_sent}"
+            f"{f' in {entry.sessions.started} sessions' if entry.sessions else ''}, "
             f"ok {counts['ok']}, failed {counts['failed']}",
             file=self.console,
         )
@@ -457,6 +486,20 @@ def _passes_line(
     else:
         what = f"the trace {passes:.2f} times over (it wraps around, keeping its gaps)"
     return f"QPS {qps:g} ({times}): {n} arrivals, {what}"
+
+
+def _sent(entry: LevelEntry, attack: LevelAttack | RemoteLevel | SessionLevel) -> LevelEntry:
+    """``entry`` with what ``attack`` sent (per worker; with sessions, their counts and the
+    turns released as the scheduled ones: a turn is scheduled at its release)."""
+    by_worker = attack.sent_by_worker if isinstance(attack, RemoteLevel) else None
+    entry = dataclasses.replace(
+        entry,
+        n_sent=attack.n_sent,
+        n_sent_by_worker=tuple(by_worker) if by_worker is not None else None,
+    )
+    if isinstance(attack, SessionLevel):
+        entry = dataclasses.replace(entry, n_scheduled=attack.n_sent, sessions=attack.counts())
+    return entry
 
 
 def _quiet_gc() -> None:

@@ -78,6 +78,13 @@ def format_diff(diff: RunDiff, base: str, candidate: str) -> str:
                 f"{lv.qps_target:>8g}  state: {lv.base_state or '-'} (base) -> "
                 f"{lv.candidate_state or '-'} (candidate){flag}"
             )
+        for name, a, b in lv.session_rows:
+            delta = None if a is None or b is None else b - a
+            change = None if delta is None or not a else 100.0 * delta / a
+            out.append(
+                f"{lv.qps_target:>8g}  {'session: ' + name:<32} {_num(a):>10} {_num(b):>10} "
+                f"{_signed(delta):>10} {_signed(change, '%'):>8}  (not tested)"
+            )
         if lv.saturated and not lv.client_limited:
             out.append(
                 f"{'':>8}  (saturated: latency there grows with the queue, so it is shown, "
@@ -148,6 +155,11 @@ def diff_json(diff: RunDiff, base: str, candidate: str) -> dict[str, Any]:
                     }
                     for row in lv.rows
                 ],
+                **(
+                    {"sessions": {n: {"base": rnd(a), "candidate": rnd(b)} for n, a, b in ss}}
+                    if (ss := lv.session_rows)
+                    else {}
+                ),
             }
             for lv in diff.levels
         ],

@@ -210,6 +210,59 @@ def _levels(
     )
 
 
+def _sessions(summaries: Sequence[LevelSummary]) -> str:
+    """The ``--multi-turn`` section (empty without sessions): ``text.session_lines``'s
+    figures, one row per level, the reasons of the turns not sent in the last column."""
+    rows = []
+    for s in summaries:
+        ss = s.sessions
+        if ss is None:
+            continue
+        reasons = ", ".join(f"{reason} {n}" for reason, n in ss.not_sent) or "-"
+        ttft = [
+            _num(d.get(p), ".3f")
+            for p in (50.0, 95.0)
+            for d in (ss.ttft_first_turn_s, ss.ttft_later_turns_s)
+        ]
+        cells = [
+            f"{s.qps_target:g}",
+            f"{s.offered_qps:.2f}",
+            f"{ss.started_qps:.2f}",
+            ss.n_sessions,
+            _num(ss.requests_per_session, ".2f"),
+            _num(ss.history_tokens_mean, ".0f"),
+            _num(ss.history_tokens_p95, ".0f"),
+            *ttft,
+            reasons,
+        ]
+        rows.append(_row(cells, cell_cls={len(cells) - 1: "text"}))
+    if not rows:
+        return ""
+    head = _head(SESSION_HEAD, {len(SESSION_HEAD) - 1: "text"})
+    return (
+        '<section><h2 id="sessions-heading">Sessions</h2>\n<p>--multi-turn: each turn is a '
+        "request, released when the answer before it ends plus the think time; TTFT of turn 1 "
+        "against later turns shows what the server's prefix cache saves.</p>\n"
+        f'<div class="scroll">{_table("sessions", head, rows, "no session")}</div></section>'
+    )
+
+
+SESSION_HEAD = [
+    "target QPS",
+    "request rate",
+    "session start rate",
+    "sessions",
+    "requests / session",
+    "history tokens mean",
+    "history tokens p95",
+    "TTFT turn 1 p50 (s)",
+    "TTFT later turns p50 (s)",
+    "TTFT turn 1 p95 (s)",
+    "TTFT later turns p95 (s)",
+    "turns not sent",
+]
+
+
 def _plots(images: Sequence[tuple[str, bytes]]) -> str:
     if not images:
         return f'<p class="none">{_e(NO_PLOTS)}</p>'
@@ -300,6 +353,7 @@ def render_html(
         f'<section><h2 id="verdict">Verdict</h2>\n{_verdict(verdict, trace_rate)}</section>',
         f'<section><h2 id="levels-heading">Levels</h2>\n'
         f"{_levels(summaries, verdict, table, metadata)}</section>",
+        *([_sessions(summaries)] if any(s.sessions for s in summaries) else []),
         f'<section><h2 id="plots">Plots</h2>\n{_plots(images)}</section>',
         f'<section><h2 id="errors-heading">Error breakdown</h2>\n{_errors(records)}</section>',
         f'<section><h2 id="metadata-heading">Metadata</h2>\n{_metadata(metadata)}</section>',

@@ -56,6 +56,7 @@ def level_infos(metadata: RunMetadata, records: Records) -> list[LevelInfo]:
             arrival_window_s=lv.arrival_window_s or 0.0,
             n_scheduled=lv.n_scheduled,
             duration_s=lv.duration_s,
+            sessions=lv.sessions,
         )
         for lv in metadata.levels
     }

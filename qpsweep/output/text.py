@@ -14,6 +14,7 @@ from typing import Any
 
 from qpsweep.analysis.estimate import Estimate
 from qpsweep.analysis.percentiles import Percentiles, percentile_key
+from qpsweep.analysis.sessions import SessionSummary
 from qpsweep.analysis.summary import LATE_SEND_MS, LevelSummary
 from qpsweep.analysis.verdict import BOOTSTRAP, Knee, LevelState, Verdict, stalled
 from qpsweep.config.slo import describe
@@ -85,6 +86,7 @@ def format_table(
         for s in summaries:
             met = {True: "met", False: "missed", None: "-"}[s.slo_met]
             lines.append(_row([f"{s.qps_target:g}", met, _cell(s.goodput_rps, ".2f")]))
+    lines += session_lines(summaries)
     for s in summaries:
         if s.errors:
             lines += ["", f"QPS {s.qps_target:g} - Errors ({s.n_failed} total):"]
@@ -120,6 +122,61 @@ LEGEND = (
     "growth of requests in "
     "flight per second, as % of the offered rate; TTFT P95* = measured from the scheduled send."
 )
+
+
+SESSION_HEAD = [
+    "QPS Target",
+    "Req/s",
+    "Sessions/s",
+    "Sessions",
+    "Req/session",
+    "Hist tok",
+    "Hist P95",
+    "TTFT1 P50(s)",
+    "TTFT2+ P50",
+    "TTFT1 P95",
+    "TTFT2+ P95",
+    "Not sent",
+]
+
+
+def session_lines(summaries: Sequence[LevelSummary]) -> list[str]:
+    """The ``--multi-turn`` table (none without sessions): per level the request rate and
+    the session start rate, requests per session, history tokens per turn (mean, p95), TTFT
+    of turn 1 and of later turns, and the turns not sent, with their reasons below."""
+    levels = [(s, s.sessions) for s in summaries if s.sessions is not None]
+    if not levels:
+        return []
+    lines = [
+        "",
+        "Sessions (--multi-turn; a turn is a request, released when the answer before it ends "
+        "+ think time):",
+        _row(SESSION_HEAD),
+    ]
+    for s, ss in levels:
+        lines.append(
+            _row(
+                [
+                    f"{s.qps_target:g}",
+                    f"{s.offered_qps:.2f}",
+                    f"{ss.started_qps:.2f}",
+                    str(ss.n_sessions),
+                    _cell(ss.requests_per_session, ".2f"),
+                    _cell(ss.history_tokens_mean, ".0f"),
+                    _cell(ss.history_tokens_p95, ".0f"),
+                    _cell(ss.ttft_first_turn_s.get(50.0), ".3f"),
+                    _cell(ss.ttft_later_turns_s.get(50.0), ".3f"),
+                    _cell(ss.ttft_first_turn_s.get(95.0), ".3f"),
+                    _cell(ss.ttft_later_turns_s.get(95.0), ".3f"),
+                    str(ss.n_not_sent),
+                ]
+            )
+        )
+    for s, ss in levels:
+        if ss.not_sent:
+            reasons = ", ".join(f"{reason} {n}" for reason, n in ss.not_sent)
+            lines.append(f"  QPS {s.qps_target:g}: turns not sent: {reasons}")
+    return lines
 
 
 def stall_note(summary: LevelSummary) -> str:
@@ -292,6 +349,30 @@ def level_json(s: LevelSummary, state: LevelState) -> dict[str, Any]:
         "input_tokens_mean": s.input_tokens_mean,
         "output_tokens_mean": s.output_tokens_mean,
         "token_counted_by": dict(s.token_counted_by),
+        **({} if s.sessions is None else {"sessions": sessions_json(s.sessions)}),
+    }
+
+
+def sessions_json(ss: SessionSummary) -> dict[str, Any]:
+    """A ``--multi-turn`` level's ``sessions`` entry of the results JSON."""
+
+    def rnd(value: float | None, digits: int = 4) -> float | None:
+        return None if value is None else round(value, digits)
+
+    return {
+        "session_qps": rnd(ss.session_qps),
+        "started_qps": rnd(ss.started_qps),
+        "n_sessions": ss.n_sessions,
+        "n_completed": ss.n_completed,
+        "n_failed": ss.n_failed,
+        "requests_per_session": rnd(ss.requests_per_session),
+        "history_tokens": {
+            "mean": rnd(ss.history_tokens_mean, 1),
+            "p95": rnd(ss.history_tokens_p95, 1),
+        },
+        "ttft_first_turn": _dist(ss.ttft_first_turn_s, 6),
+        "ttft_later_turns": _dist(ss.ttft_later_turns_s, 6),
+        "not_sent": dict(ss.not_sent),
     }
 
 

@@ -33,6 +33,7 @@ from qpsweep.config.secrets import (
     secrets_of,
     utf8_safe,
 )
+from qpsweep.config.sessions import SessionPlan
 from qpsweep.config.slo import Slo
 from qpsweep.config.thresholds import AutoPlan, Thresholds
 from qpsweep.errors import RunDirError
@@ -51,7 +52,8 @@ METRIC_FORMULAS = {
     "itl_ms": "gap between consecutive content chunks",
     "tpot_ms": "(e2e - ttft) / (output_tokens - 1)",
     "tokens_per_sec": "output_tokens / e2e, per request",
-    "send_lag_ms": "actual send - scheduled send",
+    "send_lag_ms": "actual send - scheduled send (with --multi-turn a turn's scheduled send is "
+    "its release: the previous answer's end + think time)",
     "actual_qps": "requests sent / arrival window",
     "achieved_qps": "successful requests / (level start to last response)",
     "output_tokens": "usage.completion_tokens when the server sends usage, else content chunks",
@@ -105,12 +107,37 @@ class TraceInfo:
 
 
 @dataclass(frozen=True)
+class SessionCounts:
+    """A ``--multi-turn`` level's sessions: started at ``session_qps`` (the start rate),
+    ``started`` of them sent their first turn, ``completed`` had every turn answered,
+    ``failed`` ended at a failed turn; ``not_sent`` counts the turns never sent, by reason:
+    ``failed_turn`` (an earlier turn of the session failed), ``window_closed`` (the turn
+    would have been released after the level's arrival window), ``interrupted`` (the run
+    was stopped first)."""
+
+    session_qps: float
+    started: int = 0
+    completed: int = 0
+    failed: int = 0
+    not_sent: Mapping[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> SessionCounts:
+        """The ``sessions`` object of a level entry."""
+        values = _known(cls, data)
+        values["not_sent"] = {str(k): int(v) for k, v in (values.get("not_sent") or {}).items()}
+        return cls(**values)
+
+
+@dataclass(frozen=True)
 class LevelEntry:
     """One level as the sweep ran it.  ``started_at``: Unix seconds; ``arrival_window_s`` and
     ``n_sent`` are ``None`` until the level's arrivals end; ``completed`` is false for a level
     cut short; ``n_sent_by_worker`` only with ``--workers``; ``trace_passes`` only with
     ``--arrival trace``: how many passes of the trace the level's schedule makes (0.25: its
-    first quarter; over 1: it wrapped around)."""
+    first quarter; over 1: it wrapped around); ``sessions`` only with ``--multi-turn``
+    (then ``n_scheduled`` is the number of turns released in the window: a turn is
+    scheduled when the answer before it ends, not up front)."""
 
     index: int
     qps_target: float
@@ -122,6 +149,7 @@ class LevelEntry:
     completed: bool = False
     n_sent_by_worker: tuple[int, ...] | None = None
     trace_passes: float | None = None
+    sessions: SessionCounts | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The entry as ``metadata.json``'s ``levels`` holds it."""
@@ -133,6 +161,8 @@ class LevelEntry:
         values = _known(cls, data)
         if values.get("n_sent_by_worker") is not None:
             values["n_sent_by_worker"] = tuple(int(n) for n in values["n_sent_by_worker"])
+        if values.get("sessions") is not None:
+            values["sessions"] = SessionCounts.from_json(values["sessions"])
         return cls(**values)
 
 
@@ -165,6 +195,7 @@ class RunMetadata:
     workers: int = 1
     shard: ShardInfo | None = None
     trace: TraceInfo | None = None
+    multi_turn: SessionPlan | None = None
     warmup_requests: int = 0
     headers: Mapping[str, str] = field(default_factory=dict)
     api_key_used: bool = False
@@ -277,6 +308,7 @@ _PARSE: dict[str, Callable[[Any], Any]] = {
     "argv": lambda v: tuple(str(a) for a in v),
     "shard": lambda v: ShardInfo(**_known(ShardInfo, v)),
     "trace": lambda v: TraceInfo(**_known(TraceInfo, v)),
+    "multi_turn": lambda v: SessionPlan(**_known(SessionPlan, v)),
     "headers": lambda v: {str(k): str(x) for k, x in v.items()},
     "metric_formulas": dict,
     "thresholds": _thresholds,
@@ -344,6 +376,7 @@ def new_metadata(
         workers=scenario.workers,
         shard=_shard(scenario),
         trace=None if trace is None else replace(trace, path=utf8_safe(masker.mask(trace.path))),
+        multi_turn=scenario.sessions,
         warmup_requests=scenario.warmup,
         headers={k: (MASK if is_secret_header(k) else v) for k, v in target.headers},
         api_key_used=target.api_key is not None,

@@ -19,6 +19,14 @@ with an idle close, no failure and no retry: see ``qpsweep.http.client``).  Thes
 are written only for requests that were retried or resent.  ``RecordWriter`` appends one line per
 record with one unbuffered write, so a killed run keeps every finished request.
 
+With ``--multi-turn`` each request is one turn of a session: ``session`` numbers the session in
+its level (in start order), ``turn`` is the turn's 1-based index in it, ``history_tokens`` the
+words of the history sent with it (``qpsweep.datasets.sessions``), and ``scheduled_s`` is the
+turn's own release time: the session's start for turn 1, the previous turn's ``done_s`` plus
+the think time for the others.  So ``sent_s - scheduled_s`` is still the generator's own lag:
+the wait for the previous answer is part of the session by design, not lag.  These three keys
+are written only for session turns (``None`` otherwise).
+
 The dataclass is the one definition of a line: ``to_json`` builds its format from the fields
 (``LINE_KEYS`` orders them), and ``read_records`` decodes lines with msgspec straight into the
 dataclass, checking each field's type.
@@ -79,6 +87,9 @@ class RequestRecord:
     first_error_kind: str | None = None
     first_done_s: float | None = None
     resent: int = 0
+    session: int | None = None
+    turn: int | None = None
+    history_tokens: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -99,7 +110,8 @@ class RequestRecord:
             if self.attempts > 1 or self.resent
             else ""
         )
-        return form % (*_values(_HEAD_LINE, self), retry, *chunk_s)
+        session = "" if self.session is None else _SESSION_LINE.form % _values(_SESSION_LINE, self)
+        return form % (*_values(_HEAD_LINE, self), retry, session, *chunk_s)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RequestRecord:
@@ -126,6 +138,9 @@ class RequestRecord:
             first_error_kind=data.get("first_error_kind"),
             first_done_s=data.get("first_done_s"),
             resent=int(data.get("resent") or 0),
+            session=data.get("session"),
+            turn=data.get("turn"),
+            history_tokens=data.get("history_tokens"),
         )
 
 
@@ -148,11 +163,16 @@ LINE_KEYS = (
     "first_error_kind",
     "first_done_s",
     "resent",
+    "session",
+    "turn",
+    "history_tokens",
     "chunk_s",
 )
-"""The order of a line's keys: ``RequestRecord``'s fields, the retry keys (``attempts`` and
-after, written only for a retried or resent request) before ``chunk_s``, which is last."""
-_RETRY_KEYS = LINE_KEYS[LINE_KEYS.index("attempts") : -1]
+"""The order of a line's keys: ``RequestRecord``'s fields, the retry keys (``attempts`` to
+``resent``, written only for a retried or resent request), the session keys (``session`` to
+``history_tokens``, written only for a session's turn), then ``chunk_s``, which is last."""
+_RETRY_KEYS = LINE_KEYS[LINE_KEYS.index("attempts") : LINE_KEYS.index("session")]
+_SESSION_KEYS = LINE_KEYS[LINE_KEYS.index("session") : -1]
 _HEAD_KEYS = LINE_KEYS[: LINE_KEYS.index("attempts")]
 _CACHED_FORMATS = 256
 _FORMATS: dict[int, str] = {}  # line format per chunk count, up to _CACHED_FORMATS chunks
@@ -203,7 +223,8 @@ def _key(name: str, first: bool) -> str:
 
 def _format(n_chunks: int) -> str:
     chunks = "[" + ",".join(["%.6f"] * n_chunks) + "]}"
-    form = _HEAD_LINE.form + "%s" + _key("chunk_s", False) + chunks  # %s: the retry keys
+    # the two %s: the retry keys, the session keys
+    form = _HEAD_LINE.form + "%s%s" + _key("chunk_s", False) + chunks
     if n_chunks <= _CACHED_FORMATS:
         _FORMATS[n_chunks] = form
     return form
@@ -241,6 +262,7 @@ if sorted(LINE_KEYS) != sorted(_TYPES) or _TYPES["chunk_s"] != "tuple[float, ...
     raise TypeError("LINE_KEYS must name every field of RequestRecord, chunk_s last")
 _HEAD_LINE = _layout(_HEAD_KEYS, first=True)
 _RETRY_LINE = _layout(_RETRY_KEYS, first=False)
+_SESSION_LINE = _layout(_SESSION_KEYS, first=False)
 
 
 BLOCK_BYTES = 4 * 2**20  # a read of the records file: about 10,000 records

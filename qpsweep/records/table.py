@@ -6,7 +6,8 @@ holds (``from_records`` and ``records`` convert both ways without loss), one arr
 
 * int64: ``level``, ``seq``, ``prompt_id``, ``output_tokens``, ``attempts``, ``resent``,
   ``n_chunks``;
-  ``status`` and ``input_tokens`` with ``NO_INT`` where the record has ``None``;
+  ``status``, ``input_tokens``, ``session``, ``turn`` and ``history_tokens`` with ``NO_INT``
+  where the record has ``None``;
 * float64 (seconds since the level's start, or req/s for ``level_qps``): ``level_qps``,
   ``scheduled_s``, ``sent_s``, ``done_s``; ``first_token_s`` and ``first_done_s`` with NaN
   where the record has ``None``;
@@ -50,6 +51,9 @@ INT_FIELDS = (
     "output_tokens",
     "attempts",
     "resent",
+    "session",
+    "turn",
+    "history_tokens",
 )
 FLOAT_FIELDS = ("level_qps", "scheduled_s", "sent_s", "done_s", "first_token_s", "first_done_s")
 LABEL_FIELDS = ("error_kind", "error", "token_counted_by", "first_error_kind")
@@ -128,6 +132,9 @@ class RecordTable:
     first_error_kind: Labels
     first_done_s: FloatArray
     resent: IntArray
+    session: IntArray
+    turn: IntArray
+    history_tokens: IntArray
     n_chunks: IntArray
     chunk_s: FloatArray
 
@@ -242,7 +249,9 @@ class RecordTable:
                 values[name] = np.fromiter(map(attrgetter(name), rs), dtype, n)
             except (TypeError, OverflowError):
                 got = column(name)
-                if dtype is np.float64:  # numpy reads None as NaN
+                if got.count(None) == n:  # a plain run's session columns: quick
+                    values[name] = np.full(n, NO_INT if dtype is np.int64 else np.nan, dtype)
+                elif dtype is np.float64:  # numpy reads None as NaN
                     values[name] = np.array(got, dtype=dtype).reshape(n)
                 else:
                     values[name] = np.array([NO_INT if v is None else v for v in got], dtype)
