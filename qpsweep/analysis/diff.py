@@ -42,7 +42,10 @@ not independent samples, and the TTFT rows above already test every turn.
 
 Levels present in only one run are listed.  The verdict's numbers (saturation, knee, max
 sustainable, recommended QPS) are compared as plain deltas: they have no per-request samples to
-test.
+test.  So is the cost (``qpsweep.analysis.cost``) when the runs are priced: per level, the USD
+per 1M output tokens and per 1k requests (rows ``cost_1m_out_usd`` and ``cost_1k_req_usd``,
+when both runs are priced; never a regression, since they follow throughput, which is tested),
+and at the recommended QPS among the verdict's numbers (when either run is).
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from scipy import stats
 
+from qpsweep.analysis.cost import Cost, RunCost
 from qpsweep.analysis.sessions import SessionSummary
 from qpsweep.analysis.summary import LevelSummary
 from qpsweep.analysis.verdict import Verdict
@@ -60,6 +64,7 @@ from qpsweep.records.record import RequestRecord
 
 PERCENTILES = (50.0, 95.0, 99.0)
 HIGHER_IS_BETTER = frozenset({"tokens_per_sec", "success_pct"})
+COST_METRICS = ("cost_1m_out_usd", "cost_1k_req_usd")
 MIN_SAMPLES = 3
 MAX_BLOCKS = 10
 MIN_BLOCK_SIZE = 3
@@ -67,12 +72,14 @@ MIN_BLOCK_SIZE = 3
 
 @dataclass(frozen=True)
 class RunData:
-    """What ``compare`` needs of one run: its summaries, verdict and records."""
+    """What ``compare`` needs of one run: its summaries, verdict and records, and its cost
+    when priced."""
 
     name: str
     summaries: Sequence[LevelSummary]
     verdict: Verdict
     records: Sequence[RequestRecord]
+    cost: RunCost | None = None
 
 
 @dataclass(frozen=True)
@@ -295,6 +302,22 @@ def _rows(measured: _Measured, p_value: float | None, gate: tuple[float, float, 
     return rows
 
 
+def _cost_rows(base: Cost | None, candidate: Cost | None) -> list[Row]:
+    """A level's cost rows: plain numbers, untested (``p_value`` ``None``), never a
+    regression."""
+    return [
+        Row(metric, "level", x, y, None, False, False, False)
+        for metric, x, y in zip(COST_METRICS, _usd(base), _usd(candidate), strict=True)
+    ]
+
+
+def _usd(cost: Cost | None) -> tuple[float | None, float | None]:
+    """``(USD per 1M output tokens, USD per 1k requests)``, ``None`` each when unknown."""
+    if cost is None:
+        return None, None
+    return cost.per_1m_output_tokens_usd, cost.per_1k_requests_usd
+
+
 def _pick(run: RunData) -> dict[float, tuple[int, str]]:
     """Target QPS -> (level index, state): the last valid level at each target."""
     states = {st.index: st.state for st in run.verdict.levels}
@@ -336,10 +359,14 @@ def compare(base: RunData, candidate: RunData, alpha: float, threshold_pct: floa
             for m in level
             for row in _rows(m, None if m.p_value is None else next(adjusted), gate)
         ]
+        if base.cost is not None and candidate.cost is not None:
+            rows += _cost_rows(
+                base.cost.level(pick_a[qps][0]), candidate.cost.level(pick_b[qps][0])
+            )
         sessions = session_rows(by_index_a.get(pick_a[qps][0]), by_index_b.get(pick_b[qps][0]))
         levels.append(LevelDiff(qps, state_a, state_b, tuple(rows), sessions))
     va, vb = base.verdict, candidate.verdict
-    verdict_rows = (
+    verdict_rows: tuple[tuple[str, float | None, float | None], ...] = (
         ("saturation_qps", va.saturation_qps, vb.saturation_qps),
         ("capacity_qps", _capacity(va), _capacity(vb)),
         ("knee_qps", va.knee.qps if va.knee else None, vb.knee.qps if vb.knee else None),
@@ -347,6 +374,13 @@ def compare(base: RunData, candidate: RunData, alpha: float, threshold_pct: floa
         ("recommended_qps", va.recommended_qps, vb.recommended_qps),
         ("certified_qps", va.certified_qps, vb.certified_qps),
     )
+    if base.cost is not None or candidate.cost is not None:
+        at_a = _usd(base.cost.recommended if base.cost else None)
+        at_b = _usd(candidate.cost.recommended if candidate.cost else None)
+        verdict_rows += tuple(
+            (f"{metric}@recommended", a, b)
+            for metric, a, b in zip(COST_METRICS, at_a, at_b, strict=True)
+        )
     return RunDiff(
         levels=tuple(levels),
         only_base=tuple(sorted(set(pick_a) - set(pick_b))),

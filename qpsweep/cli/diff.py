@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from qpsweep.cli.parser import Parser
+from qpsweep.config.scenario import parse_cost_per_hour
 from qpsweep.errors import ConfigError
 
 
@@ -34,7 +35,13 @@ def main_diff(argv: list[str]) -> int:
     p.add_argument("--results-dir", default="results", help="parent of the diff directory")
     p.add_argument("--output-dir", help="write the diff here instead (created if needed)")
     p.add_argument("--no-plot", action="store_true", help="skip diff.png")
+    p.add_argument(
+        "--cost-per-hour",
+        metavar="USD",
+        help="price both runs at USD per hour (default: each run's own --cost-per-hour, if any)",
+    )
     ns = p.parse_args(argv)
+    cost_per_hour = parse_cost_per_hour(ns.cost_per_hour)
     if not 0 < ns.alpha < 1:
         raise ConfigError(f"--alpha: {ns.alpha:g} must be between 0 and 1")
     threshold = ns.fail_on_regression
@@ -50,6 +57,7 @@ def main_diff(argv: list[str]) -> int:
         results_dir=Path(ns.results_dir),
         output_dir=Path(ns.output_dir) if ns.output_dir else None,
         plot=not ns.no_plot,
+        cost_per_hour=cost_per_hour,
     )
     print(result.text, end="")
     print(f"Diff: {result.out_dir}")

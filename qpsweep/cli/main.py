@@ -38,6 +38,7 @@ from qpsweep.config.scenario import (
     check_scenario,
     checked_url,
     normalize_endpoint,
+    parse_cost_per_hour,
     parse_header,
     parse_percentiles,
     parse_qps,
@@ -75,6 +76,7 @@ def _target(ns: argparse.Namespace) -> Target:
         headers=headers,
         api_key=key,
         verify_tls=not ns.no_verify_tls,
+        cost_per_hour=parse_cost_per_hour(ns.cost_per_hour),
     )
 
 

@@ -63,6 +63,12 @@ def _endpoint_flags(p: Parser) -> None:
         "lists) in turn, into one run directory with a comparison",
     )
     target.add_argument(
+        "--cost-per-hour",
+        metavar="USD",
+        help="the endpoint's price per hour (e.g. its GPU node's): adds the cost per million "
+        "output tokens and per thousand requests, per level and at the recommended QPS",
+    )
+    target.add_argument(
         "--no-check",
         action="store_true",
         help="skip the probe before the sweep (health, models, one streamed completion: "

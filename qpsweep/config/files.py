@@ -2,7 +2,8 @@
 
 A file is a mapping with ``targets:`` and/or ``scenarios:``, each a mapping of names to
 settings.  Target keys: ``base_url``, ``model``, ``supported_models``, ``api_key_env``,
-``headers`` (a mapping), ``timeout`` (s), ``verify_tls``, ``notes``.  Scenario keys: ``qps`` (a
+``headers`` (a mapping), ``timeout`` (s), ``verify_tls``, ``cost_per_hour`` (USD, >= 0),
+``notes``.  Scenario keys: ``qps`` (a
 list, or ``auto``; with ``arrival: trace`` a level may be a multiple such as ``2x``),
 ``duration``, ``warmup``, ``max_tokens``, ``temperature``, ``arrival``, ``burstiness``,
 ``trace``, ``seed``, ``percentiles``, ``dataset``, ``timeout``, ``connect_timeout``, ``retries``,
@@ -159,6 +160,7 @@ TARGET_KEYS: dict[str, tuple[str | None, Check]] = {
     "headers": ("header", _headers),
     "timeout": ("timeout", _number(0.0, False)),
     "verify_tls": ("no_verify_tls", lambda v: not _flag(v)),
+    "cost_per_hour": ("cost_per_hour", _number(0.0, True)),
     "notes": (None, _text),
 }
 SCENARIO_KEYS: dict[str, tuple[str | None, Check]] = {

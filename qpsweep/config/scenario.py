@@ -37,6 +37,7 @@ class Target:
     headers: tuple[tuple[str, str], ...] = ()
     api_key: str | None = field(default=None, repr=False)
     verify_tls: bool = True
+    cost_per_hour: float | None = None  # --cost-per-hour: USD per hour (qpsweep.analysis.cost)
 
     def __post_init__(self) -> None:
         """Headers and the key go into the request as written: a line break would end the
@@ -116,6 +117,22 @@ def _positive_float(flag: str, text: str) -> float:
     if not math.isfinite(value) or value <= 0:
         raise ConfigError(f"{flag}: {text!r} must be a positive number")
     return value
+
+
+def parse_cost_per_hour(value: str | float | None) -> float | None:
+    """``--cost-per-hour``: the endpoint's price in USD per hour, a finite number >= 0
+    (``None`` when not given); a ``ConfigError`` naming the flag otherwise."""
+    if value is None:
+        return None
+    try:
+        cost = float(value)
+    except ValueError:
+        raise ConfigError(f"--cost-per-hour: {value!r} is not a number (USD per hour)") from None
+    if not math.isfinite(cost) or cost < 0:
+        raise ConfigError(
+            f"--cost-per-hour: {value!r} must be a finite number of at least 0 (USD per hour)"
+        )
+    return cost
 
 
 def parse_qps(text: str, per_x: float | None = None) -> tuple[float, ...]:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from qpsweep.analysis.cost import run_cost
 from qpsweep.analysis.diff import RunData, RunDiff, compare
 from qpsweep.analysis.repeat_diff import RepeatDiff, compare_repeats
 from qpsweep.errors import RunDirError, WriteFailed
@@ -40,9 +41,13 @@ class DiffResult:
     text: str
 
 
-def _load(run_dir: Path) -> RunData:
+def _load(run_dir: Path, cost_per_hour: float | None) -> RunData:
+    """The run, priced at ``cost_per_hour`` when given, else at its own recorded price."""
     analysis = analyze_run(run_dir)
-    return RunData(str(run_dir), analysis.summaries, analysis.verdict, analysis.records)
+    cost = analysis.cost
+    if cost_per_hour is not None:
+        cost = run_cost(analysis.summaries, analysis.verdict, cost_per_hour)
+    return RunData(str(run_dir), analysis.summaries, analysis.verdict, analysis.records, cost)
 
 
 def _out_dir(results_dir: Path, output_dir: Path | None) -> Path:
@@ -67,12 +72,15 @@ def diff_dirs(
     results_dir: Path,
     output_dir: Path | None = None,
     plot: bool = True,
+    cost_per_hour: float | None = None,
 ) -> DiffResult:
-    """Compare two result directories; ``RunDirError`` when either is not one."""
+    """Compare two result directories; ``RunDirError`` when either is not one.  Each run is
+    priced at its own ``cost_per_hour``, or both at ``cost_per_hour`` when given (not yet for
+    directories of ``--repeat``)."""
     if is_repeats_dir(base_dir) or is_repeats_dir(candidate_dir):
         where = (results_dir, output_dir)
         return _diff_repeats(base_dir, candidate_dir, alpha, threshold_pct, where, plot)
-    base, candidate = _load(base_dir), _load(candidate_dir)
+    base, candidate = _load(base_dir, cost_per_hour), _load(candidate_dir, cost_per_hour)
     diff = compare(base, candidate, alpha, threshold_pct)
     out_dir = _out_dir(results_dir, output_dir)
     text = format_diff(diff, str(base_dir), str(candidate_dir))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from qpsweep.analysis.diff import LevelDiff, Row, RunDiff
+from qpsweep.analysis.diff import COST_METRICS, LevelDiff, Row, RunDiff
 
 _NAMES = {
     "ttft_s": ("TTFT", "s"),
@@ -13,6 +13,8 @@ _NAMES = {
     "tokens_per_sec": ("tok/s", ""),
     "success_pct": ("success", "%"),
     "state": ("state", ""),
+    "cost_1m_out_usd": ("$/1M out", ""),
+    "cost_1k_req_usd": ("$/1k req", ""),
 }
 
 
@@ -26,8 +28,11 @@ def _signed(value: float | None, suffix: str = "") -> str:
 
 def row_verdict(row: Row, diff: RunDiff, level: LevelDiff) -> str:
     """``REGRESSION``, ``worse <T%``, ``improved``, ``mixed`` (the row moved against the
-    test's direction), ``~`` (not significant), ``n/a`` (too few samples), or why the level is
-    not judged (``client-limited``, ``saturated``)."""
+    test's direction), ``~`` (not significant), ``n/a`` (too few samples), ``untested`` (a
+    cost row: a plain number), or why the level is not judged (``client-limited``,
+    ``saturated``)."""
+    if row.metric in COST_METRICS:
+        return "untested"
     if row.p_value is None:
         return "n/a"
     if not row.significant or row.delta == 0:
@@ -65,7 +70,7 @@ def format_diff(diff: RunDiff, base: str, candidate: str) -> str:
     for lv in diff.levels:
         for row in lv.rows:
             name, unit = _NAMES[row.metric]
-            label = f"{name} {row.stat}" if row.stat != "rate" else name
+            label = f"{name} {row.stat}" if row.stat not in ("rate", "level") else name
             out.append(
                 f"{lv.qps_target:>8g}  {label + (f' ({unit})' if unit else ''):<12} "
                 f"{_num(row.base):>10} {_num(row.candidate):>10} {_signed(row.delta):>10} "
@@ -96,12 +101,14 @@ def format_diff(diff: RunDiff, base: str, candidate: str) -> str:
             qps = ", ".join(f"{q:g}" for q in only)
             out.append(f"levels only in the {side} run (not compared): {qps}")
     out.append("")
-    out.append(f"{'verdict':<22} {'base':>10} {'candidate':>10} {'delta':>10} {'change':>8}")
+    width = max(22, *(len(name) for name, _, _ in diff.verdict_rows))
+    out.append(f"{'verdict':<{width}} {'base':>10} {'candidate':>10} {'delta':>10} {'change':>8}")
     for name, a, b in diff.verdict_rows:
         delta = None if a is None or b is None else b - a
         change = None if delta is None or not a else 100.0 * delta / a
         out.append(
-            f"{name:<22} {_num(a):>10} {_num(b):>10} {_signed(delta):>10} {_signed(change, '%'):>8}"
+            f"{name:<{width}} {_num(a):>10} {_num(b):>10} {_signed(delta):>10} "
+            f"{_signed(change, '%'):>8}"
         )
     found = diff.regressions
     out.append("")

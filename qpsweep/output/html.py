@@ -6,8 +6,8 @@ it reads the same offline, attached to a ticket or opened from a mail.  Every va
 from the dataset, the server, the command line or ``metadata`` (model, endpoint, paths, error
 messages, headers, argv, the console table, the verdict's reason) passes through ``_e``
 (``html.escape(str(x), quote=True)``) and is shown as text, never as markup.  Sections: title
-and summary, verdict, per-level table, plots, error breakdown with the slowest requests,
-metadata.
+and summary, verdict, per-level table, cost per level (with ``--cost-per-hour``), plots,
+error breakdown with the slowest requests, metadata.
 """
 
 from __future__ import annotations
@@ -21,10 +21,17 @@ from typing import Any
 
 import numpy as np
 
+from qpsweep.analysis.cost import RunCost, run_cost
 from qpsweep.analysis.estimate import Estimate
 from qpsweep.analysis.summary import LevelSummary, Records, as_table
 from qpsweep.analysis.verdict import Knee, Verdict, stalled
-from qpsweep.output.text import client_warning, stall_note, trace_multiples, traffic_words
+from qpsweep.output.text import (
+    client_warning,
+    money,
+    stall_note,
+    trace_multiples,
+    traffic_words,
+)
 from qpsweep.records.metadata import RunMetadata
 from qpsweep.records.table import NO_INT, RecordTable
 from qpsweep.records.table_ops import first_counts, largest
@@ -136,9 +143,9 @@ def _knee_text(knee: Knee | None) -> tuple[str, str]:
     )
 
 
-def _verdict(v: Verdict, trace_rate_qps: float | None = None) -> str:
+def _verdict(v: Verdict, trace_rate_qps: float | None = None, cost: RunCost | None = None) -> str:
     """The verdict's cards and reason; with ``--arrival trace``, each rate as a multiple of
-    the trace's mean rate too."""
+    the trace's mean rate too; with ``cost``, a card of the price at the recommended QPS."""
     knee_value, knee_sub = _knee_text(v.knee)
     times = trace_multiples(v, trace_rate_qps) if trace_rate_qps else {}
 
@@ -170,6 +177,16 @@ def _verdict(v: Verdict, trace_rate_qps: float | None = None) -> str:
     ]
     if any(st.certified is not None for st in v.levels):
         cards.append(_card("SLO-certified QPS", _num(v.certified_qps), "early stopping"))
+    if cost is not None:
+        rec = cost.recommended
+        cards.append(
+            _card(
+                "cost per 1M output tokens",
+                money(rec.per_1m_output_tokens_usd if rec else None),
+                f"at the recommended QPS; {money(cost.cost_per_hour_usd)}/hour; "
+                f"{money(rec.per_1k_requests_usd if rec else None)} per 1k requests",
+            )
+        )
     reason = v.reason
     if trace_rate_qps:
         reason = f"{traffic_words(v, trace_rate_qps)[1]} {reason}"
@@ -263,6 +280,21 @@ SESSION_HEAD = [
 ]
 
 
+def _costs(summaries: Sequence[LevelSummary], cost: RunCost) -> str:
+    """Each level priced at its achieved rates (``qpsweep.analysis.cost``)."""
+    rows = []
+    for s in summaries:
+        c = cost.level(s.index)
+        if c is not None:
+            per_1m, per_1k = c.per_1m_output_tokens_usd, c.per_1k_requests_usd
+            cells = [f"{s.qps_target:g}", f"{c.qps:.2f}", f"{c.output_tok_per_s:.1f}"]
+            rows.append(_row([*cells, money(per_1m), money(per_1k)]))
+    head = _head(["target QPS", "achieved QPS", "output tok/s", "USD per 1M output tokens",
+                  "USD per 1k requests"])  # fmt: skip
+    note = f"At {money(cost.cost_per_hour_usd)} per hour (--cost-per-hour)."
+    return f'<p class="summary">{_e(note)}</p>\n' + _table("costs", head, rows, "no level ran")
+
+
 def _plots(images: Sequence[tuple[str, bytes]]) -> str:
     if not images:
         return f'<p class="none">{_e(NO_PLOTS)}</p>'
@@ -348,11 +380,17 @@ def render_html(
 ) -> str:
     """The whole report page; see the module docstring for the contract."""
     trace_rate = metadata.trace.mean_rate_qps if metadata.trace else None
+    cost = run_cost(summaries, verdict, metadata.cost_per_hour)
     sections = [
         _header(metadata, summaries),
-        f'<section><h2 id="verdict">Verdict</h2>\n{_verdict(verdict, trace_rate)}</section>',
+        f'<section><h2 id="verdict">Verdict</h2>\n{_verdict(verdict, trace_rate, cost)}</section>',
         f'<section><h2 id="levels-heading">Levels</h2>\n'
         f"{_levels(summaries, verdict, table, metadata)}</section>",
+        *(
+            [f'<section><h2 id="cost-heading">Cost</h2>\n{_costs(summaries, cost)}</section>']
+            if cost is not None
+            else []
+        ),
         *([_sessions(summaries)] if any(s.sessions for s in summaries) else []),
         f'<section><h2 id="plots">Plots</h2>\n{_plots(images)}</section>',
         f'<section><h2 id="errors-heading">Error breakdown</h2>\n{_errors(records)}</section>',

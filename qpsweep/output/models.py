@@ -8,8 +8,10 @@ Layout: ``RESULTS_DIR/YYYY-MM-DD_HH-MM-SS/`` holds one ordinary run directory pe
   (``complete``, ``interrupted`` or ``not_run``), ``reason`` (why it was not run), the
   verdict's ``saturation_qps``, ``max_sustainable_qps``, ``recommended_qps``, and per level
   ``qps_target``, ``state``, ``success_pct``, ``ttft_p95_s``, ``e2e_p95_s``,
-  ``output_tok_per_s``;
-* ``report.txt``: the same as text tables (also printed);
+  ``output_tok_per_s``; with ``--cost-per-hour`` also ``cost_per_hour_usd``, the cost at the
+  recommended QPS (``cost_per_1m_output_tokens_usd``, ``cost_per_1k_requests_usd``) and each
+  level's ``cost_per_1m_output_tokens_usd`` (``qpsweep.analysis.cost``);
+* ``report.txt``: the same as text tables (also printed), with a cost column when priced;
 * ``report.html``: the tables, with a link to each model's own ``report.html``.
 
 A model that fails the probe before its sweep is listed as ``not_run`` with the failing
@@ -69,6 +71,14 @@ def model_entry(run: ModelRun, parent: Path) -> dict[str, Any]:
         return entry
     v = run.analysis.verdict
     states = {st.index: st.state for st in v.levels}
+    cost = run.analysis.cost
+    if cost is not None:
+        rec = cost.recommended
+        entry.update(
+            cost_per_hour_usd=cost.cost_per_hour_usd,
+            cost_per_1m_output_tokens_usd=_r(rec.per_1m_output_tokens_usd, 6) if rec else None,
+            cost_per_1k_requests_usd=_r(rec.per_1k_requests_usd, 6) if rec else None,
+        )
     entry.update(
         saturation_qps=v.saturation_qps,
         max_sustainable_qps=_r(v.max_sustainable_qps, 4),
@@ -81,6 +91,11 @@ def model_entry(run: ModelRun, parent: Path) -> dict[str, Any]:
                 "ttft_p95_s": _r(s.ttft_s.get(95.0), 6),
                 "e2e_p95_s": _r(s.e2e_s.get(95.0), 6),
                 "output_tok_per_s": round(s.output_tok_per_s, 3),
+                **(
+                    {"cost_per_1m_output_tokens_usd": _r(c.per_1m_output_tokens_usd, 6)}
+                    if cost is not None and (c := cost.level(s.index)) is not None
+                    else {}
+                ),
             }
             for s in run.analysis.summaries
         ],
@@ -95,16 +110,19 @@ def _cell(value: Any, fmt: str) -> str:
 def format_models(entries: Sequence[dict[str, Any]]) -> str:
     """The comparison as text: one verdict row per model, then one row per model and level."""
     width = max([len("model"), *(len(e["model"]) for e in entries)])
+    priced = any("cost_per_hour_usd" in e for e in entries)
     lines = [
         "Models compared (same scenario, dataset and seed):",
         f"{'model':<{width}}  {'status':<11} {'saturation':>10} {'max sust.':>10} "
-        f"{'recommended':>11}",
+        f"{'recommended':>11}" + (f" {'$/1M out @rec':>13}" if priced else ""),
     ]
     for e in entries:
+        cost = e.get("cost_per_1m_output_tokens_usd")
         lines.append(
             f"{e['model']:<{width}}  {e['status']:<11} {_cell(e.get('saturation_qps'), 'g'):>10} "
             f"{_cell(e.get('max_sustainable_qps'), '.3g'):>10} "
             f"{_cell(e.get('recommended_qps'), '.3g'):>11}"
+            + (f" {'-' if cost is None else f'${cost:.4g}':>13}" if priced else "")
         )
     lines += [
         "",

@@ -15,6 +15,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from qpsweep.analysis.cost import RunCost, run_cost
 from qpsweep.analysis.server_view import ServerView, server_view
 from qpsweep.analysis.summary import (
     LevelInfo,
@@ -97,6 +98,11 @@ class Analysis:
     def records(self) -> list[RequestRecord]:
         """Every record of the run, in file order."""
         return self.table.records()
+
+    @cached_property
+    def cost(self) -> RunCost | None:
+        """The run priced at its ``cost_per_hour`` (``None`` when the run has no price)."""
+        return run_cost(self.summaries, self.verdict, self.metadata.cost_per_hour)
 
 
 def analyze_run(run_dir: Path) -> Analysis:
@@ -187,8 +193,9 @@ def rebuild(
     metadata, summaries, verdict = analysis.metadata, analysis.summaries, analysis.verdict
     thresholds = metadata.thresholds
     trace_rate = metadata.trace.mean_rate_qps if metadata.trace else None
+    cost = analysis.cost
     table = _status_note(metadata) + format_table(
-        summaries, analysis.percentiles, verdict, thresholds, trace_rate
+        summaries, analysis.percentiles, verdict, thresholds, trace_rate, cost
     )
     results_name = Path(metadata.results_file or DEFAULT_RESULTS_FILE).name
     samples = _samples(run_dir)
@@ -199,11 +206,11 @@ def rebuild(
         lines = view.warnings(qps, expect_preset=metadata.metrics_preset != "none")
         table += "".join(line + "\n" for line in lines)
     try:
-        entries = results_json(summaries, verdict)
+        entries = results_json(summaries, verdict, cost=cost)
         if samples is not None and view is not None:
             _server_json(entries, summaries, samples, view)
         write_json(run_dir / results_name, entries)
-        write_json(run_dir / SATURATION_FILE, verdict_json(verdict, trace_rate))
+        write_json(run_dir / SATURATION_FILE, verdict_json(verdict, trace_rate, cost))
         write_text(run_dir / REPORT_FILE, table)
         drawn = metadata.plot if plot is None else plot
         images = _draw(run_dir, analysis, samples, view) if drawn else []

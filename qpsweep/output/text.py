@@ -12,6 +12,7 @@ import textwrap
 from collections.abc import Sequence
 from typing import Any
 
+from qpsweep.analysis.cost import Cost, RunCost
 from qpsweep.analysis.estimate import Estimate
 from qpsweep.analysis.percentiles import Percentiles, percentile_key
 from qpsweep.analysis.sessions import SessionSummary
@@ -40,9 +41,11 @@ def format_table(
     verdict: Verdict,
     thresholds: Thresholds = DEFAULT_THRESHOLDS,
     trace_rate_qps: float | None = None,
+    cost: RunCost | None = None,
 ) -> str:
-    """The seed-style results table, a detail table with each level's state, the error lines
-    per level, loud warnings for client-limited levels, and the verdict.  With
+    """The seed-style results table, a detail table with each level's state, the cost of each
+    level when priced (``cost``), the error lines per level, loud warnings for client-limited
+    levels, and the verdict.  With
     ``trace_rate_qps`` (``--arrival trace``) each QPS also reads as a multiple of the trace's
     mean rate (``0.674 (2x)``), and the verdict says how much of today's traffic it takes."""
 
@@ -87,6 +90,8 @@ def format_table(
             met = {True: "met", False: "missed", None: "-"}[s.slo_met]
             lines.append(_row([f"{s.qps_target:g}", met, _cell(s.goodput_rps, ".2f")]))
     lines += session_lines(summaries)
+    if cost is not None:
+        lines += ["", *cost_lines(summaries, cost)]
     for s in summaries:
         if s.errors:
             lines += ["", f"QPS {s.qps_target:g} - Errors ({s.n_failed} total):"]
@@ -100,7 +105,49 @@ def format_table(
             lines += ["", client_warning(s)]
         elif stalled(s, thresholds):
             lines += ["", stall_note(s)]
-    return "\n".join([*lines, "", *format_verdict(verdict, trace_rate_qps)]) + "\n"
+    return "\n".join([*lines, "", *format_verdict(verdict, trace_rate_qps, cost)]) + "\n"
+
+
+def money(value: float | None) -> str:
+    """A price in USD to 4 significant digits (``-`` when unknown)."""
+    return "-" if value is None else f"${value:.4g}"
+
+
+def cost_lines(summaries: Sequence[LevelSummary], cost: RunCost) -> list[str]:
+    """The cost table: each level priced at its achieved rates (``qpsweep.analysis.cost``)."""
+    lines = [
+        f"Cost at {money(cost.cost_per_hour_usd)}/hour (--cost-per-hour), at each level's "
+        "achieved rates:",
+        _row(["QPS Target", "Done QPS", "Out tok/s", "$/1M out tok", "$/1k req"]),
+    ]
+    for s in summaries:
+        c = cost.level(s.index)
+        if c is None:
+            continue
+        lines.append(
+            _row(
+                [
+                    f"{s.qps_target:g}",
+                    f"{c.qps:.2f}",
+                    f"{c.output_tok_per_s:.1f}",
+                    money(c.per_1m_output_tokens_usd),
+                    money(c.per_1k_requests_usd),
+                ]
+            )
+        )
+    return lines
+
+
+def recommended_cost_text(cost: RunCost) -> str:
+    """The verdict's cost line: the price at the recommended QPS, or why there is none."""
+    c = cost.recommended
+    if c is None:
+        return "- (no recommended QPS)"
+    return (
+        f"{money(c.per_1m_output_tokens_usd)} per 1M output tokens, "
+        f"{money(c.per_1k_requests_usd)} per 1k requests ({c.qps:.3g} QPS, "
+        f"~{c.output_tok_per_s:.0f} out tok/s, {money(cost.cost_per_hour_usd)}/hour)"
+    )
 
 
 DETAIL_HEAD = [
@@ -249,9 +296,12 @@ def traffic_words(v: Verdict, trace_rate_qps: float) -> tuple[str, str]:
     return line, took + f" (the trace's mean rate, {trace_rate_qps:.4g} req/s)."
 
 
-def format_verdict(v: Verdict, trace_rate_qps: float | None = None) -> list[str]:
+def format_verdict(
+    v: Verdict, trace_rate_qps: float | None = None, cost: RunCost | None = None
+) -> list[str]:
     """The verdict block: the four numbers, then the reason wrapped at 80 columns; with
-    ``trace_rate_qps``, the rates as multiples of the trace's mean rate too."""
+    ``trace_rate_qps``, the rates as multiples of the trace's mean rate too; with ``cost``, the
+    price at the recommended QPS."""
 
     def num(value: float | None) -> str:
         return "-" if value is None else f"{value:.3g}"
@@ -287,6 +337,8 @@ def format_verdict(v: Verdict, trace_rate_qps: float | None = None) -> list[str]
         f"  max sustainable QPS:  {num(v.max_sustainable_qps)}",
         f"  recommended QPS:      {num(v.recommended_qps)} (headroom {v.headroom:g}{there})",
     ]
+    if cost is not None:
+        lines.append(f"  cost at recommended:  {recommended_cost_text(cost)}")
     if any(st.certified is not None for st in v.levels):
         lines.append(f"  SLO-certified QPS:    {num(v.certified_qps)} (early stopping, {pct})")
     for st in v.levels:
@@ -310,8 +362,29 @@ def _dist(p: Percentiles, digits: int) -> dict[str, float | int | None]:
     return p.to_dict(digits)
 
 
-def level_json(s: LevelSummary, state: LevelState) -> dict[str, Any]:
-    """One entry of ``benchmark_qps_results.json`` (the seed's keys first)."""
+def cost_json(c: Cost | None) -> dict[str, float | None]:
+    """A ``Cost`` as JSON: USD and rates rounded (``None`` values when not priced)."""
+
+    def rnd(value: float | None, digits: int) -> float | None:
+        return None if value is None else round(value, digits)
+
+    if c is None:
+        return dict.fromkeys(COST_KEYS)
+    return {
+        "qps": rnd(c.qps, 4),
+        "output_tok_per_s": rnd(c.output_tok_per_s, 3),
+        "cost_per_1m_output_tokens_usd": rnd(c.per_1m_output_tokens_usd, 6),
+        "cost_per_1k_requests_usd": rnd(c.per_1k_requests_usd, 6),
+    }
+
+
+COST_KEYS = ("qps", "output_tok_per_s", "cost_per_1m_output_tokens_usd", "cost_per_1k_requests_usd")
+
+
+def level_json(s: LevelSummary, state: LevelState, cost: Cost | None = None) -> dict[str, Any]:
+    """One entry of ``benchmark_qps_results.json`` (the seed's keys first); the two cost
+    keys are ``None`` unless the run is priced."""
+    priced = cost_json(cost)
     return {
         "qps_target": s.qps_target,
         "actual_qps": round(s.offered_qps, 4),
@@ -349,6 +422,8 @@ def level_json(s: LevelSummary, state: LevelState) -> dict[str, Any]:
         "input_tokens_mean": s.input_tokens_mean,
         "output_tokens_mean": s.output_tokens_mean,
         "token_counted_by": dict(s.token_counted_by),
+        "cost_per_1m_output_tokens_usd": priced["cost_per_1m_output_tokens_usd"],
+        "cost_per_1k_requests_usd": priced["cost_per_1k_requests_usd"],
         **({} if s.sessions is None else {"sessions": sessions_json(s.sessions)}),
     }
 
@@ -380,12 +455,14 @@ def results_json(
     summaries: Sequence[LevelSummary],
     verdict: Verdict,
     server_metrics: dict[int, dict[str, dict[str, float]]] | None = None,
+    cost: RunCost | None = None,
 ) -> list[dict[str, Any]]:
     """The whole ``benchmark_qps_results.json``: a list with one entry per level, with the
-    scraped server gauges per level (mean, max, last, n) when ``--metrics-url`` was used, and
-    each entry's ``schema_version`` (the file stays a list, as the seed tool wrote it)."""
+    scraped server gauges per level (mean, max, last, n) when ``--metrics-url`` was used, each
+    level's cost when priced, and each entry's ``schema_version`` (the file stays a list, as the
+    seed tool wrote it)."""
     states = {st.index: st for st in verdict.levels}
-    out = [level_json(s, states[s.index]) for s in summaries]
+    out = [level_json(s, states[s.index], cost.level(s.index) if cost else None) for s in summaries]
     if server_metrics is not None:
         for entry, s in zip(out, summaries, strict=True):
             entry["server_metrics"] = server_metrics.get(s.index, {})
@@ -399,10 +476,13 @@ def _span(e: Estimate | None) -> list[float | None] | None:
     return [round(e.low, 4), round(e.high, 4) if math.isfinite(e.high) else None]
 
 
-def verdict_json(v: Verdict, trace_rate_qps: float | None = None) -> dict[str, Any]:
+def verdict_json(
+    v: Verdict, trace_rate_qps: float | None = None, cost: RunCost | None = None
+) -> dict[str, Any]:
     """``saturation.json``: the verdict, every knee found, and each level's state; with
     ``trace_rate_qps`` (``--arrival trace``), ``trace_multiples``: the rates as multiples of
-    the trace's mean rate."""
+    the trace's mean rate; ``cost_per_hour_usd`` and ``cost_at_recommended`` (``None`` unless
+    priced)."""
 
     def rnd(value: float | None) -> float | None:
         return None if value is None else round(value, 4)
@@ -447,6 +527,8 @@ def verdict_json(v: Verdict, trace_rate_qps: float | None = None) -> dict[str, A
         "max_sustainable_qps": rnd(v.max_sustainable_qps),
         "recommended_qps": rnd(v.recommended_qps),
         "headroom": v.headroom,
+        "cost_per_hour_usd": cost.cost_per_hour_usd if cost else None,
+        "cost_at_recommended": cost_json(cost.recommended) if cost and cost.recommended else None,
         "reason": v.reason,
         "suggestion": v.suggestion,
         "trace_mean_rate_qps": trace_rate_qps,

@@ -169,7 +169,9 @@ class LevelEntry:
 @dataclass(frozen=True)
 class RunMetadata:
     """``metadata.json``: the seed tool's fields first (``timestamp`` .. ``show_tokens``), then
-    qpsweep's settings, environment, state and per-level entries, then what the run learnt."""
+    qpsweep's settings, environment, state and per-level entries, then what the run learnt.
+    ``cost_per_hour``: the endpoint's price in USD per hour (``--cost-per-hour``), ``None``
+    when not priced."""
 
     timestamp: str
     endpoint: str
@@ -210,6 +212,7 @@ class RunMetadata:
     metric_formulas: Mapping[str, str] = field(default_factory=dict)
     thresholds: Thresholds = Thresholds()
     adaptive: AutoPlan | None = None
+    cost_per_hour: float | None = None
     status: Status = "running"
     interrupted: bool = False
     levels: tuple[LevelEntry, ...] = ()
@@ -390,6 +393,7 @@ def new_metadata(
         metric_formulas=METRIC_FORMULAS,
         thresholds=scenario.thresholds,
         adaptive=scenario.auto,
+        cost_per_hour=target.cost_per_hour,
         notes=masker.mask_json(dict(notes or {})),  # type: ignore[arg-type]
     )
 
