@@ -1,5 +1,5 @@
-"""Command line: ``qpsweep [sweep flags]`` and the ``check``, ``demo``, ``diff``, ``report``,
-``sim`` and ``dataset`` commands.
+"""Command line: ``qpsweep [sweep flags]`` and the ``check``, ``demo``, ``diff``, ``export``,
+``report``, ``sim``, ``merge`` and ``dataset`` commands.
 
 ``main(argv) -> int`` parses, makes one library call per command, and maps operator
 errors to one line on stderr with exit code 2.  Exit codes: 0 success, 1 the endpoint failed
@@ -23,6 +23,7 @@ from qpsweep.cli.check import main_check, probe_before_sweep
 from qpsweep.cli.dataset import main_dataset
 from qpsweep.cli.demo import main_demo
 from qpsweep.cli.diff import main_diff
+from qpsweep.cli.export import main_export
 from qpsweep.cli.merge import main_merge
 from qpsweep.cli.parser import Parser
 from qpsweep.cli.repeat import repeat_count, sweep_repeated
@@ -327,6 +328,7 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "dataset": main_dataset,
     "demo": main_demo,
     "diff": main_diff,
+    "export": main_export,
     "merge": main_merge,
     "report": main_report,
     "sim": main_sim,

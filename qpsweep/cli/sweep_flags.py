@@ -23,6 +23,7 @@ other commands:
   qpsweep report DIR     rebuild the results JSON and report.txt of a result directory
   qpsweep check URL      can this endpoint serve a sweep? (health, models, one streamed reply)
   qpsweep diff A B       compare two result directories level by level
+  qpsweep export DIR     a result directory as CSV or llm-d Benchmark Reports (--format llm-d)
   qpsweep merge DIR...   join the result directories of --shard I/N runs into one run
 
 The API key is read from $OPENAI_API_KEY (see --api-key-env) and is never written anywhere.
