@@ -119,19 +119,29 @@ def _pruned(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def _argv_args(argv: Sequence[str]) -> dict[str, Any]:
-    """The command line's flags as a mapping: ``--flag value`` and ``--flag=value`` ->
-    value, a flag without a value -> ``None`` (as llm-d's ``native.args``)."""
+    """The command line's flags as a mapping (llm-d's ``native.args``): ``--flag value`` and
+    ``--flag=value`` -> value, a flag without a value -> ``None``, a repeated flag -> the list
+    of its values, anything else under ``_positional``."""
     args: dict[str, Any] = {}
+
+    def put(key: str, value: Any) -> None:
+        if key not in args:
+            args[key] = value
+        elif isinstance(args[key], list):
+            args[key].append(value)
+        else:
+            args[key] = [args[key], value]
+
     rest = list(argv[1:])
     i = 0
     while i < len(rest):
         item = rest[i]
         if item.startswith("-") and "=" in item:
             key, _, value = item.partition("=")
-            args[key] = value
+            put(key, value)
         elif item.startswith("-"):
             takes = i + 1 < len(rest) and not rest[i + 1].startswith("--")
-            args[item] = rest[i + 1] if takes else None
+            put(item, rest[i + 1] if takes else None)
             i += 1 if takes else 0
         else:
             args.setdefault("_positional", []).append(item)
@@ -263,7 +273,7 @@ def _run(analysis: Analysis, s: LevelSummary, t: RecordTable, state: str) -> dic
         time = {
             "start": _iso(started),
             "end": _iso(started + end_s),
-            "duration": f"PT{round(end_s, 3):g}S",
+            "duration": f"PT{end_s:.3f}S",
         }
     rec = "-" if v.recommended_qps is None else f"{v.recommended_qps:.3g}"
     sat = "-" if v.saturation_qps is None else f"{v.saturation_qps:.3g}"
