@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+import yaml
+from llmd_schema import problems
 from test_saturation import level
 
 from qpsweep.analysis.cost import price, run_cost
@@ -194,3 +196,18 @@ def test_diff_and_report_show_and_change_the_price(
     assert _json(b / "metadata.json")["cost_per_hour"] == 2 * PRICE
     for key in ("cost_per_1m_output_tokens_usd", "cost_per_1k_requests_usd"):
         assert after[key] == pytest.approx(2 * before[key], rel=1e-4)
+
+
+@pytest.mark.slow
+def test_an_all_models_directory_exports_model_by_model(
+    priced: tuple[Path, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    parent, _ = priced
+    argv = ["export", str(parent), "--format", "llm-d", "--output-dir", str(tmp_path)]
+    assert main(argv) == 0
+    paths = [Path(line) for line in capsys.readouterr().out.splitlines()]
+    assert sorted({p.parent.name for p in paths}) == ["a", "b"] and len(paths) == 4
+    for path in paths:
+        report = yaml.safe_load(path.read_text())
+        assert problems(report) == []
+        assert report["scenario"]["stack"][0]["standardized"]["model"]["name"] == path.parent.name
