@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -133,7 +134,9 @@ def _json(path: Path) -> Any:
 @pytest.mark.slow
 def test_each_level_and_the_recommended_qps_are_priced(priced: tuple[Path, str]) -> None:
     parent, out = priced
-    run = parent / "a"
+    judged = [parent / m for m in "ab" if _json(parent / m / "saturation.json")["recommended_qps"]]
+    assert judged, "neither model's sweep found a recommended QPS"
+    run = judged[0]  # a stall of a loaded machine can leave one without (client_limited)
     assert _json(run / "metadata.json")["cost_per_hour"] == PRICE  # from targets.yaml
     assert f"Cost at ${PRICE:g}/hour (--cost-per-hour)" in out
     for entry in _json(run / "benchmark_qps_results.json"):
@@ -143,7 +146,6 @@ def test_each_level_and_the_recommended_qps_are_priced(priced: tuple[Path, str])
         assert entry["cost_per_1k_requests_usd"] == pytest.approx(PRICE / qps / 3.6, rel=1e-3)
     verdict = _json(run / "saturation.json")
     rec = verdict["recommended_qps"]
-    assert rec is not None, verdict["reason"]
     at = verdict["cost_at_recommended"]
     assert verdict["cost_per_hour_usd"] == PRICE and at["qps"] == pytest.approx(rec)
     # R x the output tokens per request interpolated between the levels' means
@@ -172,7 +174,8 @@ def test_all_models_comparison_has_a_cost_column(priced: tuple[Path, str]) -> No
     assert [m["model"] for m in models] == ["a", "b"]
     for m in models:
         sat = _json(parent / m["dir"] / "saturation.json")["cost_at_recommended"]
-        assert m["cost_per_1m_output_tokens_usd"] == sat["cost_per_1m_output_tokens_usd"]
+        want = None if sat is None else sat["cost_per_1m_output_tokens_usd"]
+        assert m["cost_per_1m_output_tokens_usd"] == want
         assert all("cost_per_1m_output_tokens_usd" in lv for lv in m["levels"])
     assert "$/1M out @rec" in out and "$/1M out @rec" in (parent / "report.txt").read_text()
 
@@ -189,10 +192,11 @@ def test_diff_and_report_show_and_change_the_price(
     assert "$/1M out" in out and "untested" in out and "cost_1m_out_usd@recommended" in out
     diff = _json(Path(out.strip().splitlines()[-1].removeprefix("Diff: ")) / "diff.json")
     assert "cost_1k_req_usd@recommended" in diff["verdict"]
-    before = _json(b / "saturation.json")["cost_at_recommended"]
+    b = Path(shutil.copytree(b, tmp_path / "b"))  # the other tests read the original
+    before = _json(b / "benchmark_qps_results.json")[0]
     assert main(["report", str(b), "--cost-per-hour", str(2 * PRICE)]) == 0
     capsys.readouterr()
-    after = _json(b / "saturation.json")["cost_at_recommended"]
+    after = _json(b / "benchmark_qps_results.json")[0]
     assert _json(b / "metadata.json")["cost_per_hour"] == 2 * PRICE
     for key in ("cost_per_1m_output_tokens_usd", "cost_per_1k_requests_usd"):
         assert after[key] == pytest.approx(2 * before[key], rel=1e-4)
@@ -206,7 +210,8 @@ def test_an_all_models_directory_exports_model_by_model(
     argv = ["export", str(parent), "--format", "llm-d", "--output-dir", str(tmp_path)]
     assert main(argv) == 0
     paths = [Path(line) for line in capsys.readouterr().out.splitlines()]
-    assert sorted({p.parent.name for p in paths}) == ["a", "b"] and len(paths) == 4
+    levels = sum(len(m["levels"]) for m in _json(parent / "models.json")["models"])
+    assert sorted({p.parent.name for p in paths}) == ["a", "b"] and len(paths) == levels >= 4
     for path in paths:
         report = yaml.safe_load(path.read_text())
         assert problems(report) == []

@@ -42,7 +42,7 @@ def test_a_metadata_with_every_optional_part_validates() -> None:
         auto=AutoPlan(start_qps=2.0),
         shard=Shard(1, 4, 1.7e9),
     )
-    target = Target("http://127.0.0.1:9/v1", "m", headers=(("X-Api-Key", "k"),))
+    target = Target("http://127.0.0.1:9/v1", "m", headers=(("X-Api-Key", "k"),), cost_per_hour=2.5)
     meta = new_metadata(target, scenario, "d.jsonl", "ab" * 32, 7, ["qpsweep"], RunFiles())
     meta = replace(
         meta.with_level(LevelEntry(0, 1.0, 10.0, 9, 1.7e9, 9.8, 9, True, (5, 4))),
@@ -90,7 +90,7 @@ def test_every_file_a_run_writes_validates(qpsweep: Any) -> None:
         run = qpsweep(
             "--endpoint", url, "--model", "qpsweep-sim", "--qps", "4,8", "--duration", "1",
             "--retries", "1", "--slo", "standard", "--metrics-url", f"{url}/metrics",
-            "--max-error-rate", "0.9",
+            "--max-error-rate", "0.9", "--cost-per-hour", "12.5",
         )  # fmt: skip
     assert run.code == 0, run.err
     assert run.run_dir is not None
@@ -111,6 +111,8 @@ def test_every_file_a_run_writes_validates(qpsweep: Any) -> None:
     results = run.json("benchmark_qps_results.json")
     assert [e["schema_version"] for e in results] == [SCHEMA_VERSION] * 2
     assert all("server_metrics" in e for e in results)
+    assert any(e["cost_per_1m_output_tokens_usd"] is not None for e in results)  # priced
+    assert run.json("saturation.json")["cost_per_hour_usd"] == 12.5
 
     # A version 1 run written before schema_version existed is read as version 1.
     old = run.run_dir.parent / "old"
