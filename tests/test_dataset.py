@@ -8,9 +8,12 @@ from qpsweep.errors import DatasetError
 
 from conftest import REPO
 
+DATASETS = [p for p in (REPO / "datasets").glob("*.json*") if not p.name.startswith("trace_")]
 
-@pytest.mark.parametrize("path", sorted((REPO / "datasets").glob("*.json*")), ids=lambda p: p.name)
+
+@pytest.mark.parametrize("path", sorted(DATASETS), ids=lambda p: p.name)
 def test_every_shipped_dataset_loads(path: Path) -> None:
+    """Every conversation dataset shipped (the ``trace_*`` samples are traces: test_trace.py)."""
     prompts = load_prompts(path)
     assert len(prompts) >= 5
     assert all(p.messages and p.messages[-1][0] == "user" for p in prompts)
