@@ -105,7 +105,18 @@ def test_a_plain_install_works_from_an_empty_directory(tmp_path: Path) -> None:
         sweep = [str(bin_dir / "qpsweep"), "--target", "sim", "--scenario", "quick_validation"]
         sweep += ["--endpoint", url, "--duration", "1", "--warmup", "0", "--no-plot"]
         done = _run(sweep, empty, timeout_s=120)
+        # a shipped trace sample, by its repository path too (the README's trace example)
+        replay = [str(bin_dir / "qpsweep"), "--endpoint", url, "--model", "qpsweep-sim"]
+        replay += ["--arrival", "trace", "--trace", "datasets/trace_plain.csv", "--qps", "1x"]
+        replay += ["--dataset", "datasets/short_prompts.jsonl"]
+        replay += ["--duration", "1", "--warmup", "0", "--no-plot", "--no-check"]
+        replay += ["--results-dir", str(tmp_path / "trace-results")]
+        replayed = _run(replay, empty, timeout_s=120)
     assert done.returncode == 0, done.stderr[-2000:]
+    assert replayed.returncode == 0, replayed.stderr[-2000:]
+    (trace_run,) = (tmp_path / "trace-results").iterdir()
+    trace_path = json.loads((trace_run / "metadata.json").read_text())["trace"]["path"]
+    assert trace_path.endswith("qpsweep/_shipped/datasets/trace_plain.csv"), trace_path
     (run_dir,) = (empty / "results").iterdir()
     metadata = json.loads((run_dir / "metadata.json").read_text())
     assert metadata["model"] == "qpsweep-sim"

@@ -132,7 +132,7 @@ def _trace(ns: argparse.Namespace) -> ArrivalTrace | None:
         raise ConfigError(SESSIONS_NOT_TRACE)
     if ns.trace is None:
         raise ConfigError("--arrival trace needs --trace FILE")
-    trace = load_trace(Path(ns.trace))
+    trace = load_trace(dataset_path(ns.trace))  # as given, else the shipped sample
     print(trace.describe(), file=sys.stderr)
     return trace
 
