@@ -21,6 +21,8 @@ ARRIVALS = ("poisson", "constant", "gamma")
 MAX_LEVEL_ARRIVALS = 10**8  # QPS x duration of one level: the schedule is held in memory
 ALLOWED_PERCENTILES = (50.0, 90.0, 95.0, 99.0, 99.9)
 CHAT_PATH = "/chat/completions"
+COMPLETIONS_PATH = "/completions"
+APIS = ("chat", "completions")
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,7 @@ class Target:
     headers: tuple[tuple[str, str], ...] = ()
     api_key: str | None = field(default=None, repr=False)
     verify_tls: bool = True
+    api: str = "chat"  # --api: "chat" (/chat/completions) or "completions" (/completions)
 
     def __post_init__(self) -> None:
         """Headers and the key go into the request as written: a line break would end the
@@ -71,17 +74,25 @@ class Scenario:
     shard: Shard | None = None  # --shard I/N --start-at: this process sends part I of N
 
 
-def normalize_endpoint(raw: str) -> str:
-    """Full chat-completions URL from a full URL or a base URL.
+def normalize_endpoint(raw: str, api: str = "chat") -> str:
+    """Full chat-completions URL (``api="completions"``: completions URL) from a full URL or
+    a base URL.
 
     ``http://h:8000`` and ``http://h:8000/v1`` become ``http://h:8000/v1/chat/completions``;
     a URL already ending in ``/chat/completions`` is kept; any other path is taken as a base
-    (``http://h/openai`` -> ``http://h/openai/v1/chat/completions``).
+    (``http://h/openai`` -> ``http://h/openai/v1/chat/completions``).  For the completions API
+    the path ends in ``/completions`` instead: a URL ending in ``/chat/completions`` is cut back
+    to its base first, one ending in ``/completions`` is kept.
     """
     parts = checked_url("--endpoint", raw)
     path = parts.path.rstrip("/")
-    if not path.endswith(CHAT_PATH):
-        path = path + CHAT_PATH if path.endswith("/v1") else path + "/v1" + CHAT_PATH
+    if api not in APIS:
+        raise ConfigError(f"--api: {api!r} is not one of {', '.join(APIS)}")
+    suffix = CHAT_PATH if api == "chat" else COMPLETIONS_PATH
+    if api == "completions" and path.endswith(CHAT_PATH):
+        path = path.removesuffix(CHAT_PATH)
+    if not path.endswith(suffix):
+        path = path + suffix if path.endswith("/v1") else path + "/v1" + suffix
     return urlunsplit((parts.scheme, parts.netloc, path, parts.query, ""))
 
 
