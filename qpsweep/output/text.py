@@ -77,6 +77,10 @@ def format_table(
         for s in summaries:
             met = {True: "met", False: "missed", None: "-"}[s.slo_met]
             lines.append(_row([f"{s.qps_target:g}", met, _cell(s.goodput_rps, ".2f")]))
+    workload = workload_table(summaries)
+    if workload is not None:
+        lines += ["", WORKLOAD_TITLE, _row(WORKLOAD_HEAD)]
+        lines += [_row(cells) for cells in workload]
     for s in summaries:
         if s.errors:
             lines += ["", f"QPS {s.qps_target:g} - Errors ({s.n_failed} total):"]
@@ -112,6 +116,50 @@ LEGEND = (
     "growth of requests in "
     "flight per second, as % of the offered rate; TTFT P95* = measured from the scheduled send."
 )
+
+
+WORKLOAD_TITLE = (
+    "Reasoning and prefix cache (TTFT = first token of either kind, TTFV = first visible "
+    "token; Cached% = cached share of prompt tokens):"
+)
+WORKLOAD_HEAD = [
+    "QPS Target",
+    "Reasoning",
+    "TTFT P50(s)",
+    "TTFV P50(s)",
+    "TTFT P95(s)",
+    "TTFV P95(s)",
+    "Reason tok",
+    "Cached%",
+]
+
+
+def workload_table(summaries: Sequence[LevelSummary]) -> list[list[str]] | None:
+    """Per level: requests that streamed reasoning (of the successes), TTFT and time to the
+    first visible token (p50, p95), mean reasoning tokens and the cached share of prompt
+    tokens; ``None`` when no level has any of these to show (no reasoning, no cache
+    reported)."""
+    if not any(
+        s.n_reasoning or s.reasoning_tokens_mean is not None or s.cached_share is not None
+        for s in summaries
+    ):
+        return None
+    rows = []
+    for s in summaries:
+        visible = s.ttft_visible_s if s.n_reasoning else s.ttft_s
+        rows.append(
+            [
+                f"{s.qps_target:g}",
+                f"{s.n_reasoning}/{s.n_ok}",
+                _cell(s.ttft_s.get(50.0), ".3f"),
+                _cell(visible.get(50.0), ".3f"),
+                _cell(s.ttft_s.get(95.0), ".3f"),
+                _cell(visible.get(95.0), ".3f"),
+                _cell(s.reasoning_tokens_mean, ".1f"),
+                _cell(None if s.cached_share is None else 100 * s.cached_share, ".1f"),
+            ]
+        )
+    return rows
 
 
 def stall_note(summary: LevelSummary) -> str:
@@ -241,6 +289,10 @@ def level_json(s: LevelSummary, state: LevelState) -> dict[str, Any]:
         "input_tokens_mean": s.input_tokens_mean,
         "output_tokens_mean": s.output_tokens_mean,
         "token_counted_by": dict(s.token_counted_by),
+        "n_reasoning": s.n_reasoning,
+        "ttft_visible": _dist(s.ttft_visible_s if s.n_reasoning else s.ttft_s, 6),
+        "reasoning_tokens_mean": s.reasoning_tokens_mean,
+        "cached_share": None if s.cached_share is None else round(s.cached_share, 4),
     }
 
 
