@@ -221,6 +221,14 @@ def test_check_says_what_reasoning_it_saw(qpsweep, sim: str) -> None:  # type: i
     assert run.code == 0 and "/v1/completions" in run.out and "reasoning" not in run.out
 
 
+def test_a_target_of_the_completions_api_is_probed_there(qpsweep, sim: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    config = tmp_path / "targets.yaml"
+    config.write_text(f"targets:\n  raw:\n    base_url: {sim}/v1\n    api: completions\n")
+    run = qpsweep("check", "raw", "--config", str(config), dataset=None, results=False)
+    assert run.code == 0, run.out
+    assert f"checking {sim}/v1/completions" in run.out
+
+
 def _synth(qpsweep, out: Path, *extra: str):  # type: ignore[no-untyped-def]
     return qpsweep(
         "dataset", "synth", "--input-tokens-mean", "8", "--output-tokens-mean", "6",
