@@ -13,6 +13,7 @@ client or command line.
 from __future__ import annotations
 
 import asyncio
+import csv
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -289,8 +290,12 @@ def test_a_sweep_reports_reasoning_and_the_cached_share_everywhere(
         "--max-tokens",
         "8",
     )
-    chat = qpsweep(*args, dataset=data)
+    chat = qpsweep(*args, "--csv", dataset=data)
     assert chat.code == 0, chat.err
+    with (chat.run_dir / "levels.csv").open(newline="") as file:
+        (row,) = csv.DictReader(file)
+    assert float(row["ttft_visible_p50_s"]) > float(row["ttft_p50_s"])
+    assert 0 < float(row["cached_share"]) < 1 and row["reasoning_tokens_mean"] == "4.0"
     assert "Reasoning and prefix cache" in chat.out
     (level,) = chat.json("benchmark_qps_results.json")
     assert level["n_reasoning"] == level["n_ok"] > 0
