@@ -95,10 +95,27 @@ def test_reasoning_and_visible_tokens_are_timed_apart(together: bool) -> None:
 
 def test_the_reasoning_key_of_other_servers_and_a_mixed_chunk_are_read() -> None:
     odd = _event({"reasoning": "hm", "content": None})  # gpt-oss / Ollama style key
-    mixed = _event({"reasoning_content": "so", "content": "ok"})  # both kinds at once
-    record, _ = _fetch([odd, mixed, *VISIBLE, *END])
+    record, _ = _fetch([odd, *VISIBLE, *END])
     assert record.first_reasoning_s == record.chunk_s[0]
     assert record.first_visible_s == record.chunk_s[1]
+    for mixed in (
+        _event({"content": "ok", "reasoning_content": "so"}),  # both kinds in one chunk
+        _event({"reasoning": "so", "content": "ok"}),
+    ):
+        record, _ = _fetch([mixed, *VISIBLE, *END])
+        assert record.first_reasoning_s == record.first_visible_s == record.chunk_s[0]
+
+
+def test_a_null_reasoning_key_beside_content_keeps_the_fast_path() -> None:
+    from qpsweep.http.plain_chunk import REASONING, VISIBLE, plain_kind
+
+    def chunk(delta: dict[str, Any]) -> bytes:
+        choice = {"index": 0, "delta": delta, "finish_reason": None}
+        return json.dumps({"choices": [choice]}, separators=(",", ":")).encode()
+
+    assert plain_kind(chunk({"content": "x", "reasoning_content": None})) == VISIBLE  # SGLang
+    assert plain_kind(chunk({"content": None, "reasoning_content": "x"})) == REASONING
+    assert plain_kind(chunk({"content": "x", "reasoning_content": "y"})) == 0
 
 
 def test_a_stream_without_reasoning_writes_no_reasoning_keys(tmp_path: Path) -> None:

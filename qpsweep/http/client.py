@@ -482,7 +482,7 @@ def _read_json(trace: Trace, body: bytes, now_s: float) -> Outcome:
         data = json.loads(body)
         choice = data["choices"][0]
         message = choice.get("message") or {}
-        text = message.get("content") or choice.get("text") or message.get("tool_calls")
+        text = message.get("content") or choice.get("text")
         reasoning = message.get("reasoning_content") or message.get("reasoning")
     except (ValueError, KeyError, IndexError, TypeError, AttributeError):
         return "protocol", "200 response is neither SSE nor a completion: " + _error_text(body)

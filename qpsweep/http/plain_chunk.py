@@ -28,7 +28,8 @@ carries, ``VISIBLE`` (``content``, ``text``) or ``REASONING`` (``reasoning_conte
 ``reasoning``), by the key before its text.  The template's head holds that key, so a run that
 fits the template is of the kind the template was learned from, and the first chunk of each
 kind in a response always goes through ``learn`` (or a full decode): the caller marks the
-first time of each kind there, and the runs need no test of their own.
+first time of each kind there, and the runs need no test of their own.  A chunk with visible
+text and a reasoning string both is not plain (the full decode times both kinds).
 """
 
 from __future__ import annotations
@@ -82,6 +83,8 @@ def _content_start(payload: bytes) -> tuple[int, int]:
     ):
         at = payload.find(b'"content":"')
         if at >= 0 and payload[at + 11] != _QUOTE:  # a non-empty text (the "}" is further)
+            if b'"reasoning_content":"' in payload or b'"reasoning":"' in payload:
+                return -1, 0  # both kinds in one chunk: decoded in full, both are timed
             return at + 11, VISIBLE
         found = _FAST_CONTENT.search(payload)
         if found is not None:
