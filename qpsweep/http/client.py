@@ -507,23 +507,32 @@ def _take_usage(trace: Trace, data: dict[str, Any]) -> Outcome | None:
     if not isinstance(usage, dict):
         return None
     completion, prompt = usage.get("completion_tokens"), usage.get("prompt_tokens")
-    reasoning = _detail(usage, "completion_tokens_details", "reasoning_tokens")
-    cached = _detail(usage, "prompt_tokens_details", "cached_tokens")
-    for name, value in (
-        ("completion_tokens", completion),
-        ("prompt_tokens", prompt),
-        ("completion_tokens_details.reasoning_tokens", reasoning),
-        ("prompt_tokens_details.cached_tokens", cached),
-    ):
+    for name, value in (("completion_tokens", completion), ("prompt_tokens", prompt)):
         if isinstance(value, int) and not 0 <= value <= MAX_COUNT:
             return "protocol", f"usage.{name} {value} is not a token count (0 to 2**63-1)"
     if isinstance(completion, int):
         trace.usage_completion = completion
     if isinstance(prompt, int):
         trace.usage_prompt = prompt
-    if isinstance(reasoning, int):
+    if "completion_tokens_details" in usage or "prompt_tokens_details" in usage:
+        return _take_details(trace, usage)
+    return None
+
+
+def _take_details(trace: Trace, usage: dict[str, Any]) -> Outcome | None:
+    """``_take_usage`` for ``completion_tokens_details.reasoning_tokens`` and
+    ``prompt_tokens_details.cached_tokens``."""
+    reasoning = _detail(usage, "completion_tokens_details", "reasoning_tokens")
+    cached = _detail(usage, "prompt_tokens_details", "cached_tokens")
+    for name, value in (
+        ("completion_tokens_details.reasoning_tokens", reasoning),
+        ("prompt_tokens_details.cached_tokens", cached),
+    ):
+        if value is not None and not 0 <= value <= MAX_COUNT:
+            return "protocol", f"usage.{name} {value} is not a token count (0 to 2**63-1)"
+    if reasoning is not None:
         trace.reasoning_tokens = reasoning
-    if isinstance(cached, int):
+    if cached is not None:
         trace.cached_tokens = cached
     return None
 
@@ -612,7 +621,11 @@ def _take_event(
     kind = plain(payload)
     if kind:
         trace.chunk_s.append(now_s)
-        trace.mark(kind, now_s)
+        if kind == REASONING:  # Trace.mark, inlined: this runs for most events of some servers
+            if trace.first_reasoning_s is None:
+                trace.first_reasoning_s = now_s
+        elif trace.first_visible_s is None:
+            trace.first_visible_s = now_s
         return None, False
     try:  # an SSE stream is UTF-8: no encoding to detect
         data = _decode_json(payload.decode())
