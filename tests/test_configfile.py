@@ -58,6 +58,10 @@ def _write(tmp_path: Path, text: str) -> Path:
         ("scenarios:\n  s:\n    percentiles: [50, 42]\n", ":3: scenario 's': percentiles"),
         ("targets:\n  t:\n    model: m\n    headers: [a]\n", ":4: target 't': headers must be"),
         ("targets:\n  t:\n    base_url: 5\n", ":3: target 't': base_url must be a non-empty"),
+        (
+            "targets:\n  t:\n    api: chats\n",
+            ":3: target 't': api must be one of chat, completions",
+        ),
         ("target:\n  t: {}\n", ":1: unknown section 'target'"),
         ("scenarios:\n  s: [1, 2]\n", ":2: scenario 's' must be a mapping"),
         ("scenarios:\n  s:\n    qps: [1\n", ": invalid YAML"),

@@ -212,7 +212,7 @@ def _human(text: str) -> dict[str, str]:
         (
             [{"id": 1, "text": "hello"}],
             "sharegpt.json: sample 0: needs cut_chat_history (seed format), messages (OpenAI "
-            "format) or conversations (ShareGPT format)",
+            "format), conversations (ShareGPT format) or prompt",
         ),
     ],
 )

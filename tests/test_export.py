@@ -24,6 +24,7 @@ REQUEST_HEAD = [
     *("first_token_s", "done_s", "ttft_s", "e2e_s", "status", "error_kind", "error"),
     *("input_tokens", "output_tokens", "token_counted_by", "n_chunks"),
     *("attempts", "first_error_kind", "first_try_s"),
+    *("ttft_visible_s", "reasoning_tokens", "cached_tokens"),
 ]
 LEVEL_HEAD = [
     *("index", "qps_target", "state", "offered_qps", "achieved_qps", "n_sent", "n_ok"),
@@ -31,6 +32,7 @@ LEVEL_HEAD = [
     *("e2e_p95_s", "e2e_p99_s", "itl_p50_ms", "itl_p95_ms", "tpot_p50_ms"),
     *("tokens_per_sec_p50", "send_lag_p99_ms", "completion_ratio", "queue_growth"),
     *("n_retried", "first_try_error_rate"),
+    *("ttft_visible_p50_s", "ttft_visible_p95_s", "reasoning_tokens_mean", "cached_share"),
 ]
 SUMMARY_HEAD = [
     *("run_dir", "timestamp", "endpoint", "model", "dataset", "qps_target", "offered_qps"),

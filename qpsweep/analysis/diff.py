@@ -6,7 +6,11 @@
 
 - TTFT (s), ITL (ms), E2E (s): p50, p95, p99 -- lower is better;
 - tokens/s per request: p50, p95, p99 -- higher is better;
-- success rate (%) -- higher is better.
+- success rate (%) -- higher is better;
+- where either run's level streamed reasoning: the time to the first visible token (s,
+  ``ttft_visible_s``: p50, p95, p99, tested like TTFT) -- lower is better;
+- where either run's level reported cached prompt tokens: the cached share of prompt tokens
+  (%, ``cached_pct``), shown without a test (it has no per-request samples to test).
 
 Each row has base, candidate, ``delta = candidate - base`` and
 ``change_pct = 100 * delta / base``.  Significance is tested once per metric and level:
@@ -63,7 +67,7 @@ from qpsweep.analysis.verdict import Verdict
 from qpsweep.records.record import RequestRecord
 
 PERCENTILES = (50.0, 95.0, 99.0)
-HIGHER_IS_BETTER = frozenset({"tokens_per_sec", "success_pct"})
+HIGHER_IS_BETTER = frozenset({"tokens_per_sec", "success_pct", "cached_pct"})
 COST_METRICS = ("cost_1m_out_usd", "cost_1k_req_usd")
 MIN_SAMPLES = 3
 MAX_BLOCKS = 10
@@ -180,11 +184,14 @@ def _samples(records: Sequence[RequestRecord]) -> dict[str, np.ndarray]:
     """Per-request samples of the tested metrics (successful requests only), in send order."""
     ok = sorted((r for r in records if r.ok), key=lambda r: r.sent_s)
     ttft = [r.first_token_s - r.sent_s for r in ok if r.first_token_s is not None]
+    shown = [r.first_visible_s if r.first_reasoning_s is not None else r.first_token_s for r in ok]
+    visible = [t - r.sent_s for r, t in zip(ok, shown, strict=True) if t is not None]
     itl_mean = [
         (r.chunk_s[-1] - r.chunk_s[0]) / (len(r.chunk_s) - 1) for r in ok if len(r.chunk_s) > 1
     ]
     return {
         "ttft_s": np.array(ttft),
+        "ttft_visible_s": np.array(visible),
         "e2e_s": np.array([r.done_s - r.sent_s for r in ok]),
         "itl_ms": 1000.0 * np.array(itl_mean),
         "tokens_per_sec": np.array(
@@ -271,7 +278,9 @@ def measure_level(
     sa, sb = _samples(base), _samples(candidate)
     pooled = {"itl_ms": (_pooled_itl_ms(base), _pooled_itl_ms(candidate))}
     out: list[_Measured] = []
-    for metric in ("ttft_s", "itl_ms", "e2e_s", "tokens_per_sec"):
+    reasoned = any(r.first_reasoning_s is not None for r in (*base, *candidate))
+    visible = ("ttft_visible_s",) if reasoned else ()
+    for metric in ("ttft_s", *visible, "itl_ms", "e2e_s", "tokens_per_sec"):
         a, b = pooled.get(metric, (sa[metric], sb[metric]))
         values = tuple((f"p{p:g}", _pct(a, p), _pct(b, p)) for p in PERCENTILES)
         test = mann_whitney(block_medians(sa[metric]), block_medians(sb[metric]))
@@ -281,7 +290,21 @@ def measure_level(
     rate_b = 100.0 * ok_b / len(candidate) if candidate else None
     test = fisher(ok_a, len(base), ok_b, len(candidate))
     out.append(_Measured("success_pct", (("rate", rate_a, rate_b),), test))
+    share_a, share_b = _cached_pct(base), _cached_pct(candidate)
+    if share_a is not None or share_b is not None:
+        out.append(_Measured("cached_pct", (("rate", share_a, share_b),), None))
     return out
+
+
+def _cached_pct(records: Sequence[RequestRecord]) -> float | None:
+    """100 x the cached share of prompt tokens of the successes that reported both counts."""
+    both = [
+        (r.cached_tokens, r.input_tokens)
+        for r in records
+        if r.ok and r.cached_tokens is not None and r.input_tokens
+    ]
+    total = sum(n for _, n in both)
+    return 100.0 * sum(c for c, _ in both) / total if total else None
 
 
 def _rows(measured: _Measured, p_value: float | None, gate: tuple[float, float, bool]) -> list[Row]:

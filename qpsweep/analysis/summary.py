@@ -64,6 +64,14 @@ Definitions (per level; "ok" = requests with no ``error_kind``; times from ``rec
   requests in waves; a batch of 0.4 s sees 0, 8 or 16 of a wave of 8 every 0.5 s), which
   inflates the variance without bound for a deterministic server and hides nothing for a
   random one;
+* reasoning models: ``n_reasoning`` = ok requests whose stream carried reasoning;
+  ``ttft_visible_s`` = time to the first *visible* token (``RecordTable.visible_s`` - sent_s)
+  of ok requests that had one, computed only when ``n_reasoning > 0`` (else empty: it would
+  equal ``ttft_s``), while ``ttft_s`` stays the first token of either kind;
+  ``reasoning_tokens_mean`` = mean ``usage.completion_tokens_details.reasoning_tokens`` of the
+  ok requests that reported it (``None``: none did).  ITL and TPOT count both kinds of token;
+* prefix caching: ``cached_share`` = sum of ``cached_tokens`` / sum of ``input_tokens`` over
+  the ok requests that reported both (``None``: none did);
 * ``slo_tally``: per SLO, ``(n, misses)`` over every request sent, a miss being a failure or a
   success whose TTFT or E2E *from the scheduled send* (TPOT/ITL: its mean time per output
   token) is over the limit: the input of the early-stopping rule (``qpsweep.analysis.early_stop``).
@@ -92,6 +100,7 @@ _GRID_POINTS = 50
 BATCHES = 10
 
 Records = Iterable[RequestRecord] | RecordTable
+NO_SAMPLES = Percentiles(0, None, None, ())
 _KIND_LABELS = {
     "timeout_connect": "Timeout (connect)",
     "timeout_ttft": "Timeout (TTFT)",
@@ -158,6 +167,10 @@ class LevelSummary:
     steady_floor_se: float = 0.0
     slo_tally: tuple[tuple[int, int], ...] = ()
     sessions: SessionSummary | None = None
+    n_reasoning: int = 0
+    ttft_visible_s: Percentiles = NO_SAMPLES
+    reasoning_tokens_mean: float | None = None
+    cached_share: float | None = None
 
     @property
     def n_failed(self) -> int:
@@ -432,8 +445,30 @@ def summarize_level(
         n_late_sends=int(((t.sent_s - t.scheduled_s) * 1000.0 > LATE_SEND_MS).sum()),
         sessions=session_summary(t, info.sessions, window_s, ps),
         **steady_counts(t, window_s, service_s),  # type: ignore[arg-type]
+        **reasoning_and_cache(t, ps),  # type: ignore[arg-type]
     )
     return _slo_fields(summary, t, slos, end_s) if slos else summary
+
+
+def reasoning_and_cache(t: RecordTable, ps: Sequence[float]) -> dict[str, object]:
+    """``n_reasoning``, ``ttft_visible_s``, ``reasoning_tokens_mean`` and ``cached_share`` of
+    one level (see the module docstring); the defaults' values when there is nothing to say."""
+    ok = t.ok
+    out: dict[str, object] = {}
+    reasoned = ok & ~np.isnan(t.first_reasoning_s)
+    n_reasoning = int(reasoned.sum())
+    if n_reasoning:
+        visible = ok & ~np.isnan(t.visible_s)
+        waits = t.visible_s[visible] - t.sent_s[visible]
+        out |= {"n_reasoning": n_reasoning, "ttft_visible_s": Percentiles.of(waits, ps)}
+    counted = ok & (t.reasoning_tokens != NO_INT)
+    if counted.any():
+        out["reasoning_tokens_mean"] = float(t.reasoning_tokens[counted].mean())
+    cached = ok & (t.cached_tokens != NO_INT) & (t.input_tokens != NO_INT)
+    prompt_total = int(t.input_tokens[cached].sum())
+    if prompt_total > 0:
+        out["cached_share"] = int(t.cached_tokens[cached].sum()) / prompt_total
+    return out
 
 
 def latency_samples(records: Records) -> dict[int, tuple[np.ndarray, np.ndarray]]:

@@ -16,7 +16,14 @@ from typing import TextIO
 
 from qpsweep.cli.parser import Parser
 from qpsweep.config.files import resolve
-from qpsweep.config.scenario import Scenario, Target, normalize_endpoint, parse_header, positive
+from qpsweep.config.scenario import (
+    APIS,
+    Scenario,
+    Target,
+    normalize_endpoint,
+    parse_header,
+    positive,
+)
 from qpsweep.config.secrets import Masker, mask_url
 from qpsweep.http.client import ClientSettings, settings_for
 from qpsweep.http.probe import ProbeResult, run_probe
@@ -35,7 +42,8 @@ def _settings(argv: list[str]) -> ClientSettings:
     p = Parser(
         prog="qpsweep check",
         description="Probe an endpoint before a sweep: GET /health, GET /v1/models (is the "
-        "model served?), and one streamed chat completion (TTFT, tokens, usage).",
+        "model served?), and one streamed completion on the API the sweep will use (TTFT, "
+        "tokens, usage, reasoning).",
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -45,6 +53,12 @@ def _settings(argv: list[str]) -> ClientSettings:
         help="a URL (chat completions or base URL) or a target name from the YAML files",
     )
     p.add_argument("--model", help="model to check (default: the target's, or the first listed)")
+    p.add_argument(
+        "--api",
+        choices=APIS,
+        help="probe the API the sweep will use: chat (/v1/chat/completions, the default) or "
+        "completions (/v1/completions)",
+    )
     p.add_argument("--api-key-env", metavar="NAME", help="variable holding the API key")
     p.add_argument("-H", "--header", action="append", metavar="K:V", help="extra HTTP header")
     p.add_argument("--timeout", type=float, help="deadline of the streamed completion (s)")
@@ -57,8 +71,10 @@ def _settings(argv: list[str]) -> ClientSettings:
     values = {**named, **given}
     endpoint = ns.where if is_url else named["endpoint"]
     key_env = values.get("api_key_env", "OPENAI_API_KEY")
+    api = values.get("api", "chat")
     target = Target(
-        url=normalize_endpoint(endpoint),
+        url=normalize_endpoint(endpoint, api),
+        api=api,
         model=values.get("model", ""),
         headers=tuple(parse_header(h) for h in [*named.get("header", []), *(ns.header or [])]),
         api_key=os.environ.get(key_env) or None,

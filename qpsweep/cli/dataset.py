@@ -46,6 +46,22 @@ def _synth_parser(sub: Any) -> argparse.ArgumentParser:
         help="turns per sample, uniform in LO-HI; T turns = T-1 user/assistant pairs, then the "
         "final user turn (default: %(default)s)",
     )
+    p.add_argument(
+        "--prefix-tokens",
+        type=int,
+        default=0,
+        metavar="N",
+        help="words (= tokens) of a system prompt shared within each prefix group, added to "
+        "each sample's input (default: 0, no system prompt)",
+    )
+    p.add_argument(
+        "--prefix-groups",
+        type=int,
+        default=None,
+        metavar="G",
+        help="how many different shared prefixes; each sample gets one at random "
+        "(default: 1 with --prefix-tokens)",
+    )
     p.add_argument("--count", type=int, required=True, help="number of samples")
     p.add_argument("--seed", type=int, default=0, help="default: %(default)s")
     p.add_argument("-o", "--output", required=True, metavar="FILE", help="the JSON file to write")
@@ -73,16 +89,34 @@ def _cmd_synth(ns: argparse.Namespace) -> int:
         raise ConfigError(f"--count: {ns.count} must be a positive integer")
     if ns.seed < 0:
         raise ConfigError(f"--seed: {ns.seed} must be a non-negative integer")
+    if ns.prefix_tokens < 0:
+        raise ConfigError(f"--prefix-tokens: {ns.prefix_tokens} must be 0 or more")
+    if ns.prefix_groups is not None and ns.prefix_tokens == 0:
+        raise ConfigError("--prefix-groups: only with --prefix-tokens N (N > 0)")
+    groups = 1 if ns.prefix_groups is None else ns.prefix_groups
+    if groups < 1:
+        raise ConfigError(f"--prefix-groups: {groups} must be at least 1")
+    if groups > ns.count:
+        raise ConfigError(f"--prefix-groups: {groups} is more than --count {ns.count}")
     word_bytes = 1 + sum(map(len, _VOCABULARY)) / len(_VOCABULARY)  # a lower bound of the size:
-    if ns.count * input_mean * word_bytes > MAX_DATASET_BYTES:  # refuse before filling memory
+    if ns.count * (input_mean + ns.prefix_tokens) * word_bytes > MAX_DATASET_BYTES:  # early
         raise ConfigError(
-            f"--count: {ns.count} samples of {input_mean:g} words would be over the "
+            f"--count: {ns.count} samples of {input_mean + ns.prefix_tokens:g} words would be "
+            "over the "
             f"{MAX_DATASET_BYTES // 2**20} MiB a dataset file may have"
         )
     path = Path(ns.output)
     _check_output(path, ns.force)
     samples = synth_samples(
-        ns.count, input_mean, input_std, output_mean, output_std, turns, ns.seed
+        ns.count,
+        input_mean,
+        input_std,
+        output_mean,
+        output_std,
+        turns,
+        ns.seed,
+        ns.prefix_tokens,
+        groups,
     )
     data = ("[\n" + ",\n".join(json.dumps(s) for s in samples) + "\n]\n").encode()
     if len(data) > MAX_DATASET_BYTES:
@@ -96,9 +130,14 @@ def _cmd_synth(ns: argparse.Namespace) -> int:
     except OSError as err:
         raise ConfigError(f"-o: cannot write {path} ({err.strerror or err})") from None
     words = [sum(len(t["content"].split()) for t in s["cut_chat_history"]) for s in samples]
+    prefix = (
+        f", plus a shared prefix of {ns.prefix_tokens} words in {groups} group(s)"
+        if ns.prefix_tokens
+        else ""
+    )
     print(
         f"wrote {ns.count} conversations to {ns.output} (input words mean "
-        f"{np.mean(words):.1f}, output max_tokens mean "
+        f"{np.mean(words):.1f}{prefix}, output max_tokens mean "
         f"{np.mean([s['max_tokens'] for s in samples]):.1f})"
     )
     return 0

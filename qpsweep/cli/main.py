@@ -72,12 +72,13 @@ def _target(ns: argparse.Namespace) -> Target:
     headers = tuple(parse_header(h) for h in ns.header)
     key = ns.api_key or os.environ.get(ns.api_key_env) or None
     return Target(
-        url=normalize_endpoint(ns.endpoint),
+        url=normalize_endpoint(ns.endpoint, ns.api),
         model=ns.model,
         headers=headers,
         api_key=key,
         verify_tls=not ns.no_verify_tls,
         cost_per_hour=parse_cost_per_hour(ns.cost_per_hour),
+        api=ns.api,
     )
 
 

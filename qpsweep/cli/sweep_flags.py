@@ -6,7 +6,7 @@ import argparse
 
 from qpsweep._version import __version__
 from qpsweep.cli.parser import Parser
-from qpsweep.config.scenario import ARRIVALS
+from qpsweep.config.scenario import APIS, ARRIVALS
 from qpsweep.config.sessions import HISTORIES
 from qpsweep.records.run_files import DEFAULT_PLOT_FILE, DEFAULT_RESULTS_FILE
 
@@ -39,6 +39,14 @@ def _endpoint_flags(p: Parser) -> None:
         "--target sets it",
     )
     target.add_argument("--model", help="model name sent in each request (required)")
+    target.add_argument(
+        "--api",
+        choices=APIS,
+        default="chat",
+        help="chat: POST /v1/chat/completions with messages; completions: POST /v1/completions "
+        "with a prompt string (a sample's prompt field, else its messages joined as "
+        "'User: ...' paragraphs ending in 'Assistant:'; see docs/usage.md) (default: %(default)s)",
+    )
     target.add_argument("--api-key", help="API key (prefer --api-key-env; never written out)")
     target.add_argument(
         "--api-key-env",

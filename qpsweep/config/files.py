@@ -30,7 +30,7 @@ from typing import Any
 
 import yaml
 
-from qpsweep.config.scenario import ARRIVALS, parse_percentiles
+from qpsweep.config.scenario import APIS, ARRIVALS, parse_percentiles
 from qpsweep.config.sessions import HISTORIES, parse_think_time
 from qpsweep.config.shards import parse_workers
 from qpsweep.config.shipped import shipped_path
@@ -124,6 +124,12 @@ def _arrival(value: Any) -> str:
     return str(value)
 
 
+def _api(value: Any) -> str:
+    if value not in APIS:
+        raise ValueError(f"must be one of {', '.join(APIS)}")
+    return str(value)
+
+
 def _headers(value: Any) -> list[str]:
     if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
         raise ValueError("must be a mapping of header names to values")
@@ -155,6 +161,7 @@ def _workers(value: Any) -> str:
 TARGET_KEYS: dict[str, tuple[str | None, Check]] = {
     "base_url": ("endpoint", _text),
     "model": ("model", _text),
+    "api": ("api", _api),
     "supported_models": ("supported_models", _models),
     "api_key_env": ("api_key_env", _text),
     "headers": ("header", _headers),

@@ -26,6 +26,8 @@ SESSIONS_NOT_TRACE = (
     "--multi-turn: not with --arrival trace (a trace gives every request's arrival; a "
     "session's turns wait for its answers): give poisson, constant or gamma"
 )
+COMPLETIONS_PATH = "/completions"
+APIS = ("chat", "completions")
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,7 @@ class Target:
     api_key: str | None = field(default=None, repr=False)
     verify_tls: bool = True
     cost_per_hour: float | None = None  # --cost-per-hour: USD per hour (qpsweep.analysis.cost)
+    api: str = "chat"  # --api: "chat" (/chat/completions) or "completions" (/completions)
 
     def __post_init__(self) -> None:
         """Headers and the key go into the request as written: a line break would end the
@@ -79,17 +82,25 @@ class Scenario:
     sessions: SessionPlan | None = None  # --multi-turn: conversations as sessions
 
 
-def normalize_endpoint(raw: str) -> str:
-    """Full chat-completions URL from a full URL or a base URL.
+def normalize_endpoint(raw: str, api: str = "chat") -> str:
+    """Full chat-completions URL (``api="completions"``: completions URL) from a full URL or
+    a base URL.
 
     ``http://h:8000`` and ``http://h:8000/v1`` become ``http://h:8000/v1/chat/completions``;
     a URL already ending in ``/chat/completions`` is kept; any other path is taken as a base
-    (``http://h/openai`` -> ``http://h/openai/v1/chat/completions``).
+    (``http://h/openai`` -> ``http://h/openai/v1/chat/completions``).  For the completions API
+    the path ends in ``/completions`` instead: a URL ending in ``/chat/completions`` is cut back
+    to its base first, one ending in ``/completions`` is kept.
     """
     parts = checked_url("--endpoint", raw)
     path = parts.path.rstrip("/")
-    if not path.endswith(CHAT_PATH):
-        path = path + CHAT_PATH if path.endswith("/v1") else path + "/v1" + CHAT_PATH
+    if api not in APIS:
+        raise ConfigError(f"--api: {api!r} is not one of {', '.join(APIS)}")
+    suffix = CHAT_PATH if api == "chat" else COMPLETIONS_PATH
+    if api == "completions" and path.endswith(CHAT_PATH):
+        path = path.removesuffix(CHAT_PATH)
+    if not path.endswith(suffix):
+        path = path + suffix if path.endswith("/v1") else path + "/v1" + suffix
     return urlunsplit((parts.scheme, parts.netloc, path, parts.query, ""))
 
 

@@ -11,7 +11,10 @@ Accepted files (format detected per sample by its keys, so files may mix them):
   human/user -> user, gpt/assistant -> assistant, system -> system; the request is the
   conversation up to and including its last human turn (later gpt turns are dropped);
 * each as a JSON array, or as JSON Lines (one object per line, blank lines ignored);
-* plain text (by suffix ``.txt``): one prompt per non-blank line, sent as one user message.
+* a bare prompt (``prompt``): ``{"prompt": str}``, sent as it is to the completions API
+  (``--api completions``) and as one user message to the chat API;
+* plain text (by suffix ``.txt``): one prompt per non-blank line, sent as one user message
+  (to the completions API: as it is).
 
 A sample with keys of more than one format is an error. Unknown fields are ignored. Any JSON
 sample may carry ``max_tokens`` (a positive integer) overriding ``--max-tokens``.
@@ -46,10 +49,20 @@ class Prompt:
     id: int
     messages: tuple[tuple[str, str], ...]
     max_tokens: int | None = None
+    text: str | None = None  # a prompt string of its own (``prompt`` field, ``.txt`` line)
 
     def as_messages(self) -> list[dict[str, str]]:
         """The OpenAI ``messages`` list for this prompt."""
         return [{"role": role, "content": content} for role, content in self.messages]
+
+    def as_text(self) -> str:
+        """The prompt string for the completions API: ``text`` when the sample gave one,
+        else the messages as ``"System: ..."``, ``"User: ..."``,
+        ``"Assistant: ..."`` paragraphs joined by a blank line, then ``"\n\nAssistant:"``."""
+        if self.text is not None:
+            return self.text
+        turns = [f"{role.capitalize()}: {content}" for role, content in self.messages]
+        return "\n\n".join(turns) + "\n\nAssistant:"
 
 
 class _SampleError(Exception):
@@ -93,6 +106,7 @@ _FORMATS = (  # (name, keys that select it), in the order the "none of them" err
     ("seed format", ("cut_chat_history", "prompt_content")),
     ("OpenAI format", ("messages",)),
     ("ShareGPT format", ("conversations",)),
+    ("prompt format", ("prompt",)),
 )
 
 
@@ -128,9 +142,14 @@ def parse_sample(sample: Any, index: int) -> Prompt:
         raise _SampleError(f"mixes the keys of {' and '.join(found)} ({keys}); use one format")
     if not found:
         raise _SampleError(
-            "needs cut_chat_history (seed format), messages (OpenAI format) "
-            "or conversations (ShareGPT format)"
+            "needs cut_chat_history (seed format), messages (OpenAI format), "
+            "conversations (ShareGPT format) or prompt"
         )
+    if found[0] == "prompt format":
+        text = sample["prompt"]
+        if not isinstance(text, str) or not text.strip():
+            raise _SampleError("prompt must be a non-empty string")
+        return Prompt(index, (("user", text),), _max_tokens(sample), text=text)
     if found[0] == "OpenAI format":
         messages = _turns(sample["messages"], "messages")
     elif found[0] == "ShareGPT format":
@@ -224,7 +243,9 @@ def load_dataset(path: Path) -> tuple[tuple[Prompt, ...], str]:
         raise DatasetError(f"{path}: is not UTF-8 text (byte {err.start})") from None
     if path.suffix.lower() == ".txt":
         lines = [line.strip() for line in text.split("\n")]
-        prompts = [Prompt(i, (("user", line),)) for i, line in enumerate(filter(None, lines))]
+        prompts = [
+            Prompt(i, (("user", line),), text=line) for i, line in enumerate(filter(None, lines))
+        ]
         if not prompts:
             raise DatasetError(f"{path}: contains no samples")
         return tuple(prompts), sha256

@@ -6,8 +6,9 @@ prompt tokens, so a synthetic sample of W words is W prompt tokens there.
 
 Output: a JSON array (one sample per line) of
 ``{"prompt_content": "", "cut_chat_history": [{"role", "content"}, ...], "max_tokens": M}``,
-readable by :func:`qpsweep.datasets.prompts.load_prompts`. ``prompt_content`` is empty, so no system
-message is sent and every word counted below is a word of the request.
+readable by :func:`qpsweep.datasets.prompts.load_prompts`. ``prompt_content`` is empty (no
+system message is sent and every word counted below is a word of the request) unless a shared
+prefix is asked for (below).
 
 Sample i draws, from one ``numpy.random.default_rng(seed)`` generator and in this order (so
 the first N samples do not depend on ``--count``):
@@ -20,6 +21,13 @@ the first N samples do not depend on ``--count``):
 * the split: each message gets 1 word plus a multinomial share of the other ``W - (2T - 1)``
   words with equal probabilities, so the message lengths add up to exactly ``W``;
 * the words: uniform draws from the fixed vocabulary of :mod:`qpsweep.datasets.prompts`.
+
+Shared prefixes (``--prefix-tokens N --prefix-groups G``, N > 0): first G prefixes of N words
+each are drawn, then each sample's group, uniform in ``[0, G)``, both from a second generator
+``numpy.random.default_rng(SeedSequence([seed, 3]))`` (so the conversations above are the
+same bytes with or without a prefix); the sample's ``prompt_content`` (its system message) is
+its group's prefix, shared by every sample of the group, as a real system prompt or a RAG
+context is.  The prompt then has ``N + W`` words, ``N`` of them shared.
 
 Same flags and seed -> the same bytes. The file is never overwritten without ``--force``.
 Bad flags, an existing or unwritable output raise ``ConfigError`` (one line naming the flag).
@@ -48,10 +56,17 @@ def synth_samples(
     output_std: float,
     turns: tuple[int, int],
     seed: int,
+    prefix_tokens: int = 0,
+    prefix_groups: int = 1,
 ) -> list[dict[str, Any]]:
     """``count`` seed-format samples drawn as the module docstring states."""
     rng = np.random.default_rng(seed)
     vocabulary = np.array(_VOCABULARY)
+    shared = np.random.default_rng(np.random.SeedSequence([seed, 3]))
+    prefixes = [
+        " ".join(vocabulary[shared.integers(0, len(vocabulary), size=prefix_tokens)].tolist())
+        for _ in range(prefix_groups if prefix_tokens > 0 else 0)
+    ]
     samples = []
     for _ in range(count):
         n_turns = int(rng.integers(turns[0], turns[1] + 1))
@@ -65,7 +80,8 @@ def synth_samples(
             {"role": "user" if k % 2 == 0 else "assistant", "content": " ".join(text[a:b])}
             for k, (a, b) in enumerate(itertools.pairwise(bounds))
         ]
+        system = prefixes[int(shared.integers(0, prefix_groups))] if prefixes else ""
         samples.append(
-            {"prompt_content": "", "cut_chat_history": history, "max_tokens": max_tokens}
+            {"prompt_content": system, "cut_chat_history": history, "max_tokens": max_tokens}
         )
     return samples

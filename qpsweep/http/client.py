@@ -1,7 +1,9 @@
 """One streamed chat completion -> one ``RequestRecord``.
 
 Request shape: ``{"model", "messages", "max_tokens", "temperature", "stream": true,
-"stream_options": {"include_usage": true}}``.  A server that rejects ``stream_options``
+"stream_options": {"include_usage": true}}``; with ``api="completions"`` (``--api
+completions``, ``/v1/completions``) ``"prompt"`` (``Prompt.as_text``) instead of
+``"messages"``.  A server that rejects ``stream_options``
 with 400/422 gets the same request once more without it; when that retry is accepted the
 run stops sending ``stream_options`` (``RequestShape.include_usage`` becomes False).
 
@@ -10,7 +12,11 @@ arrival of every chunk that carries generated text (``delta.content``,
 ``delta.reasoning_content``/``reasoning``, ``delta.tool_calls``, or ``text`` for
 completions), and the end.
 Output tokens come from the server's ``usage.completion_tokens`` when it sends usage,
-otherwise one token per content chunk; ``token_counted_by`` says which.
+otherwise one token per content chunk; ``token_counted_by`` says which.  Reasoning chunks
+count as content (TTFT is the first chunk of either kind); the first of each kind is timed
+on its own (``first_reasoning_s``, ``first_visible_s``), and ``usage``'s
+``completion_tokens_details.reasoning_tokens`` and ``prompt_tokens_details.cached_tokens``
+are kept when the server sends them.
 
 Hot path: most events are plain content chunks, and only their arrival time matters; those
 are recognized without decoding their JSON (``qpsweep.http.plain_chunk``, which says what is taken
@@ -77,7 +83,7 @@ from qpsweep.http.http1 import (
     Stale,
     host_header,
 )
-from qpsweep.http.plain_chunk import PlainChunks, is_plain
+from qpsweep.http.plain_chunk import REASONING, VISIBLE, PlainChunks, plain_kind
 from qpsweep.http.sse import SseParser
 from qpsweep.records.record import RequestRecord
 
@@ -120,6 +126,7 @@ class ClientSettings:
     temperature: float = 0.7
     retries: int = 0
     secrets: tuple[str, ...] = field(default=(), repr=False)
+    api: str = "chat"  # "chat" (messages) or "completions" (a prompt string)
 
 
 class RequestShape:
@@ -152,6 +159,10 @@ class Trace:
     session: int | None = None  # a session's turn: the record's session keys
     turn: int | None = None
     history_tokens: int | None = None
+    first_reasoning_s: float | None = None
+    first_visible_s: float | None = None
+    reasoning_tokens: int | None = None
+    cached_tokens: int | None = None
 
     def restart(self, sent_s: float) -> None:
         """Forget the first attempt (used by the one retry without ``stream_options``)."""
@@ -170,6 +181,17 @@ class Trace:
         self.usage_prompt = self.usage_completion = self.end_s = None
         if self.text is not None:
             self.text = []
+        self.first_reasoning_s = self.first_visible_s = None
+        self.reasoning_tokens = self.cached_tokens = None
+
+    def mark(self, kind: int, now_s: float) -> None:
+        """Note a chunk of ``kind`` (``VISIBLE``/``REASONING``) at ``now_s`` if it is the
+        first of its kind (``chunk_s`` is the caller's)."""
+        if kind == REASONING:
+            if self.first_reasoning_s is None:
+                self.first_reasoning_s = now_s
+        elif self.first_visible_s is None:
+            self.first_visible_s = now_s
 
     def finish(self, done_s: float, error_kind: str | None, error: str | None) -> RequestRecord:
         """The record of this request, ending at ``done_s`` with the given outcome."""
@@ -198,6 +220,10 @@ class Trace:
             session=self.session,
             turn=self.turn,
             history_tokens=self.history_tokens,
+            first_reasoning_s=self.first_reasoning_s,
+            first_visible_s=None if self.first_reasoning_s is None else self.first_visible_s,
+            reasoning_tokens=self.reasoning_tokens,
+            cached_tokens=self.cached_tokens,
         )
 
 
@@ -224,6 +250,7 @@ def settings_for(target: Target, scenario: Scenario) -> ClientSettings:
         temperature=scenario.temperature,
         retries=scenario.retries,
         secrets=secrets,
+        api=target.api,
     )
 
 
@@ -278,9 +305,12 @@ class Sender:
         key = (prompt.id, include_usage)
         cached = self._bodies.get(key) if prompt.id >= 0 else None
         if cached is None:
-            payload: dict[str, Any] = {
-                "model": self._settings.model,
-                "messages": prompt.as_messages(),
+            payload: dict[str, Any] = {"model": self._settings.model}
+            if self._settings.api == "completions":
+                payload["prompt"] = prompt.as_text()
+            else:
+                payload["messages"] = prompt.as_messages()
+            payload |= {
                 "max_tokens": prompt.max_tokens or self._settings.max_tokens,
                 "temperature": self._settings.temperature,
                 "stream": True,
@@ -487,17 +517,23 @@ def _read_json(trace: Trace, body: bytes, now_s: float) -> Outcome:
     try:
         data = json.loads(body)
         choice = data["choices"][0]
-        text = (choice.get("message") or {}).get("content") or choice.get("text")
+        message = choice.get("message") or {}
+        text = message.get("content") or choice.get("text")
+        reasoning = message.get("reasoning_content") or message.get("reasoning")
     except (ValueError, KeyError, IndexError, TypeError, AttributeError):
         return "protocol", "200 response is neither SSE nor a completion: " + _error_text(body)
     failure = _take_usage(trace, data)
     if failure is not None:
         return failure
-    if not text:
+    if not text and not reasoning:
         return "empty", "completion has no content"
     if trace.text is not None and isinstance(text, str):
         trace.text.append(text)
     trace.chunk_s.append(now_s)
+    if reasoning:
+        trace.mark(REASONING, now_s)
+    if text:
+        trace.mark(VISIBLE, now_s)
     return None, None
 
 
@@ -516,21 +552,46 @@ def _take_usage(trace: Trace, data: dict[str, Any]) -> Outcome | None:
         trace.usage_completion = completion
     if isinstance(prompt, int):
         trace.usage_prompt = prompt
+    if "completion_tokens_details" in usage or "prompt_tokens_details" in usage:
+        return _take_details(trace, usage)
     return None
 
 
-def _has_content(choice: Any) -> bool:
-    if not isinstance(choice, dict):
-        return False
-    delta = choice.get("delta")
-    if isinstance(delta, dict) and (
-        delta.get("content")
-        or delta.get("reasoning_content")
-        or delta.get("reasoning")
-        or delta.get("tool_calls")
+def _take_details(trace: Trace, usage: dict[str, Any]) -> Outcome | None:
+    """``_take_usage`` for ``completion_tokens_details.reasoning_tokens`` and
+    ``prompt_tokens_details.cached_tokens``."""
+    reasoning = _detail(usage, "completion_tokens_details", "reasoning_tokens")
+    cached = _detail(usage, "prompt_tokens_details", "cached_tokens")
+    for name, value in (
+        ("completion_tokens_details.reasoning_tokens", reasoning),
+        ("prompt_tokens_details.cached_tokens", cached),
     ):
-        return True
-    return bool(choice.get("text"))
+        if value is not None and not 0 <= value <= MAX_COUNT:
+            return "protocol", f"usage.{name} {value} is not a token count (0 to 2**63-1)"
+    if reasoning is not None:
+        trace.reasoning_tokens = reasoning
+    if cached is not None:
+        trace.cached_tokens = cached
+    return None
+
+
+def _detail(usage: dict[str, Any], group: str, name: str) -> Any:
+    """``usage[group][name]`` when it is an int (not a bool), else ``None``."""
+    details = usage.get(group)
+    value = details.get(name) if isinstance(details, dict) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _content_kinds(choice: Any) -> tuple[bool, bool]:
+    """``(visible, reasoning)``: whether a decoded choice carries visible text (content, tool
+    calls, completions' ``text``) and reasoning text (``reasoning_content``/``reasoning``)."""
+    if not isinstance(choice, dict):
+        return False, False
+    delta = choice.get("delta")
+    if isinstance(delta, dict):
+        visible = bool(delta.get("content") or delta.get("tool_calls") or choice.get("text"))
+        return visible, bool(delta.get("reasoning_content") or delta.get("reasoning"))
+    return bool(choice.get("text")), False
 
 
 async def _read_sse(conn: Connection, trace: Trace, t0: float) -> Outcome:
@@ -594,12 +655,19 @@ def _take_events(
 
 
 def _take_event(
-    trace: Trace, payload: bytes, now_s: float, plain: Callable[[bytes], bool] = is_plain
+    trace: Trace, payload: bytes, now_s: float, plain: Callable[[bytes], int] = plain_kind
 ) -> tuple[Outcome | None, bool]:
     """Record one event's content time and usage; (a failure or None, finish_reason seen).
-    ``plain``: ``is_plain``, a response's ``PlainChunks`` or its ``learn``."""
-    if plain(payload):
+    ``plain``: ``plain_kind`` or a response's ``PlainChunks.learn`` (the kind of a plain
+    chunk, 0 for any other event)."""
+    kind = plain(payload)
+    if kind:
         trace.chunk_s.append(now_s)
+        if kind == REASONING:  # Trace.mark, inlined: this runs for most events of some servers
+            if trace.first_reasoning_s is None:
+                trace.first_reasoning_s = now_s
+        elif trace.first_visible_s is None:
+            trace.first_visible_s = now_s
         return None, False
     try:  # an SSE stream is UTF-8: no encoding to detect
         data = _decode_json(payload.decode())
@@ -611,8 +679,13 @@ def _take_event(
         return ("protocol", "error in stream: " + _error_text(payload)), False
     finished = False
     for choice in data.get("choices") or ():
-        if _has_content(choice):
+        visible, reasoning = _content_kinds(choice)
+        if visible or reasoning:
             trace.chunk_s.append(now_s)
+            if reasoning:
+                trace.mark(REASONING, now_s)
+            if visible:
+                trace.mark(VISIBLE, now_s)
         if isinstance(choice, dict) and choice.get("finish_reason"):
             finished = True
     if "usage" in data:
@@ -632,7 +705,7 @@ def _collect_text(pieces: list[str], payloads: list[bytes]) -> None:
         if payload == b"[DONE]":
             continue
         at = payload.find(_CONTENT)
-        if at >= 0 and is_plain(payload):
+        if at >= 0 and plain_kind(payload) == VISIBLE:
             start = at + len(_CONTENT)
             end = payload.find(b'"', start)
             if end > start and payload.find(b"\\", start, end) < 0:

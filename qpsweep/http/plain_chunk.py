@@ -22,6 +22,14 @@ has no quote and does not end in a backslash, is the same JSON with another stri
 ``endswith``, one bounded ``find`` and one byte instead).  Anything else goes to ``is_plain``,
 which relearns the template from each event it accepts (the id or ``created`` can change
 mid-stream).  ``leading`` applies that test to a run of events in one loop.
+
+Reasoning: ``plain_kind`` and ``PlainChunks.learn`` also say which kind of text a plain chunk
+carries, ``VISIBLE`` (``content``, ``text``) or ``REASONING`` (``reasoning_content``,
+``reasoning``), by the key before its text.  The template's head holds that key, so a run that
+fits the template is of the kind the template was learned from, and the first chunk of each
+kind in a response always goes through ``learn`` (or a full decode): the caller marks the
+first time of each kind there, and the runs need no test of their own.  A chunk with visible
+text and a reasoning string both is not plain (the full decode times both kinds).
 """
 
 from __future__ import annotations
@@ -34,30 +42,37 @@ _QUOTE = ord('"')
 # "}" then "{": two objects one after the other, which one JSON object never holds outside a
 # string (after "}" comes ",", "]", "}" or the end); a text holding it is merely decoded.
 _BETWEEN_OBJECTS = re.compile(rb"\}\s*\{")
-_FAST_CONTENT = re.compile(rb'"(?:content|reasoning_content|reasoning|text)":\s*"(?!")')
+_FAST_CONTENT = re.compile(rb'"(content|reasoning_content|reasoning|text)":\s*"(?!")')
+VISIBLE, REASONING = 1, 2  # the kinds of text; 0: not a plain chunk
 
 
 def is_plain(payload: bytes) -> bool:
     """True for a content chunk that needs no decoding (see the module docstring)."""
-    return _text_start(payload) >= 0
+    return _text_start(payload)[0] >= 0
 
 
-def _text_start(payload: bytes) -> int:
-    """Where the content string's text starts in a plain chunk (after its opening quote);
-    -1 when ``payload`` is not one.  ``"content":"`` is looked for first (one ``find``), the
-    other keys and spacings by ``_FAST_CONTENT``.  The two-objects test looks only outside
+def plain_kind(payload: bytes) -> int:
+    """``VISIBLE`` or ``REASONING`` for a plain chunk of that kind, 0 when not plain."""
+    return _text_start(payload)[1]
+
+
+def _text_start(payload: bytes) -> tuple[int, int]:
+    """Where the content string's text starts in a plain chunk (after its opening quote),
+    and its kind; ``(-1, 0)`` when ``payload`` is not one.  ``"content":"`` is looked for
+    first (one ``find``), the other keys and spacings by ``_FAST_CONTENT``.  The two-objects
+    test looks only outside
     the text (a text may hold ``}{``), as the template ``PlainChunks`` learns does."""
-    start = _content_start(payload)
+    start, kind = _content_start(payload)
     if start < 0:
-        return -1
+        return -1, 0
     close = payload.find(b'"', start)
     before = _BETWEEN_OBJECTS.search(payload, 0, start)
     if before is not None or (close > 0 and _BETWEEN_OBJECTS.search(payload, close)):
-        return -1
-    return start
+        return -1, 0
+    return start, kind
 
 
-def _content_start(payload: bytes) -> int:
+def _content_start(payload: bytes) -> tuple[int, int]:
     if (
         payload[:1] == b"{"
         and payload[-1:] == b"}"
@@ -68,10 +83,13 @@ def _content_start(payload: bytes) -> int:
     ):
         at = payload.find(b'"content":"')
         if at >= 0 and payload[at + 11] != _QUOTE:  # a non-empty text (the "}" is further)
-            return at + 11
+            if b'"reasoning_content":"' in payload or b'"reasoning":"' in payload:
+                return -1, 0  # both kinds in one chunk: decoded in full, both are timed
+            return at + 11, VISIBLE
         found = _FAST_CONTENT.search(payload)
-        return -1 if found is None else found.end()
-    return -1
+        if found is not None:
+            return found.end(), REASONING if found[1].startswith(b"r") else VISIBLE
+    return -1, 0
 
 
 def _usage_null_only(payload: bytes) -> bool:
@@ -111,15 +129,15 @@ class PlainChunks:
 
     def __call__(self, payload: bytes) -> bool:
         """``is_plain(payload)``: the template test, then ``learn``."""
-        return bool(self.leading((payload,))) or self.learn(payload)
+        return bool(self.leading((payload,))) or bool(self.learn(payload))
 
-    def learn(self, payload: bytes) -> bool:
-        """``is_plain(payload)`` by the full test (for an event already found not to fit the
+    def learn(self, payload: bytes) -> int:
+        """``plain_kind(payload)`` by the full test (for an event already found not to fit the
         template); a plain event becomes the template."""
-        start = _text_start(payload)
+        start, kind = _text_start(payload)
         if start < 0:
-            return False
+            return 0
         close = payload.find(b'"', start)
         if close > start and payload.find(b"\\", start, close) < 0:
             self._head, self._tail = payload[:start], payload[close:]
-        return True
+        return kind

@@ -5,17 +5,20 @@
 1. ``health``: ``GET {origin}/health``.  200 passes; 404/405 (no such route, as on most hosted
    APIs) is ``skip``; any other status is ``warn``.  A connection that cannot be made at all
    *fails* and ends the probe: nothing else can work.
-2. ``models``: ``GET {base}/models`` (``base`` = the chat URL without ``/chat/completions``).
+2. ``models``: ``GET {base}/models`` (``base`` = the URL without ``/chat/completions`` or,
+   for the completions API, ``/completions``).
    It passes when the model is listed.  When the list lacks it, the stream check still runs:
    if the server answers for the name anyway (an alias, as Ollama's ``llama3.1`` for
    ``llama3.1:latest``) this is ``warn``, otherwise it *fails*, giving the names served.
    401/403 *fail* (the key was refused) and end the probe; 404/405 is ``skip``; anything else
    is ``warn``.  Without a model name, the first model listed is used.
-3. ``stream``: one streamed chat completion of ``PROBE_MAX_TOKENS`` tokens through the sweep's
-   own client (same headers, timeout and request shape).  It passes with status 200, at least
-   one content chunk and a proper end; it reports TTFT, tokens and whether the server sent
-   ``usage``.  Any failure kind of the sweep (``http_503``, ``timeout_ttft``, ``protocol``,
-   ``empty``...) *fails* it.
+3. ``stream``: one streamed completion of ``PROBE_MAX_TOKENS`` tokens through the sweep's
+   own client (same headers, timeout, API and request shape: a chat completion, or with
+   ``--api completions`` a completion of ``PROBE_PROMPT``'s text).  It passes with status 200,
+   at least one content chunk (reasoning counts: a reasoning model may spend all of its tokens
+   thinking) and a proper end; it reports TTFT, tokens, whether the server sent ``usage``,
+   and the reasoning it saw.  Any failure kind of the sweep (``http_503``, ``timeout_ttft``,
+   ``protocol``, ``empty``...) *fails* it.
 
 The probe passes when no check failed (``ProbeResult.ok``).  Messages are scrubbed of the
 settings' secrets like every other message of the client.
@@ -33,13 +36,15 @@ from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 
-from qpsweep.config.scenario import CHAT_PATH
+from qpsweep.config.scenario import CHAT_PATH, COMPLETIONS_PATH
 from qpsweep.config.secrets import Masker, utf8_safe
 from qpsweep.datasets.prompts import Prompt
 from qpsweep.http.client import ClientSettings, Sender, Trace, open_session
+from qpsweep.records.record import RequestRecord
 
 PROBE_MAX_TOKENS = 16
-PROBE_PROMPT = Prompt(-1, (("user", "Count from one to twenty, in words."),), PROBE_MAX_TOKENS)
+_PROBE_TEXT = "Count from one to twenty, in words."
+PROBE_PROMPT = Prompt(-1, (("user", _PROBE_TEXT),), PROBE_MAX_TOKENS, text=_PROBE_TEXT)
 SIDE_TIMEOUT_S = 10.0  # health and models: short, they are cheap on every server
 
 
@@ -86,10 +91,12 @@ class ProbeResult:
 
 
 def probe_urls(chat_url: str) -> tuple[str, str]:
-    """``(health_url, models_url)`` of a chat-completions URL: ``{origin}/health`` and the
-    chat URL's path without ``/chat/completions`` plus ``/models`` (query kept)."""
+    """``(health_url, models_url)`` of a chat-completions (or completions) URL:
+    ``{origin}/health`` and the URL's path without ``/chat/completions`` (``/completions``)
+    plus ``/models`` (query kept)."""
     parts = urlsplit(chat_url)
-    base = parts.path.removesuffix(CHAT_PATH)
+    path = parts.path
+    base = path.removesuffix(CHAT_PATH if path.endswith(CHAT_PATH) else COMPLETIONS_PATH)
     health = urlunsplit((parts.scheme, parts.netloc, "/health", "", ""))
     return health, urlunsplit((parts.scheme, parts.netloc, base + "/models", parts.query, ""))
 
@@ -194,8 +201,22 @@ async def _stream(settings: ClientSettings) -> Check:
         "stream",
         "pass",
         f"{record.status}, TTFT {_ms(ttft_s)}, {record.output_tokens} tokens in "
-        f"{record.done_s - record.sent_s:.2f} s ({usage})",
+        f"{record.done_s - record.sent_s:.2f} s ({usage}){_reasoning(record)}",
     )
+
+
+def _reasoning(record: RequestRecord) -> str:
+    """``"; reasoning: first visible token at 80 ms"`` (or ``"; reasoning only"``) for a stream
+    that carried reasoning, plus the server's reasoning token count; ``""`` otherwise."""
+    if record.first_reasoning_s is None and record.reasoning_tokens is None:
+        return ""
+    counted = "" if record.reasoning_tokens is None else f", {record.reasoning_tokens} tokens"
+    if record.first_reasoning_s is None:
+        return f"; reasoning{counted} (not streamed)"
+    if record.first_visible_s is None:
+        return f"; reasoning only{counted}, no visible text within {PROBE_MAX_TOKENS} tokens"
+    visible_ms = _ms(record.first_visible_s - record.sent_s)
+    return f"; reasoning{counted}, first visible token at {visible_ms}"
 
 
 async def served_models(settings: ClientSettings) -> tuple[str, ...] | None:

@@ -8,6 +8,8 @@ from qpsweep.analysis.diff import COST_METRICS, LevelDiff, Row, RunDiff
 
 _NAMES = {
     "ttft_s": ("TTFT", "s"),
+    "ttft_visible_s": ("TTFV", "s"),
+    "cached_pct": ("cached", "%"),
     "itl_ms": ("ITL", "ms"),
     "e2e_s": ("E2E", "s"),
     "tokens_per_sec": ("tok/s", ""),

@@ -9,19 +9,23 @@ milliseconds, tokens/s and percentages to 3, rates and ratios to 4.
 * ``requests.csv``, one row per record in ``requests.jsonl`` order: level, level_qps, seq,
   prompt_id, scheduled_s, sent_s, send_lag_ms, first_token_s, done_s, ttft_s, e2e_s, status,
   error_kind, error, input_tokens, output_tokens, token_counted_by, n_chunks, attempts,
-  first_error_kind, first_try_s.  Times are seconds since the start of the record's level;
+  first_error_kind, first_try_s, ttft_visible_s, reasoning_tokens, cached_tokens.  Times are
+  seconds since the start of the record's level;
   ttft_s = first_token_s - sent_s, e2e_s = done_s - sent_s (for a failure, the time to the
   failure: the summaries use successful rows only), send_lag_ms = sent_s - scheduled_s,
   n_chunks = content chunks received; with ``--retries``, attempts = tries, and for a retried
-  request first_error_kind and first_try_s = how its first try ended, and after how long.
+  request first_error_kind and first_try_s = how its first try ended, and after how long;
+  ttft_visible_s = the first visible (not reasoning) token's time - sent_s (= ttft_s for a
+  stream without reasoning), reasoning_tokens and cached_tokens as the usage reported them.
   ``error`` is the message as recorded (from the server), unaltered.
 * ``levels.csv``, one row per level in the analysis' order (target QPS), from ``LevelSummary``
   and the verdict: index, qps_target, state, offered_qps, achieved_qps, n_sent, n_ok,
   n_failed, success_pct, ttft_p50_s, ttft_p95_s, ttft_p99_s, e2e_p50_s, e2e_p95_s, e2e_p99_s,
   itl_p50_ms, itl_p95_ms, tpot_p50_ms, tokens_per_sec_p50, send_lag_p99_ms, completion_ratio,
-  queue_growth, n_retried, first_try_error_rate, then errors_<kind> (failed requests of that
-  kind, e.g. errors_http_503) for each error kind seen anywhere in the run, in ``ERROR_KINDS``
-  order.
+  queue_growth, n_retried, first_try_error_rate, ttft_visible_p50_s, ttft_visible_p95_s
+  (levels that streamed reasoning), reasoning_tokens_mean, cached_share, then errors_<kind>
+  (failed requests of that kind, e.g. errors_http_503) for each error kind seen anywhere in
+  the run, in ``ERROR_KINDS`` order.
 * ``benchmark_summary.csv``: ``append_summary`` adds one row per level of a run, to compare
   runs over time: run_dir (its name), timestamp, endpoint, model, dataset (from
   ``metadata.json``), qps_target, offered_qps, state, success_pct, ttft_p50_s, ttft_p95_s,
@@ -60,6 +64,12 @@ def _pct(dist: str, p: float, digits: int) -> Callable[[LevelSummary], float | N
     return lambda s: _r(getattr(s, dist).get(p), digits)
 
 
+def _visible_s(r: RequestRecord) -> float | None:
+    """The first visible token's time after the send (see ``RequestRecord``)."""
+    at = r.first_visible_s if r.first_reasoning_s is not None else r.first_token_s
+    return None if at is None else _r(at - r.sent_s, 6)
+
+
 _REQUEST: dict[str, Callable[[RequestRecord], Any]] = {
     "level": lambda r: r.level,
     "level_qps": lambda r: r.level_qps,
@@ -82,6 +92,9 @@ _REQUEST: dict[str, Callable[[RequestRecord], Any]] = {
     "attempts": lambda r: r.attempts,
     "first_error_kind": lambda r: r.first_error_kind,
     "first_try_s": lambda r: None if r.first_done_s is None else _r(r.first_done_s - r.sent_s, 6),
+    "ttft_visible_s": _visible_s,
+    "reasoning_tokens": lambda r: r.reasoning_tokens,
+    "cached_tokens": lambda r: r.cached_tokens,
 }
 _LEVEL: dict[str, Callable[[LevelSummary], Any]] = {
     "index": lambda s: s.index,
@@ -108,6 +121,10 @@ _LEVEL: dict[str, Callable[[LevelSummary], Any]] = {
     "queue_growth": lambda s: _r(s.queue_growth, 4),
     "n_retried": lambda s: s.n_retried,
     "first_try_error_rate": lambda s: _r(s.first_try_error_rate, 4),
+    "ttft_visible_p50_s": _pct("ttft_visible_s", 50.0, 6),
+    "ttft_visible_p95_s": _pct("ttft_visible_s", 95.0, 6),
+    "reasoning_tokens_mean": lambda s: _r(s.reasoning_tokens_mean, 3),
+    "cached_share": lambda s: _r(s.cached_share, 4),
 }
 REQUEST_COLUMNS = tuple(_REQUEST)
 LEVEL_COLUMNS = tuple(_LEVEL)  # then errors_<kind> per kind seen in the run

@@ -26,11 +26,14 @@ from qpsweep.analysis.estimate import Estimate
 from qpsweep.analysis.summary import LevelSummary, Records, as_table
 from qpsweep.analysis.verdict import Knee, Verdict, stalled
 from qpsweep.output.text import (
+    WORKLOAD_HEAD,
+    WORKLOAD_TITLE,
     client_warning,
     money,
     stall_note,
     trace_multiples,
     traffic_words,
+    workload_table,
 )
 from qpsweep.records.metadata import RunMetadata
 from qpsweep.records.table import NO_INT, RecordTable
@@ -219,8 +222,17 @@ def _levels(
             notes.append(stall_note(s))
     warn = "".join(f"<li>{_e(n)}</li>" for n in notes)
     head = _head(LEVEL_HEAD, {len(LEVEL_HEAD) - 1: "text"})
+    workload = workload_table(summaries)
+    extra = (
+        ""
+        if workload is None
+        else f'<p>{_e(WORKLOAD_TITLE)}</p>\n<div class="scroll">'
+        + _table("workload", _head(WORKLOAD_HEAD), [_row(c) for c in workload], "")
+        + "</div>\n"
+    )
     return (
         f'<div class="scroll">{_table("levels", head, rows, "no level ran")}</div>\n'
+        + extra
         + (f'<ul class="warn">{warn}</ul>\n' if warn else "")
         + "<details><summary>console table (report.txt)</summary>"
         f"<pre>{_e(table)}</pre></details>"

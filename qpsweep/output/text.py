@@ -90,6 +90,10 @@ def format_table(
             met = {True: "met", False: "missed", None: "-"}[s.slo_met]
             lines.append(_row([f"{s.qps_target:g}", met, _cell(s.goodput_rps, ".2f")]))
     lines += session_lines(summaries)
+    workload = workload_table(summaries)
+    if workload is not None:
+        lines += ["", WORKLOAD_TITLE, _row(WORKLOAD_HEAD)]
+        lines += [_row(cells) for cells in workload]
     if cost is not None:
         lines += ["", *cost_lines(summaries, cost)]
     for s in summaries:
@@ -224,6 +228,50 @@ def session_lines(summaries: Sequence[LevelSummary]) -> list[str]:
             reasons = ", ".join(f"{reason} {n}" for reason, n in ss.not_sent)
             lines.append(f"  QPS {s.qps_target:g}: turns not sent: {reasons}")
     return lines
+
+
+WORKLOAD_TITLE = (
+    "Reasoning and prefix cache (TTFT = first token of either kind, TTFV = first visible "
+    "token; Cached% = cached share of prompt tokens):"
+)
+WORKLOAD_HEAD = [
+    "QPS Target",
+    "Reasoning",
+    "TTFT P50(s)",
+    "TTFV P50(s)",
+    "TTFT P95(s)",
+    "TTFV P95(s)",
+    "Reason tok",
+    "Cached%",
+]
+
+
+def workload_table(summaries: Sequence[LevelSummary]) -> list[list[str]] | None:
+    """Per level: requests that streamed reasoning (of the successes), TTFT and time to the
+    first visible token (p50, p95), mean reasoning tokens and the cached share of prompt
+    tokens; ``None`` when no level has any of these to show (no reasoning, no cache
+    reported)."""
+    if not any(
+        s.n_reasoning or s.reasoning_tokens_mean is not None or s.cached_share is not None
+        for s in summaries
+    ):
+        return None
+    rows = []
+    for s in summaries:
+        visible = s.ttft_visible_s if s.n_reasoning else s.ttft_s
+        rows.append(
+            [
+                f"{s.qps_target:g}",
+                f"{s.n_reasoning}/{s.n_ok}",
+                _cell(s.ttft_s.get(50.0), ".3f"),
+                _cell(visible.get(50.0), ".3f"),
+                _cell(s.ttft_s.get(95.0), ".3f"),
+                _cell(visible.get(95.0), ".3f"),
+                _cell(s.reasoning_tokens_mean, ".1f"),
+                _cell(None if s.cached_share is None else 100 * s.cached_share, ".1f"),
+            ]
+        )
+    return rows
 
 
 def stall_note(summary: LevelSummary) -> str:
@@ -424,6 +472,10 @@ def level_json(s: LevelSummary, state: LevelState, cost: Cost | None = None) -> 
         "token_counted_by": dict(s.token_counted_by),
         "cost_per_1m_output_tokens_usd": priced["cost_per_1m_output_tokens_usd"],
         "cost_per_1k_requests_usd": priced["cost_per_1k_requests_usd"],
+        "n_reasoning": s.n_reasoning,
+        "ttft_visible": _dist(s.ttft_visible_s if s.n_reasoning else s.ttft_s, 6),
+        "reasoning_tokens_mean": s.reasoning_tokens_mean,
+        "cached_share": None if s.cached_share is None else round(s.cached_share, 4),
         **({} if s.sessions is None else {"sessions": sessions_json(s.sessions)}),
     }
 

@@ -16,7 +16,18 @@ back-off, as the user of a retrying client would see them).  ``resent`` counts t
 request was written again on a new connection because the reused keep-alive connection it was
 written on had been closed by the server before any byte of the response (the client's race
 with an idle close, no failure and no retry: see ``qpsweep.http.client``).  These four keys
-are written only for requests that were retried or resent.  ``RecordWriter`` appends one line per
+are written only for requests that were retried or resent.
+
+Reasoning models and prefix caches (written only for a request that has one of them):
+``first_reasoning_s`` is when the first reasoning chunk arrived (``delta.reasoning_content``
+or ``delta.reasoning``) and ``first_visible_s`` when the first visible one did (content, text
+or tool calls), both ``None`` unless the stream carried reasoning (without reasoning the first
+visible chunk is the first chunk, ``first_token_s``); ``reasoning_tokens`` is the server's
+``usage.completion_tokens_details.reasoning_tokens`` and ``cached_tokens`` its
+``usage.prompt_tokens_details.cached_tokens``, ``None`` when not reported.  Reasoning chunks
+are content chunks: they are in ``chunk_s`` and in ``output_tokens``.
+
+``RecordWriter`` appends one line per
 record with one unbuffered write, so a killed run keeps every finished request.
 
 With ``--multi-turn`` each request is one turn of a session: ``session`` numbers the session in
@@ -90,6 +101,10 @@ class RequestRecord:
     session: int | None = None
     turn: int | None = None
     history_tokens: int | None = None
+    first_reasoning_s: float | None = None
+    first_visible_s: float | None = None
+    reasoning_tokens: int | None = None
+    cached_tokens: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -98,9 +113,12 @@ class RequestRecord:
 
     def to_json(self) -> str:
         """One JSON line (no newline) laid out by ``LINE_KEYS``: the retry keys only when
-        ``attempts > 1`` or ``resent``; times (fields named ``*_s``) as ``%.6f``, rounded to the
-        microsecond, other numbers and strings as ``json.dumps`` writes them (strings ASCII,
-        a lone surrogate as ``?``).  One ``%`` per record (the format cached per chunk
+        ``attempts > 1`` or ``resent``, the session keys only for a session's turn (``session``
+        set), the reasoning and cache keys only when one of
+        ``first_reasoning_s``, ``reasoning_tokens``, ``cached_tokens`` is set; times (fields
+        named ``*_s``) as ``%.6f``, rounded to the microsecond, other numbers and strings as
+        ``json.dumps`` writes them (strings ASCII, a lone surrogate as ``?``).  One ``%``
+        per record (the format cached per chunk
         count): this is the generator's hot path."""
         chunk_s = self.chunk_s
         n = len(chunk_s)
@@ -111,7 +129,14 @@ class RequestRecord:
             else ""
         )
         session = "" if self.session is None else _SESSION_LINE.form % _values(_SESSION_LINE, self)
-        return form % (*_values(_HEAD_LINE, self), retry, session, *chunk_s)
+        extra = (
+            _EXTRA_LINE.form % _values(_EXTRA_LINE, self)
+            if self.first_reasoning_s is not None
+            or self.reasoning_tokens is not None
+            or self.cached_tokens is not None
+            else ""
+        )
+        return form % (*_values(_HEAD_LINE, self), retry, session, extra, *chunk_s)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RequestRecord:
@@ -141,6 +166,10 @@ class RequestRecord:
             session=data.get("session"),
             turn=data.get("turn"),
             history_tokens=data.get("history_tokens"),
+            first_reasoning_s=data.get("first_reasoning_s"),
+            first_visible_s=data.get("first_visible_s"),
+            reasoning_tokens=data.get("reasoning_tokens"),
+            cached_tokens=data.get("cached_tokens"),
         )
 
 
@@ -166,13 +195,20 @@ LINE_KEYS = (
     "session",
     "turn",
     "history_tokens",
+    "first_reasoning_s",
+    "first_visible_s",
+    "reasoning_tokens",
+    "cached_tokens",
     "chunk_s",
 )
 """The order of a line's keys: ``RequestRecord``'s fields, the retry keys (``attempts`` to
 ``resent``, written only for a retried or resent request), the session keys (``session`` to
-``history_tokens``, written only for a session's turn), then ``chunk_s``, which is last."""
+``history_tokens``, written only for a session's turn), the reasoning and cache keys
+(``first_reasoning_s`` to ``cached_tokens``, written only when set), then ``chunk_s``, which is
+last."""
 _RETRY_KEYS = LINE_KEYS[LINE_KEYS.index("attempts") : LINE_KEYS.index("session")]
-_SESSION_KEYS = LINE_KEYS[LINE_KEYS.index("session") : -1]
+_SESSION_KEYS = LINE_KEYS[LINE_KEYS.index("session") : LINE_KEYS.index("first_reasoning_s")]
+_EXTRA_KEYS = LINE_KEYS[LINE_KEYS.index("first_reasoning_s") : -1]
 _HEAD_KEYS = LINE_KEYS[: LINE_KEYS.index("attempts")]
 _CACHED_FORMATS = 256
 _FORMATS: dict[int, str] = {}  # line format per chunk count, up to _CACHED_FORMATS chunks
@@ -223,8 +259,8 @@ def _key(name: str, first: bool) -> str:
 
 def _format(n_chunks: int) -> str:
     chunks = "[" + ",".join(["%.6f"] * n_chunks) + "]}"
-    # the two %s: the retry keys, the session keys
-    form = _HEAD_LINE.form + "%s%s" + _key("chunk_s", False) + chunks
+    # the three %s: the retry keys, the session keys, the reasoning and cache keys
+    form = _HEAD_LINE.form + "%s%s%s" + _key("chunk_s", False) + chunks
     if n_chunks <= _CACHED_FORMATS:
         _FORMATS[n_chunks] = form
     return form
@@ -263,6 +299,7 @@ if sorted(LINE_KEYS) != sorted(_TYPES) or _TYPES["chunk_s"] != "tuple[float, ...
 _HEAD_LINE = _layout(_HEAD_KEYS, first=True)
 _RETRY_LINE = _layout(_RETRY_KEYS, first=False)
 _SESSION_LINE = _layout(_SESSION_KEYS, first=False)
+_EXTRA_LINE = _layout(_EXTRA_KEYS, first=False)
 
 
 BLOCK_BYTES = 4 * 2**20  # a read of the records file: about 10,000 records

@@ -6,11 +6,12 @@ holds (``from_records`` and ``records`` convert both ways without loss), one arr
 
 * int64: ``level``, ``seq``, ``prompt_id``, ``output_tokens``, ``attempts``, ``resent``,
   ``n_chunks``;
-  ``status``, ``input_tokens``, ``session``, ``turn`` and ``history_tokens`` with ``NO_INT``
+  ``status``, ``input_tokens``, ``session``, ``turn``, ``history_tokens``,
+  ``reasoning_tokens`` and ``cached_tokens`` with ``NO_INT``
   where the record has ``None``;
 * float64 (seconds since the level's start, or req/s for ``level_qps``): ``level_qps``,
-  ``scheduled_s``, ``sent_s``, ``done_s``; ``first_token_s`` and ``first_done_s`` with NaN
-  where the record has ``None``;
+  ``scheduled_s``, ``sent_s``, ``done_s``; ``first_token_s``, ``first_done_s``,
+  ``first_reasoning_s`` and ``first_visible_s`` with NaN where the record has ``None``;
 * ``Labels`` (int32 codes into a tuple of names, ``-1`` for ``None``): ``error_kind``,
   ``error``, ``token_counted_by``, ``first_error_kind``;
 * ``chunk_s``: every record's chunk times, record after record (record ``i``'s are
@@ -18,7 +19,9 @@ holds (``from_records`` and ``records`` convert both ways without loss), one arr
   ``n_chunks``).
 
 Derived, computed once per table: ``ok``, ``offsets``, ``levels`` (level -> its rows, views
-when each level's rows are together), ``itl_ms_sorted``; ``itl_ms()`` each time asked.
+when each level's rows are together), ``itl_ms_sorted``, ``visible_s`` (the first visible
+token's time: ``first_visible_s`` where the request streamed reasoning, else
+``first_token_s``); ``itl_ms()`` each time asked.
 """
 
 from __future__ import annotations
@@ -54,8 +57,19 @@ INT_FIELDS = (
     "session",
     "turn",
     "history_tokens",
+    "reasoning_tokens",
+    "cached_tokens",
 )
-FLOAT_FIELDS = ("level_qps", "scheduled_s", "sent_s", "done_s", "first_token_s", "first_done_s")
+FLOAT_FIELDS = (
+    "level_qps",
+    "scheduled_s",
+    "sent_s",
+    "done_s",
+    "first_token_s",
+    "first_done_s",
+    "first_reasoning_s",
+    "first_visible_s",
+)
 LABEL_FIELDS = ("error_kind", "error", "token_counted_by", "first_error_kind")
 
 
@@ -135,6 +149,10 @@ class RecordTable:
     session: IntArray
     turn: IntArray
     history_tokens: IntArray
+    first_reasoning_s: FloatArray
+    first_visible_s: FloatArray
+    reasoning_tokens: IntArray
+    cached_tokens: IntArray
     n_chunks: IntArray
     chunk_s: FloatArray
 
@@ -165,6 +183,13 @@ class RecordTable:
         ends = np.append(starts[1:], levels.size)[: starts.size]
         pairs = zip(values.tolist(), starts.tolist(), ends.tolist(), strict=True)
         return {level: self.rows_between(start, end) for level, start, end in pairs}
+
+    @cached_property
+    def visible_s(self) -> FloatArray:
+        """Each record's first visible (not reasoning) token time: ``first_visible_s`` where
+        the stream carried reasoning, else ``first_token_s`` (NaN: none arrived)."""
+        reasoned = ~np.isnan(self.first_reasoning_s)
+        return np.where(reasoned, self.first_visible_s, self.first_token_s)
 
     def itl_ms(self) -> FloatArray:
         """The gaps between consecutive chunk times of each successful request with two or
@@ -307,7 +332,7 @@ def read_table(path: Path) -> RecordTable:
     return RecordTable.concat([_table(batch) for batch in record_batches(path, _LINES)])
 
 
-_SERVER_INTS = ("status", "input_tokens", "output_tokens")
+_SERVER_INTS = ("status", "input_tokens", "output_tokens", "reasoning_tokens", "cached_tokens")
 _INT64 = range(-(2**63), 2**63)
 
 

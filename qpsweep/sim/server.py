@@ -30,6 +30,24 @@ Capacity (saturated, output length L, prompt length P, effective batch
 of engine time and ``capacity_rps = 1000 / (L * d_ms / B + prefill_ms_per_token * P)``; with no
 prefill this is ``B / (L * step_s)``. See :func:`capacity_rps`.
 
+Reasoning (``reasoning_tokens`` R > 0, chat only): the first ``min(R, L)`` of a response's L
+output tokens are reasoning, streamed as ``delta.reasoning_content`` (in a whole response:
+``message.reasoning_content``), the rest as ``delta.content``; the usage reports
+``completion_tokens_details.reasoning_tokens``.  Timing is unchanged: a reasoning token costs
+a decode step like any other, so TTFT stays as above and the first visible token comes R steps
+later.
+
+Prefix cache (``prefix_cache_tokens`` C > 0): the prompt's words (all message contents in
+order, or the completions prompt) are cut into blocks of ``PREFIX_BLOCK_TOKENS`` words, each
+block named by a hash of its words and of every block before it (as vLLM's automatic prefix
+caching does).  When a request is admitted, its leading blocks already in the cache are its
+``cached`` tokens (at most prompt tokens - 1: one token is always computed) and skip their
+prefill: the step costs ``prefill_ms_per_token * (prompt tokens - cached)`` for it.  Then all
+its full blocks enter the cache, which holds ``C // PREFIX_BLOCK_TOKENS`` blocks and evicts the
+least recently used (of one prompt's blocks, the last first).  The usage reports
+``prompt_tokens_details.cached_tokens`` (only when the cache is on).  In the capacity formula
+below, a request's P is then its uncached prompt tokens.
+
 Faults (seeded ``random.Random(seed)``): ``fail_rate`` -> immediate 500; ``stall_rate`` -> a stream
 stops after about half its tokens and the connection is held (engine side the sequence completes)
 until the client leaves or ``stall_s`` passes, then closed without ``[DONE]``; ``reject_over`` N ->
@@ -45,7 +63,7 @@ import math
 import random
 import time
 import uuid
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -57,6 +75,7 @@ _WORDS = tuple(
     f"{w} ".encode() for w in ("the", "sim", "writes", "one", "plain", "word", "per", "token")
 )
 _DEFAULT_MAX_TOKENS = 128
+PREFIX_BLOCK_TOKENS = 16
 _MAX_LAG_S = 0.25  # behind the step schedule by more than this: resync instead of catching up
 _WAITING, _RUNNING, _DONE, _GONE = range(4)
 
@@ -84,6 +103,12 @@ class SimConfig:
     stall_rate: float = _opt(0.0, "probability a stream stalls halfway without [DONE] (0..1)")
     stall_s: float = _opt(600.0, "longest time a stalled stream is held open (s)")
     reject_over: int = _opt(0, "503 when this many requests are in the system, 0 = off (requests)")
+    reasoning_tokens: int = _opt(
+        0, "the first N output tokens of a chat reply stream as reasoning_content (tokens)"
+    )
+    prefix_cache_tokens: int = _opt(
+        0, "prefix cache size; a cached prompt prefix skips its prefill, 0 = off (tokens)"
+    )
     seed: int = _opt(0, "seed for fault and output-length randomness")
 
     def __post_init__(self) -> None:
@@ -130,6 +155,9 @@ class _Seq:
     stream: bool
     chat: bool
     finish: str  # "length" when all requested tokens are produced, else "stop"
+    blocks: tuple[int, ...] = ()  # the hashes of the prompt's full blocks (prefix cache on)
+    reasoning: int = 0  # how many of the output tokens are reasoning
+    cached: int = 0  # prompt tokens found in the prefix cache at admission
     kv: int = 0  # prompt + output tokens reserved while running
     generated: int = 0
     state: int = _WAITING
@@ -148,6 +176,7 @@ class _Engine:
         self.kv_used = self.prompt_total = self.gen_total = self.success_total = 0
         self.wake = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
+        self.cache = PrefixCache(cfg.prefix_cache_tokens // PREFIX_BLOCK_TOKENS)
 
     def submit(self, seq: _Seq) -> tuple[int, str] | None:
         """Queue ``seq`` or return (status, message) for a fault or overload rejection."""
@@ -187,7 +216,10 @@ class _Engine:
                 head.state, self.kv_used = _RUNNING, self.kv_used + head.kv
                 self.running.append(head)
                 self.prompt_total += head.prompt_tokens
-                prefill_ms += cfg.prefill_ms_per_token * head.prompt_tokens
+                if head.blocks:
+                    found = self.cache.admit(head.blocks) * PREFIX_BLOCK_TOKENS
+                    head.cached = min(found, head.prompt_tokens - 1)
+                prefill_ms += cfg.prefill_ms_per_token * (head.prompt_tokens - head.cached)
             step_ms = prefill_ms + cfg.decode_ms + cfg.decode_ms_per_seq * len(self.running)
             now_s = time.monotonic()
             target_s = max(target_s, now_s - _MAX_LAG_S) + step_ms / 1000.0
@@ -206,6 +238,39 @@ class _Engine:
             self.gen_total += len(self.running)
             self.success_total += len(self.running) - len(still)
             self.running = still
+
+
+class PrefixCache:
+    """The simulator's prefix cache: at most ``capacity_blocks`` block hashes, least recently
+    used evicted first (see the module docstring)."""
+
+    def __init__(self, capacity_blocks: int) -> None:
+        self.capacity_blocks = capacity_blocks
+        self._blocks: OrderedDict[int, None] = OrderedDict()
+
+    def admit(self, blocks: tuple[int, ...]) -> int:
+        """How many of ``blocks``' leading blocks were cached; then all of them are, as the
+        most recently used, a prompt's first block the most recent of all (so that eviction
+        takes the end of a prefix before its start, as vLLM's does)."""
+        n = 0
+        while n < len(blocks) and blocks[n] in self._blocks:
+            n += 1
+        for block in reversed(blocks):
+            self._blocks[block] = None
+            self._blocks.move_to_end(block)
+        while len(self._blocks) > self.capacity_blocks:
+            self._blocks.popitem(last=False)
+        return n
+
+
+def block_hashes(words: list[str]) -> tuple[int, ...]:
+    """The hash of each full block of ``PREFIX_BLOCK_TOKENS`` words, each over its words and
+    the hash of the block before it (so a block names its whole prefix)."""
+    out, previous = [], 0
+    for start in range(0, len(words) - PREFIX_BLOCK_TOKENS + 1, PREFIX_BLOCK_TOKENS):
+        previous = hash((previous, *words[start : start + PREFIX_BLOCK_TOKENS]))
+        out.append(previous)
+    return tuple(out)
 
 
 _ENGINE = web.AppKey("qpsweep_sim_engine", _Engine)
@@ -227,6 +292,20 @@ def _count_words(content: object) -> int:
     if isinstance(content, dict):
         return _count_words(content.get("content", content.get("text")))
     return 0
+
+
+def _words(content: object, out: list[str]) -> list[str]:
+    """The prompt's tokens as ``_count_words`` counts them, in order, appended to ``out``."""
+    if isinstance(content, str):
+        out += content.split()
+    elif isinstance(content, int) and not isinstance(content, bool):
+        out.append(str(content))
+    elif isinstance(content, list):
+        for part in content:
+            _words(part, out)
+    elif isinstance(content, dict):
+        _words(content.get("content", content.get("text")), out)
+    return out
 
 
 async def _hold(request: web.Request, stall_s: float) -> None:
@@ -264,6 +343,10 @@ async def _complete(request: web.Request) -> web.StreamResponse:
     stream = body.get("stream") is True
     finish = "length" if out == requested else "stop"
     seq = _Seq(max(1, _count_words(body[key])), out, stream, chat, finish)
+    if cfg.prefix_cache_tokens:
+        seq.blocks = block_hashes(_words(body[key], []))
+    if chat:
+        seq.reasoning = min(cfg.reasoning_tokens, out)
     if seq.kv > cfg.kv_tokens:
         return _error(400, f"prompt+output {seq.kv} tokens exceed kv_tokens={cfg.kv_tokens}")
     if (rejected := engine.submit(seq)) is not None:
@@ -272,10 +355,11 @@ async def _complete(request: web.Request) -> web.StreamResponse:
     opts = body.get("stream_options")
     usage = isinstance(opts, dict) and opts.get("include_usage") is True
     ids = _ids(seq, body.get("model"), cfg.model)
+    cache = cfg.prefix_cache_tokens > 0
     try:
         if not stream:
-            return await _whole(seq, ids)
-        return await _stream(request, seq, ids, usage, stall)
+            return await _whole(seq, ids, cache)
+        return await _stream(request, seq, ids, usage, stall, cache)
     except ConnectionResetError:
         return web.Response(status=499)  # the client left; nothing more can be sent
     finally:
@@ -291,33 +375,48 @@ def _ids(seq: _Seq, model: object, default_model: str) -> dict[str, Any]:
     return {"id": rid, "object": kind, "created": int(time.time()), "model": name}
 
 
-def _usage(seq: _Seq) -> dict[str, int]:
-    return {
+def _usage(seq: _Seq, cache: bool) -> dict[str, Any]:
+    usage: dict[str, Any] = {
         "prompt_tokens": seq.prompt_tokens,
         "completion_tokens": seq.output_tokens,
         "total_tokens": seq.kv,
     }
+    if seq.reasoning:
+        usage["completion_tokens_details"] = {"reasoning_tokens": seq.reasoning}
+    if cache:
+        usage["prompt_tokens_details"] = {"cached_tokens": seq.cached}
+    return usage
 
 
-async def _whole(seq: _Seq, ids: dict[str, Any]) -> web.Response:
+async def _whole(seq: _Seq, ids: dict[str, Any], cache: bool) -> web.Response:
     """Non-streaming response, sent when the engine finishes the sequence."""
     await seq.event.wait()
-    text = b"".join(_WORDS[i % len(_WORDS)] for i in range(seq.output_tokens)).decode()
+    words = [_WORDS[i % len(_WORDS)] for i in range(seq.output_tokens)]
+    text = b"".join(words[seq.reasoning :]).decode()
     choice: dict[str, Any] = {"index": 0, "finish_reason": seq.finish}
     if seq.chat:
         choice["message"] = {"role": "assistant", "content": text}
+        if seq.reasoning:
+            choice["message"]["reasoning_content"] = b"".join(words[: seq.reasoning]).decode()
     else:
         choice.update(text=text, logprobs=None)
-    return web.json_response({**ids, "choices": [choice], "usage": _usage(seq)})
+    return web.json_response({**ids, "choices": [choice], "usage": _usage(seq, cache)})
 
 
 async def _stream(
-    request: web.Request, seq: _Seq, ids: dict[str, Any], usage: bool, stall: bool
+    request: web.Request,
+    seq: _Seq,
+    ids: dict[str, Any],
+    usage: bool,
+    stall: bool,
+    cache: bool,
 ) -> web.StreamResponse:
-    """SSE response: role chunk, one chunk per token, finish chunk, usage chunk, [DONE]."""
+    """SSE response: role chunk, one chunk per token (reasoning ones first), finish chunk,
+    usage chunk, [DONE]."""
     chat, stall_s = seq.chat, request.app[_ENGINE].cfg.stall_s
     ids["object"] += ".chunk" if chat else ""
     head = b"data: " + json.dumps(ids, separators=(",", ":")).encode()[:-1] + b',"choices":['
+    think = b'{"index":0,"delta":{"reasoning_content":"'
     if chat:
         pre, post = b'{"index":0,"delta":{"content":"', b'"},"finish_reason":null}]}\n\n'
         last = b'{"index":0,"delta":{},"finish_reason":"'
@@ -325,9 +424,6 @@ async def _stream(
         pre, post = b'{"index":0,"text":"', b'","logprobs":null,"finish_reason":null}]}\n\n'
         last = b'{"index":0,"text":"","logprobs":null,"finish_reason":"'
     tail = head + last + seq.finish.encode() + b'"}]}\n\n'
-    if usage:
-        tail += head + b'],"usage":' + json.dumps(_usage(seq)).encode() + b"}\n\n"
-    tail += b"data: [DONE]\n\n"
     limit, sent = seq.output_tokens // 2 if stall else seq.output_tokens, 0
     resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
     while True:
@@ -340,13 +436,19 @@ async def _stream(
                 parts.append(
                     head + b'{"index":0,"delta":{"role":"assistant"},"finish_reason":null}]}\n\n'
                 )
-        parts.extend(head + pre + _WORDS[i % len(_WORDS)] + post for i in range(sent, n))
+        parts.extend(
+            head + (think if i < seq.reasoning else pre) + _WORDS[i % len(_WORDS)] + post
+            for i in range(sent, n)
+        )
         sent = n
         if stall and sent >= limit:
             await resp.write(b"".join(parts))
             await _hold(request, stall_s)
             return resp
         if sent >= seq.output_tokens:
+            if usage:  # known once admitted: the cached tokens
+                tail += head + b'],"usage":' + json.dumps(_usage(seq, cache)).encode() + b"}\n\n"
+            tail += b"data: [DONE]\n\n"
             await resp.write(b"".join([*parts, tail]))
             await resp.write_eof()
             return resp
