@@ -15,7 +15,6 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml
-from llmd_schema import problems
 from test_saturation import level
 
 from qpsweep.analysis.cost import price, run_cost
@@ -24,6 +23,7 @@ from qpsweep.cli.main import main
 from qpsweep.sim.server import SimConfig
 
 from conftest import REPO, sim_process
+from llmd_schema import problems
 
 PRICE = 12.5
 

@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 import yaml
-from llmd_schema import problems
 
 from qpsweep.cli.main import main
 from qpsweep.sim.server import SimConfig
 
 from conftest import REPO, sim_process
+from llmd_schema import problems
 
 
 @pytest.fixture(scope="module")

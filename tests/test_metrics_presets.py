@@ -13,7 +13,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-from metrics_servers import SAMPLES, State, metrics_server, render
 
 from qpsweep.analysis.server_view import detect_presets, in_flight_window_max, server_view
 from qpsweep.config.metrics_presets import PRESETS, metrics_plan
@@ -24,6 +23,8 @@ from qpsweep.records.record import RequestRecord
 from qpsweep.records.run_files import load_table
 from qpsweep.records.server_metrics import METRICS_FILE, read_samples
 from qpsweep.records.table import RecordTable
+
+from metrics_servers import SAMPLES, State, metrics_server, render
 
 ALL = metrics_plan("http://127.0.0.1:9/metrics", "auto")
 

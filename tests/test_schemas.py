@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from schema_check import SCHEMAS, problems, validator
 
 from qpsweep.config.scenario import Scenario, Target
 from qpsweep.config.shards import Shard
@@ -23,6 +22,7 @@ from qpsweep.records.run_files import SCHEMA_VERSION, SCHEMAS_DIR, RunFiles
 from qpsweep.sim.server import SimConfig
 
 from conftest import REPO, sim_process
+from schema_check import SCHEMAS, problems, validator
 
 _problems = problems
 _validator = validator

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from schema_check import run_problems
 
 from qpsweep.config.files import resolve
 from qpsweep.datasets.prompts import load_prompts, prompt_order
@@ -20,6 +19,7 @@ from qpsweep.load.schedule import arrival_offsets_s, trace_passes
 from qpsweep.sim.server import SimConfig
 
 from conftest import REPO, sim_process
+from schema_check import run_problems
 
 SAMPLES = REPO / "datasets"
 MOONCAKE = SAMPLES / "trace_mooncake.jsonl"

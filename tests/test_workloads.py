@@ -31,6 +31,7 @@ from qpsweep.records.table import read_table
 from qpsweep.sim.server import PrefixCache, SimConfig, SimServer, block_hashes
 
 from raw_server import raw_server
+from schema_check import run_problems
 
 PROMPT = Prompt(id=0, messages=(("system", "be brief"), ("user", "hi")))
 HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n"
@@ -321,6 +322,7 @@ def test_a_sweep_reports_reasoning_and_the_cached_share_everywhere(
     assert 0 < level["cached_share"] < 1  # two prefixes of 64 words: cached after the first
     assert "TTFV P50(s)" in (chat.run_dir / "report.txt").read_text()
     assert 'id="workload"' in (chat.run_dir / "report.html").read_text()
+    assert run_problems(chat.run_dir) == []  # the reasoning and cache keys are in the schemas
     completions = qpsweep(*args, "--api", "completions", dataset=data)
     assert completions.code == 0, completions.err
     (other,) = completions.json("benchmark_qps_results.json")
