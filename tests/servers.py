@@ -70,6 +70,10 @@ async def ok(request: web.Request) -> web.StreamResponse:
 
 async def status(request: web.Request) -> web.StreamResponse:
     code = int(request.query.get("code", 503))
+    if "key" in request.query:  # counted, as flaky counts
+        key = request.query["key"]
+        request.app[SEEN][key] = request.app[SEEN].get(key, 0) + 1
+    await asyncio.sleep(float(request.query.get("delay_ms", 0)) / 1000)  # a queue before it
     headers = {"Retry-After": "1"} if code == 429 else {}
     message = request.query.get("message", f"scripted {code}")
     return web.json_response({"error": {"message": message}}, status=code, headers=headers)

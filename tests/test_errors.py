@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from servers import BODIES, PEERS, ServerThread
+from servers import BODIES, PEERS, SEEN, ServerThread
 
 # 4 requests at constant 10 QPS: quick, and enough to see that every one is classified.
 LOAD = ("--model", "m", "--qps", "10", "--duration", "0.4", "--arrival", "constant")
@@ -121,6 +121,20 @@ def test_server_rejecting_stream_options_is_retried_once_and_remembered(qpsweep,
     assert run.json("metadata.json")["include_usage"] is False
     # the first request learned it; later ones were sent without stream_options at once
     assert all("stream_options" not in body for body in server.app[BODIES])
+
+
+def test_a_400_that_is_not_about_stream_options_is_sent_once(qpsweep, server) -> None:
+    """A prompt the server refuses (longer than its context, say) is not sent again without
+    ``stream_options``: that would double the refused requests and, with the server's
+    queue before the 400, count its wait as the generator's send lag."""
+    message = "the_request_exceeds_the_available_context_size"
+    url = server.url("status", code=400, message=message, delay_ms=300, key="ctx")
+    run = qpsweep("--endpoint", url, *LOAD)
+    records = run.records()
+    assert kinds(run) == Counter({"http_4xx": len(records)}) and len(records) == 4
+    assert server.app[SEEN]["ctx"] == 4  # once each, no second try
+    assert all(r["sent_s"] - r["scheduled_s"] < 0.25 for r in records), records
+    assert "fell behind" not in run.out + run.err
 
 
 def test_connections_are_reused_after_done(qpsweep, server: ServerThread) -> None:

@@ -3,9 +3,10 @@
 Request shape: ``{"model", "messages", "max_tokens", "temperature", "stream": true,
 "stream_options": {"include_usage": true}}``; with ``api="completions"`` (``--api
 completions``, ``/v1/completions``) ``"prompt"`` (``Prompt.as_text``) instead of
-``"messages"``.  A server that rejects ``stream_options``
-with 400/422 gets the same request once more without it; when that retry is accepted the
-run stops sending ``stream_options`` (``RequestShape.include_usage`` becomes False).
+``"messages"``.  A server that rejects ``stream_options`` with a 400/422 whose message names
+it gets the same request once more without it (the request keeps its first send time); when
+that retry is accepted the run stops sending ``stream_options``
+(``RequestShape.include_usage`` becomes False).
 
 Measured per request (seconds since the level start, see ``record``): the send time, the
 arrival of every chunk that carries generated text (``delta.content``,
@@ -364,8 +365,8 @@ class Sender:
         self, trace: Trace, prompt: Prompt, t0: float, usage: bool, first: _First
     ) -> RequestRecord:
         kind, message = await self._attempt(trace, prompt, t0, usage, first)
-        if usage and trace.status in (400, 422):
-            trace.restart(perf_counter() - t0)
+        if usage and trace.status in (400, 422) and _refuses_usage(message):
+            trace.restart(trace.sent_s)  # the request's send stays its first: no send lag
             kind, message = await self._attempt(trace, prompt, t0, False)
             if trace.status not in (400, 422):
                 self.shape.include_usage = False
@@ -478,6 +479,14 @@ def _too_long(conn: Connection) -> str:
     encoding = conn.headers.get("content-encoding", "").strip()
     how = f" once decompressed ({encoding})" if encoding else ""
     return f"the 200 response body is larger than {MAX_BODY_BYTES // 2**20} MiB{how}"
+
+
+def _refuses_usage(message: str | None) -> bool:
+    """Whether a 400/422's message is about ``stream_options`` (``include_usage``): only
+    then is the request worth sending again without it.  Any other 400 (a prompt longer than
+    the context, say) would only be refused again, a request the schedule never made."""
+    text = (message or "").lower()
+    return "stream_options" in text or "include_usage" in text
 
 
 def _error_text(body: bytes) -> str:
