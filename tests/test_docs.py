@@ -34,6 +34,11 @@ NOT_OURS = {
     "--check": "ruff format's, in the lint command",
     "--parallel": "llama-server's option, in docs/verdict.md's real-model run",
     "--confidence": "docs/verdict.md says it is not a flag yet",
+    "--no-deps": "pip's, in docs/real-server.md",
+    "--no-binary": "pip's, in docs/real-server.md",
+    "--build": "cmake's, in docs/real-server.md",
+    "--metrics": "llama-server's option, in docs/real-server.md",
+    "--alias": "llama-server's option, in docs/real-server.md",
 }
 
 # A long flag; not the tail of a word or of a longer dash run, nor a link's #--fragment.

@@ -7,14 +7,16 @@ seed 0: it runs llama.cpp's real code paths (tokenizer, prefill, decode, KV cach
 scheduler) and writes nonsense text, which a load test does not mind.
 """
 
-import sys
+import argparse
 from typing import Any
 
-import gguf
 import numpy as np
 
 
-def main(vocab_path: str, out_path: str) -> None:
+def write_model(vocab_path: str, out_path: str) -> None:
+    """Write the model to ``out_path`` with the tokenizer of ``vocab_path``."""
+    import gguf  # not a qpsweep dependency: `pip install gguf` for this script only
+
     src = gguf.GGUFReader(vocab_path)
 
     def value(key: str) -> Any:
@@ -67,5 +69,13 @@ def main(vocab_path: str, out_path: str) -> None:
     w.close()
 
 
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("vocab", help="a vocab-only llama-spm GGUF (its tokenizer is copied)")
+    parser.add_argument("out", help="the GGUF file to write")
+    args = parser.parse_args()
+    write_model(args.vocab, args.out)
+
+
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    main()
