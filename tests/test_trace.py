@@ -226,6 +226,9 @@ def test_a_mooncake_trace_replays_against_the_simulator(qpsweep) -> None:
     assert saturation["trace_mean_rate_qps"] == pytest.approx(rate)
     assert "wraps around" in run.err and "the first" in run.err
     assert run_problems(run.run_dir) == []  # the trace's keys are in the schemas
+    diff = qpsweep("diff", str(run.run_dir), str(run.run_dir), "--no-plot", dataset=None)
+    assert diff.code == 0, diff.err
+    assert "recommended_x_trace" in diff.out and "max_sustainable_x_trace" in diff.out
 
 
 @pytest.mark.slow

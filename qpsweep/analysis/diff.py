@@ -76,14 +76,15 @@ MIN_BLOCK_SIZE = 3
 
 @dataclass(frozen=True)
 class RunData:
-    """What ``compare`` needs of one run: its summaries, verdict and records, and its cost
-    when priced."""
+    """What ``compare`` needs of one run: its summaries, verdict and records, its cost when
+    priced, and the mean rate of the trace it replayed (``--arrival trace``)."""
 
     name: str
     summaries: Sequence[LevelSummary]
     verdict: Verdict
     records: Sequence[RequestRecord]
     cost: RunCost | None = None
+    trace_rate_qps: float | None = None
 
 
 @dataclass(frozen=True)
@@ -354,6 +355,31 @@ def _pick(run: RunData) -> dict[float, tuple[int, str]]:
     return chosen
 
 
+def _multiple_rows(
+    base: RunData, candidate: RunData
+) -> tuple[tuple[str, float | None, float | None], ...]:
+    """With a replayed trace on either side: the verdict's saturation, max sustainable and
+    recommended QPS as multiples of that side's trace mean rate (``x`` = QPS / mean rate),
+    so two runs of different traces compare in "today's traffic"."""
+    if base.trace_rate_qps is None and candidate.trace_rate_qps is None:
+        return ()
+
+    def x(run: RunData, qps: float | None) -> float | None:
+        rate = run.trace_rate_qps
+        return None if qps is None or not rate else qps / rate
+
+    va, vb = base.verdict, candidate.verdict
+    return (
+        ("saturation_x_trace", x(base, va.saturation_qps), x(candidate, vb.saturation_qps)),
+        (
+            "max_sustainable_x_trace",
+            x(base, va.max_sustainable_qps),
+            x(candidate, vb.max_sustainable_qps),
+        ),
+        ("recommended_x_trace", x(base, va.recommended_qps), x(candidate, vb.recommended_qps)),
+    )
+
+
 def compare(base: RunData, candidate: RunData, alpha: float, threshold_pct: float) -> RunDiff:
     """Compare ``candidate`` with ``base``; see the module docstring for every definition."""
     pick_a, pick_b = _pick(base), _pick(candidate)
@@ -397,6 +423,7 @@ def compare(base: RunData, candidate: RunData, alpha: float, threshold_pct: floa
         ("recommended_qps", va.recommended_qps, vb.recommended_qps),
         ("certified_qps", va.certified_qps, vb.certified_qps),
     )
+    verdict_rows += _multiple_rows(base, candidate)
     if base.cost is not None or candidate.cost is not None:
         at_a = _usd(base.cost.recommended if base.cost else None)
         at_b = _usd(candidate.cost.recommended if candidate.cost else None)

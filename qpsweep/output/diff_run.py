@@ -47,7 +47,15 @@ def _load(run_dir: Path, cost_per_hour: float | None) -> RunData:
     cost = analysis.cost
     if cost_per_hour is not None:
         cost = run_cost(analysis.summaries, analysis.verdict, cost_per_hour)
-    return RunData(str(run_dir), analysis.summaries, analysis.verdict, analysis.records, cost)
+    trace = analysis.metadata.trace
+    return RunData(
+        str(run_dir),
+        analysis.summaries,
+        analysis.verdict,
+        analysis.records,
+        cost,
+        None if trace is None else trace.mean_rate_qps,
+    )
 
 
 def _out_dir(results_dir: Path, output_dir: Path | None) -> Path:
