@@ -128,12 +128,12 @@ def test_a_400_that_is_not_about_stream_options_is_sent_once(qpsweep, server) ->
     ``stream_options``: that would double the refused requests and, with the server's
     queue before the 400, count its wait as the generator's send lag."""
     message = "the_request_exceeds_the_available_context_size"
-    url = server.url("status", code=400, message=message, delay_ms=300, key="ctx")
+    url = server.url("status", code=400, message=message, delay_ms=800, key="ctx")
     run = qpsweep("--endpoint", url, *LOAD)
     records = run.records()
     assert kinds(run) == Counter({"http_4xx": len(records)}) and len(records) == 4
     assert server.app[SEEN]["ctx"] == 4  # once each, no second try
-    assert all(r["sent_s"] - r["scheduled_s"] < 0.25 for r in records), records
+    assert all(r["sent_s"] - r["scheduled_s"] < 0.5 for r in records), records  # not 0.8 s
     assert "fell behind" not in run.out + run.err
 
 
