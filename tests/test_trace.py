@@ -162,6 +162,13 @@ def test_a_bad_trace_is_one_line_naming_file_line_and_field_before_any_traffic(
     assert message.split(": ", 1)[-1] in lines[0]
 
 
+def test_an_endless_device_is_refused_after_its_first_mib() -> None:
+    """``/dev/zero`` as a trace: read as datasets are (``read_text_file``), refused as binary
+    after 1 MiB instead of filling memory up to the size limit."""
+    with pytest.raises(DatasetError, match="/dev/zero: is a binary file, not CSV or JSON Lines"):
+        load_trace(Path("/dev/zero"))
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

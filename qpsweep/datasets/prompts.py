@@ -202,45 +202,48 @@ def load_prompts(path: Path) -> tuple[Prompt, ...]:
     return load_dataset(path)[0]
 
 
-def _read_bounded(path: Path) -> bytes:
-    """The bytes of ``path``, read once: a file, a pipe or a device; ``DatasetError`` past
-    ``MAX_DATASET_BYTES`` (``/dev/zero`` never ends) or at a NUL in the first MiB."""
+def read_text_file(path: Path, what: str, formats: str) -> tuple[str, str]:
+    """The UTF-8 text of ``path`` (a file, a pipe or a device, read once) and the hex SHA-256
+    of the very bytes read.  ``DatasetError`` naming the file when it is missing, a directory,
+    unreadable, over ``MAX_DATASET_BYTES`` (``/dev/zero`` never ends: reading stops there),
+    binary (a NUL; checked in the first MiB before reading on) or not UTF-8.  ``what`` names
+    the file's kind (``dataset``), ``formats`` the formats it may hold."""
     limit_mib = MAX_DATASET_BYTES // 2**20
-    pieces: list[bytes] = []
-    n_bytes = 0
-    with path.open("rb") as file:
-        while piece := file.read(2**20):
-            if not pieces and b"\0" in piece:
-                raise DatasetError(f"{path}: is a binary file, not JSON or JSON Lines")
-            pieces.append(piece)
-            n_bytes += len(piece)
-            if n_bytes > MAX_DATASET_BYTES:
-                raise DatasetError(f"{path}: over the {limit_mib} MiB limit")
-    return b"".join(pieces)
+    binary = f"{path}: is a binary file, not {formats}"
+    try:
+        size = path.stat().st_size
+        if size > MAX_DATASET_BYTES:
+            raise DatasetError(f"{path}: {size / 2**20:.0f} MiB is over the {limit_mib} MiB limit")
+        pieces: list[bytes] = []
+        n_bytes = 0
+        with path.open("rb") as file:
+            while piece := file.read(2**20):
+                if not pieces and b"\0" in piece:
+                    raise DatasetError(binary)
+                pieces.append(piece)
+                n_bytes += len(piece)
+                if n_bytes > MAX_DATASET_BYTES:
+                    raise DatasetError(f"{path}: over the {limit_mib} MiB limit")
+    except FileNotFoundError:
+        raise DatasetError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise DatasetError(f"{path}: is a directory, not a {what} file") from None
+    except OSError as err:
+        raise DatasetError(f"{path}: cannot be read ({err.strerror})") from None
+    raw = b"".join(pieces)
+    if b"\0" in raw:
+        raise DatasetError(binary)
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise DatasetError(f"{path}: is not UTF-8 text (byte {err.start})") from None
+    return text, hashlib.sha256(raw).hexdigest()
 
 
 def load_dataset(path: Path) -> tuple[tuple[Prompt, ...], str]:
     """``load_prompts(path)`` and the hex SHA-256 of the bytes it read (a file rewritten or
     deleted after reading changes neither)."""
-    try:
-        size = path.stat().st_size
-        if size > MAX_DATASET_BYTES:
-            limit_mib = MAX_DATASET_BYTES // 2**20
-            raise DatasetError(f"{path}: {size / 2**20:.0f} MiB is over the {limit_mib} MiB limit")
-        raw = _read_bounded(path)
-    except FileNotFoundError:
-        raise DatasetError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise DatasetError(f"{path}: is a directory, not a dataset file") from None
-    except OSError as err:
-        raise DatasetError(f"{path}: cannot be read ({err.strerror})") from None
-    sha256 = hashlib.sha256(raw).hexdigest()
-    if b"\0" in raw:
-        raise DatasetError(f"{path}: is a binary file, not JSON or JSON Lines")
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        raise DatasetError(f"{path}: is not UTF-8 text (byte {err.start})") from None
+    text, sha256 = read_text_file(path, "dataset", "JSON or JSON Lines")
     if path.suffix.lower() == ".txt":
         lines = [line.strip() for line in text.split("\n")]
         prompts = [

@@ -37,7 +37,6 @@ the dataset's prompts in their seeded order.
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
 import math
@@ -50,7 +49,7 @@ from typing import Any, overload
 
 import numpy as np
 
-from qpsweep.datasets.prompts import _VOCABULARY, MAX_DATASET_BYTES, Prompt, prompt_order
+from qpsweep.datasets.prompts import _VOCABULARY, Prompt, prompt_order, read_text_file
 from qpsweep.errors import DatasetError
 
 MOONCAKE_BLOCK_TOKENS = 512
@@ -286,36 +285,10 @@ def _parse_rows(
     )
 
 
-def _read(path: Path) -> bytes:
-    try:
-        size = path.stat().st_size
-        if size > MAX_DATASET_BYTES:
-            limit_mib = MAX_DATASET_BYTES // 2**20
-            raise DatasetError(f"{path}: {size / 2**20:.0f} MiB is over the {limit_mib} MiB limit")
-        with path.open("rb") as file:
-            raw = file.read(MAX_DATASET_BYTES + 1)
-    except FileNotFoundError:
-        raise DatasetError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise DatasetError(f"{path}: is a directory, not a trace file") from None
-    except OSError as err:
-        raise DatasetError(f"{path}: cannot be read ({err.strerror})") from None
-    if len(raw) > MAX_DATASET_BYTES:
-        raise DatasetError(f"{path}: over the {MAX_DATASET_BYTES // 2**20} MiB limit")
-    return raw
-
-
 def load_trace(path: Path) -> ArrivalTrace:
     """Read and check ``path`` (see the module docstring); ``DatasetError`` naming the file,
     line and field when it cannot be replayed."""
-    raw = _read(path)
-    sha256 = hashlib.sha256(raw).hexdigest()
-    if b"\0" in raw:
-        raise DatasetError(f"{path}: is a binary file, not CSV or JSON Lines")
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        raise DatasetError(f"{path}: is not UTF-8 text (byte {err.start})") from None
+    text, sha256 = read_text_file(path, "trace", "CSV or JSON Lines")
     is_json = text.lstrip().startswith("{")
     try:
         rows = _jsonl_rows(text) if is_json else _csv_rows(text)
